@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: Chromium (browser interop), coturn (TURN), Go with Debian's
+# Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
+# iproute2/iptables/nftables (network namespaces with an MTU-limited path).
+set -euo pipefail
+packages=(
+    chromium
+    coturn
+    golang-go
+    golang-github-pion-webrtc.v3-dev
+    espeak-ng
+    sox
+    iproute2
+    iptables
+    nftables
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# coturn's package starts a system-wide server on 3478; the tests start their own.
+systemctl stop coturn 2>/dev/null || true
+pkill -x turnserver 2>/dev/null || true

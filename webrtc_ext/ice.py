@@ -1,0 +1,883 @@
+"""ICE on top of aioice: configurable nomination, every STUN/TURN server, a port range, ICE-lite.
+
+:class:`IceConnection` subclasses :class:`aioice.Connection`. Everything it overrides is an
+aioice internal; the list lives in ``docs/internals.md`` and ``tests/unit/test_internals.py``
+fails loudly when an aioice upgrade moves one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import ipaddress
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aioice import Candidate, Connection, TransportPolicy, stun
+from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.ice import (
+    ICE_COMPLETED,
+    ICE_FAILED,
+    CandidatePair,
+    StunProtocol,
+    candidate_pair_priority,
+    get_host_addresses,
+    relayed_candidate,
+    server_reflexive_candidate,
+)
+from aioice.turn import UDP_SOCKET_BUFFER_SIZE
+from aioice.utils import random_string
+from aiortc import RTCIceServer
+from aiortc.rtcicetransport import parse_stun_turn_uri
+
+from .config import NominationMode, PeerConnectionConfig
+
+logger = logging.getLogger(__name__)
+
+#: Pacing of new checks (the Ta timer of RFC 8445 §6.1.4.2), in seconds.
+CHECK_INTERVAL = 0.02
+#: How long an ICE-lite agent waits for the full agent's first nomination, in seconds.
+LITE_CONNECT_TIMEOUT = 30.0
+#: How long gathering waits for STUN and TURN servers, in seconds.
+GATHER_TIMEOUT = 5.0
+
+#: W3C RTCStatsIceCandidatePairState names of aioice's pair states.
+PAIR_STATE_NAMES = {
+    CandidatePair.State.FROZEN: "frozen",
+    CandidatePair.State.WAITING: "waiting",
+    CandidatePair.State.IN_PROGRESS: "in-progress",
+    CandidatePair.State.SUCCEEDED: "succeeded",
+    CandidatePair.State.FAILED: "failed",
+}
+
+
+class TurnTransport(enum.Enum):
+    """How we reach a TURN server (the relayed address itself is always UDP)."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+@dataclass(frozen=True)
+class TurnServer:
+    """One TURN server of the configuration."""
+
+    url: str
+    host: str
+    port: int
+    transport: TurnTransport
+    username: str | None
+    password: str | None
+
+
+@dataclass(frozen=True)
+class IceServers:
+    """The STUN and TURN servers of a configuration, every one of them kept."""
+
+    stun: tuple[tuple[str, int], ...]
+    turn: tuple[TurnServer, ...]
+    rejected: tuple[tuple[str, str], ...]
+    """``(url, reason)`` for each URL that cannot be used."""
+
+
+def parse_ice_servers(servers: Sequence[RTCIceServer]) -> IceServers:
+    """Sort configured URLs into STUN and TURN servers, keeping all of them (not only the first)."""
+    stun_servers: list[tuple[str, int]] = []
+    turn_servers: list[TurnServer] = []
+    rejected: list[tuple[str, str]] = []
+    for server in servers:
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            try:
+                parsed = parse_stun_turn_uri(url)
+            except ValueError as exc:
+                rejected.append((url, str(exc)))
+                continue
+            scheme = parsed["scheme"]
+            if scheme == "stun":
+                stun_servers.append((parsed["host"], parsed["port"]))
+            elif scheme == "stuns":
+                rejected.append((url, "stuns (STUN over TLS) is not supported"))
+            elif server.credentialType != "password":
+                rejected.append((url, f"credentialType {server.credentialType!r} is not supported"))
+            elif scheme == "turns" and parsed["transport"] != "tcp":
+                rejected.append((url, "turns needs transport=tcp (TLS over TCP)"))
+            elif scheme == "turn" and parsed["transport"] not in ("udp", "tcp"):
+                rejected.append((url, f"unknown TURN transport {parsed['transport']!r}"))
+            else:
+                transport = (
+                    TurnTransport.TLS if scheme == "turns" else TurnTransport(parsed["transport"])
+                )
+                turn_servers.append(
+                    TurnServer(
+                        url=url,
+                        host=parsed["host"],
+                        port=parsed["port"],
+                        transport=transport,
+                        username=server.username,
+                        password=server.credential,
+                    )
+                )
+    return IceServers(tuple(stun_servers), tuple(turn_servers), tuple(rejected))
+
+
+@dataclass(frozen=True)
+class IceGatheringError:
+    """A STUN or TURN server that gave no candidate (W3C RTCPeerConnectionIceErrorEvent)."""
+
+    url: str
+    address: str | None
+    port: int | None
+    errorCode: int
+    errorText: str
+
+
+@dataclass(frozen=True)
+class CandidatePairInfo:
+    """A snapshot of one pair of the candidate-pair grid, with its counters."""
+
+    id: str
+    local: Candidate
+    remote: Candidate
+    component: int
+    state: str
+    nominated: bool
+    selected: bool
+    priority: int
+    requests_sent: int
+    requests_received: int
+    responses_sent: int
+    responses_received: int
+    consent_requests_sent: int
+    packets_sent: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+    current_round_trip_time: float | None
+    total_round_trip_time: float
+    round_trip_time_measurements: int
+    last_packet_sent_timestamp: float | None
+    last_packet_received_timestamp: float | None
+
+
+class IceCandidatePair(CandidatePair):
+    """aioice's candidate pair with the counters webrtc-stats needs."""
+
+    def __init__(self, protocol: StunProtocol, remote_candidate: Candidate) -> None:
+        super().__init__(protocol, remote_candidate)
+        self.id = random_string(8)
+        self.requests_sent = 0
+        self.requests_received = 0
+        self.responses_sent = 0
+        self.responses_received = 0
+        self.consent_requests_sent = 0
+        self.current_round_trip_time: float | None = None
+        self.total_round_trip_time = 0.0
+        self.round_trip_time_measurements = 0
+
+    def record_round_trip(self, seconds: float) -> None:
+        """Account one measured STUN round trip."""
+        self.current_round_trip_time = seconds
+        self.total_round_trip_time += seconds
+        self.round_trip_time_measurements += 1
+
+
+class _PeerCounters:
+    """Packets and bytes exchanged with one remote address over one local socket."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "last_received",
+        "last_sent",
+        "packets_received",
+        "packets_sent",
+    )
+
+    def __init__(self) -> None:
+        self.packets_sent = 0
+        self.packets_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.last_sent: float | None = None
+        self.last_received: float | None = None
+
+
+class IceProtocol(StunProtocol):
+    """A local socket: demultiplexes by first byte (RFC 7983) and never lets bad input escape."""
+
+    receiver: IceConnection
+
+    def __init__(self, receiver: IceConnection) -> None:
+        super().__init__(receiver)
+        self.counters: dict[tuple[str, int], _PeerCounters] = {}
+        self.malformed_stun = 0
+
+    def peer_counters(self, addr: tuple[str, int]) -> _PeerCounters:
+        """The counters for one remote address, created on first use."""
+        counters = self.counters.get(addr)
+        if counters is None:
+            counters = self.counters[addr] = _PeerCounters()
+        return counters
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        data = cast(bytes, data)
+        if not data:
+            return
+        peer = (addr[0], addr[1])
+        if data[0] > 3:
+            # RFC 7983: 0-3 is STUN; DTLS (20-63) and RTP/RTCP (128-191) go straight up,
+            # without being parsed as STUN first.
+            counters = self.peer_counters(peer)
+            counters.packets_received += 1
+            counters.bytes_received += len(data)
+            counters.last_received = time.time()
+            self.receiver.data_received(data, self.local_candidate.component)
+            return
+        try:
+            message = stun.parse_message(data)
+        except Exception as exc:
+            self.malformed_stun += 1
+            logger.info("dropped malformed STUN datagram from %s: %s", peer, exc)
+            return
+        try:
+            if (
+                message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR)
+                and message.transaction_id in self.transactions
+            ):
+                self.transactions[message.transaction_id].response_received(message, peer)
+            elif message.message_class == stun.Class.REQUEST:
+                self.receiver.request_received(message, peer, self)
+        except Exception:
+            self.malformed_stun += 1
+            logger.warning(
+                "dropped STUN message from %s that could not be handled", peer, exc_info=True
+            )
+
+    async def send_data(self, data: bytes, addr: tuple[str, int]) -> None:
+        counters = self.peer_counters(addr)
+        counters.packets_sent += 1
+        counters.bytes_sent += len(data)
+        counters.last_sent = time.time()
+        self.transport.sendto(data, addr)
+
+
+class IceConnection(Connection):
+    """An aioice connection with configurable nomination, ICE-lite and complete gathering."""
+
+    def __init__(
+        self,
+        *,
+        ice_controlling: bool,
+        config: PeerConnectionConfig,
+        turn_ssl_context: ssl.SSLContext | None = None,
+        local_username: str | None = None,
+        local_password: str | None = None,
+    ) -> None:
+        self._lite = config.ice_lite
+        self._controlling = False
+        servers = parse_ice_servers(config.ice_servers)
+        super().__init__(
+            ice_controlling=ice_controlling,
+            use_ipv4=config.use_ipv4,
+            use_ipv6=config.use_ipv6,
+            transport_policy=TransportPolicy[config.ice_transport_policy.name],
+            local_username=local_username,
+            local_password=local_password,
+        )
+        self._config = config
+        self._servers = servers
+        self._turn_ssl_context = turn_ssl_context
+        self._pacer: asyncio.Task[None] | None = None
+        self._completed_at: float | None = None
+        self._first_valid_at: dict[int, float] = {}
+        self.selected_pair_changes = 0
+        self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
+        self.gathering_errors: list[IceGatheringError] = [
+            IceGatheringError(url, None, None, 701, reason) for url, reason in servers.rejected
+        ]
+        for url, reason in servers.rejected:
+            logger.warning("ICE server %s is not used: %s", url, reason)
+
+    # -- role -----------------------------------------------------------------------------
+
+    @property
+    def ice_controlling(self) -> bool:
+        """Whether we are the controlling agent; an ICE-lite agent never is (RFC 8445 §6.1.1)."""
+        return self._controlling
+
+    @ice_controlling.setter
+    def ice_controlling(self, value: bool) -> None:
+        self._controlling = bool(value) and not self._lite
+
+    @property
+    def ice_lite(self) -> bool:
+        """Whether we act as an ICE-lite agent."""
+        return self._lite
+
+    @property
+    def nomination(self) -> NominationMode:
+        """The nomination mode used when controlling."""
+        return self._config.nomination
+
+    # -- gathering ------------------------------------------------------------------------
+
+    def _host_addresses(self) -> list[str]:
+        if self._config.host_addresses is None:
+            return get_host_addresses(use_ipv4=self._use_ipv4, use_ipv6=self._use_ipv6)
+        addresses = []
+        for address in self._config.host_addresses:
+            version = ipaddress.ip_address(address).version
+            if (version == 4 and self._use_ipv4) or (version == 6 and self._use_ipv6):
+                addresses.append(address)
+        return addresses
+
+    async def gather_candidates(self) -> None:
+        """Gather host candidates (in the port range) and those of every STUN and TURN server."""
+        if self._local_candidates_start:
+            return
+        self._local_candidates_start = True
+        addresses: list[str] = []
+        if self._transport_policy == TransportPolicy.ALL:
+            addresses = self._host_addresses()
+        results = await asyncio.gather(
+            *(
+                self.get_component_candidates(component=component, addresses=addresses)
+                for component in sorted(self._components)
+            )
+        )
+        for candidates in results:
+            self._local_candidates += candidates
+        self._local_candidates_end = True
+
+    async def _bind(self, address: str) -> IceProtocol | None:
+        loop = asyncio.get_running_loop()
+        port_range = self._config.port_range
+        if port_range is None:
+            ports = [0]
+        else:
+            ports = list(range(port_range[0], port_range[1] + 1))
+            random.shuffle(ports)
+        for port in ports:
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: IceProtocol(self), local_addr=(address, port)
+                )
+            except OSError as exc:
+                if port != 0 and exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                logger.info("could not bind to %s: %s", address, exc)
+                return None
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
+            return protocol
+        assert port_range is not None
+        logger.warning(
+            "no free UDP port on %s in the range %d-%d", address, port_range[0], port_range[1]
+        )
+        return None
+
+    async def get_component_candidates(
+        self, component: int, addresses: list[str], timeout: int = int(GATHER_TIMEOUT)
+    ) -> list[Candidate]:
+        """Host candidates on every address, then srflx and relay ones from every server."""
+        candidates: list[Candidate] = []
+        host_protocols: list[IceProtocol] = []
+        for address in addresses:
+            protocol = await self._bind(address)
+            if protocol is None:
+                continue
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            host_protocols.append(protocol)
+            candidates.append(protocol.local_candidate)
+        self._protocols += host_protocols
+        if self._lite:
+            return candidates
+
+        jobs: list[tuple[str, asyncio.Task[tuple[Candidate, StunProtocol | None]]]] = []
+        for server in self._servers.stun:
+            for protocol in host_protocols:
+                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
+                    url = f"stun:{server[0]}:{server[1]}"
+                    task: asyncio.Task[tuple[Candidate, StunProtocol | None]] = asyncio.create_task(
+                        server_reflexive_candidate(protocol, server)
+                    )
+                    jobs.append((url, task))
+        for index, turn in enumerate(self._servers.turn):
+            relay = asyncio.create_task(self._relayed_candidate(component, index, turn))
+            jobs.append((turn.url, relay))
+        if not jobs:
+            return candidates
+
+        _, pending = await asyncio.wait([task for _, task in jobs], timeout=timeout)
+        seen: set[tuple[str, int]] = {(c.host, c.port) for c in candidates}
+        for url, task in jobs:
+            if task in pending:
+                task.cancel()
+                self._gathering_failed(url, 701, f"no answer within {timeout} s")
+                continue
+            exc = task.exception()
+            if exc is not None:
+                self._gathering_failed(url, *_describe_server_error(exc))
+                continue
+            candidate, relay_protocol = task.result()
+            if relay_protocol is not None:
+                self._protocols.append(relay_protocol)
+            if (candidate.host, candidate.port) not in seen:
+                seen.add((candidate.host, candidate.port))
+                candidates.append(candidate)
+        return candidates
+
+    async def _relayed_candidate(
+        self, component: int, index: int, server: TurnServer
+    ) -> tuple[Candidate, StunProtocol | None]:
+        tls: bool | ssl.SSLContext = False
+        if server.transport is TurnTransport.TLS:
+            tls = self._turn_ssl_context or True
+        candidate, protocol = await relayed_candidate(
+            component=component,
+            hide_related_address=self._transport_policy == TransportPolicy.RELAY,
+            protocol_factory=lambda: IceProtocol(self),
+            turn_server=(server.host, server.port),
+            turn_username=server.username,
+            turn_password=server.password,
+            turn_ssl=cast(bool, tls),
+            turn_transport="udp" if server.transport is TurnTransport.UDP else "tcp",
+        )
+        # RFC 8445 §5.1.2.1: prefer relays reached over UDP, then TCP, then TLS, and keep
+        # candidates from different servers distinct.
+        transport_preference = {TurnTransport.UDP: 3, TurnTransport.TCP: 2, TurnTransport.TLS: 1}
+        local_pref = (transport_preference[server.transport] << 13) - min(index, 8191)
+        candidate.priority = candidate_priority(component, "relay", local_pref)
+        candidate.foundation = candidate_foundation(
+            "relay", server.transport.value, f"{server.host}:{server.port}"
+        )
+        return candidate, protocol
+
+    def _gathering_failed(self, url: str, code: int, text: str) -> None:
+        logger.warning("ICE server %s gave no candidate: %s %s", url, code, text)
+        self.gathering_errors.append(IceGatheringError(url, None, None, code, text))
+
+    # -- checks and nomination ------------------------------------------------------------
+
+    def _pair_priority(self, pair: CandidatePair) -> int:
+        return candidate_pair_priority(
+            pair.local_candidate, pair.remote_candidate, self.ice_controlling
+        )
+
+    def _pair_remote_candidate(self, remote_candidate: Candidate) -> None:
+        for protocol in self._protocols:
+            if protocol.local_candidate.can_pair_with(remote_candidate) and not self._find_pair(
+                protocol, remote_candidate
+            ):
+                self._check_list.append(IceCandidatePair(protocol, remote_candidate))
+
+    async def connect(self) -> None:
+        """Check pairs until every component has a selected one; else raise ConnectionError."""
+        if not self._local_candidates_end:
+            raise ConnectionError("Local candidates gathering was not performed")
+        if self.remote_username is None or self.remote_password is None:
+            raise ConnectionError("Remote username or password is missing")
+
+        for remote_candidate in self._remote_candidates:
+            self._pair_remote_candidate(remote_candidate)
+        self.sort_check_list()
+        if not self._lite:
+            self._unfreeze_initial()
+        for early_check in self._early_checks:
+            self.check_incoming(*early_check)
+        self._early_checks.clear()
+        self._early_checks_done = True
+
+        if self._lite:
+            try:
+                result = await asyncio.wait_for(self._check_list_state.get(), LITE_CONNECT_TIMEOUT)
+            except TimeoutError:
+                result = ICE_FAILED
+        else:
+            self._pacer = asyncio.create_task(self._pace_checks())
+            result = await self._check_list_state.get()
+        if result != ICE_COMPLETED:
+            self._stop_checks()
+            raise ConnectionError("ICE negotiation failed")
+        self._completed_at = time.monotonic()
+        if not self._lite:
+            self._query_consent_task = asyncio.create_task(self.query_consent())
+
+    async def close(self) -> None:
+        """Stop checking and close every socket."""
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
+        await super().close()
+
+    def _stop_checks(self) -> None:
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
+        for pair in self._check_list:
+            if pair.task is not None:
+                pair.task.cancel()
+
+    async def _pace_checks(self) -> None:
+        """Start one check every CHECK_INTERVAL, as long as a check can still matter."""
+        while not self._closing:
+            if self._completed_at is not None and (
+                self.nomination is NominationMode.REGULAR
+                or time.monotonic() - self._completed_at > self._config.upgrade_window
+            ):
+                return
+            if self._check_list_done and self._completed_at is None and not self._nominated:
+                return
+            pair = self._next_check()
+            if pair is not None:
+                self.check_start_task(pair)
+            elif self._completed_at is not None and not any(
+                p.task is not None for p in self._check_list
+            ):
+                return
+            self._maybe_nominate_regular()
+            await asyncio.sleep(CHECK_INTERVAL)
+
+    def _next_check(self) -> CandidatePair | None:
+        """The highest-priority Waiting pair, else Frozen one, that could still be selected."""
+        candidates = [
+            p
+            for p in self._check_list
+            if p.task is None
+            and p.state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
+            and self._could_replace_selected(p)
+        ]
+        for state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN):
+            for pair in candidates:
+                if pair.state == state:
+                    return pair
+        return None
+
+    def _could_replace_selected(self, pair: CandidatePair) -> bool:
+        selected = self._nominated.get(pair.component)
+        return selected is None or self._pair_priority(pair) > self._pair_priority(selected)
+
+    def build_request(self, pair: CandidatePair, nominate: bool) -> stun.Message:
+        """A Binding request for a check, counted on the pair."""
+        request = super().build_request(pair, nominate)
+        if isinstance(pair, IceCandidatePair):
+            pair.requests_sent += 1
+        return request
+
+    async def check_start(self, pair: CandidatePair) -> None:
+        """Run one connectivity check, nominating at once in aggressive mode."""
+        assert self.remote_password is not None
+        self.check_state(pair, CandidatePair.State.IN_PROGRESS)
+        nominate = self.ice_controlling and self.nomination is NominationMode.AGGRESSIVE
+        request = self.build_request(pair, nominate=nominate)
+        sent_at = time.monotonic()
+        try:
+            _, addr = await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
+            )
+        except stun.TransactionError as exc:
+            if exc.response is not None and exc.response.error_code == 487:
+                # Role conflict (RFC 8445 §7.2.5.1): switch and check again.
+                self.switch_role(ice_controlling="ICE-CONTROLLED" in request.attributes)
+                return await self.check_start(pair)
+            self.check_state(pair, CandidatePair.State.FAILED)
+            self.check_complete(pair)
+            return
+        if isinstance(pair, IceCandidatePair):
+            pair.responses_received += 1
+            pair.record_round_trip(time.monotonic() - sent_at)
+        if addr != pair.remote_addr:
+            logger.info("check %s failed: source address mismatch", pair)
+            self.check_state(pair, CandidatePair.State.FAILED)
+            self.check_complete(pair)
+            return
+        if nominate or pair.remote_nominated:
+            pair.nominated = True
+        self.check_state(pair, CandidatePair.State.SUCCEEDED)
+        self.check_complete(pair)
+
+    def _maybe_nominate_regular(self, all_checks_done: bool = False) -> None:
+        """Regular nomination: nominate the best valid pair once better ones cannot win."""
+        if not self.ice_controlling or self.nomination is not NominationMode.REGULAR:
+            return
+        now = time.monotonic()
+        for component in self._components:
+            if component in self._nominated or component in self._nominating:
+                continue
+            pairs = [p for p in self._check_list if p.component == component]
+            best = next((p for p in pairs if p.state == CandidatePair.State.SUCCEEDED), None)
+            if best is None:
+                continue
+            first_valid = self._first_valid_at.setdefault(component, now)
+            better_pending = any(
+                p.state
+                in (
+                    CandidatePair.State.FROZEN,
+                    CandidatePair.State.WAITING,
+                    CandidatePair.State.IN_PROGRESS,
+                )
+                for p in pairs[: pairs.index(best)]
+            )
+            waited = now - first_valid >= self._config.regular_nomination_timeout
+            if better_pending and not waited and not all_checks_done:
+                continue
+            self._nominating.add(component)
+            best.task = asyncio.create_task(self._nominate(best))
+
+    async def _nominate(self, pair: CandidatePair) -> None:
+        assert self.remote_password is not None
+        logger.info("nominating %s", pair)
+        request = self.build_request(pair, nominate=True)
+        sent_at = time.monotonic()
+        try:
+            await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
+            )
+        except stun.TransactionError:
+            logger.info("could not nominate %s", pair)
+            self._nominating.discard(pair.component)
+            self.check_state(pair, CandidatePair.State.FAILED)
+            self.check_complete(pair)
+            return
+        if isinstance(pair, IceCandidatePair):
+            pair.responses_received += 1
+            pair.record_round_trip(time.monotonic() - sent_at)
+        pair.nominated = True
+        self.check_complete(pair)
+
+    def check_complete(self, pair: CandidatePair) -> None:
+        """Account a finished check: select a nominated pair, unfreeze, complete or fail."""
+        pair.task = None
+        if pair.state == CandidatePair.State.SUCCEEDED:
+            if pair.nominated:
+                self._select(pair)
+            if self._check_list_maybe_complete():
+                return
+            # RFC 8445 §7.2.5.3.3: unfreeze the pairs sharing the foundation.
+            for other in self._check_list:
+                if (
+                    other.local_candidate.foundation == pair.local_candidate.foundation
+                    and other.state == CandidatePair.State.FROZEN
+                ):
+                    self.check_state(other, CandidatePair.State.WAITING)
+            self._maybe_nominate_regular()
+        self._check_list_maybe_fail()
+
+    def _check_list_maybe_fail(self) -> None:
+        if self._nominating - set(self._nominated):
+            return
+        if (
+            self.ice_controlling
+            and self.nomination is NominationMode.REGULAR
+            and not self._remote_candidates_expected()
+            and any(p.state == CandidatePair.State.SUCCEEDED for p in self._check_list)
+            and all(
+                p.state in (CandidatePair.State.SUCCEEDED, CandidatePair.State.FAILED)
+                for p in self._check_list
+            )
+        ):
+            self._maybe_nominate_regular(all_checks_done=True)
+            return
+        super()._check_list_maybe_fail()
+
+    def _select(self, pair: CandidatePair) -> None:
+        """Select a nominated pair unless one of higher priority is already selected."""
+        current = self._nominated.get(pair.component)
+        if current is pair:
+            return
+        if current is not None and self._pair_priority(current) >= self._pair_priority(pair):
+            logger.info("keeping %s: nominated %s has lower priority", current, pair)
+            return
+        self._nominated[pair.component] = pair
+        self.selected_pair_changes += 1
+        logger.info("selected %s", pair)
+        # RFC 8445 §8.1.2: pairs that can no longer be selected are not checked.
+        selected_priority = self._pair_priority(pair)
+        for other in list(self._check_list):
+            if (
+                other.component == pair.component
+                and other.state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
+                and (
+                    self.nomination is NominationMode.REGULAR
+                    or self._pair_priority(other) < selected_priority
+                )
+            ):
+                if other.task is not None:
+                    other.task.cancel()
+                self._check_list.remove(other)
+        if self.on_selected_pair_change is not None and isinstance(pair, IceCandidatePair):
+            self.on_selected_pair_change(pair)
+
+    def check_incoming(
+        self, message: stun.Message, addr: tuple[str, int], protocol: StunProtocol
+    ) -> None:
+        """Handle an authenticated incoming check (RFC 8445 §7.3.1)."""
+        component = protocol.local_candidate.component
+        remote_candidate = next(
+            (
+                c
+                for c in self._remote_candidates
+                if c._network_host == addr[0] and c.port == addr[1]
+            ),
+            None,
+        )
+        if remote_candidate is None:
+            priority = message.attributes.get("PRIORITY")
+            if not isinstance(priority, int):
+                logger.info("dropped check from %s without PRIORITY", addr)
+                return
+            # Learning peer-reflexive candidates (RFC 8445 §7.3.1.3).
+            remote_candidate = Candidate(
+                foundation=random_string(10),
+                component=component,
+                transport="udp",
+                priority=priority,
+                host=addr[0],
+                port=addr[1],
+                type="prflx",
+            )
+            self._remote_candidates.append(remote_candidate)
+            logger.info("discovered peer-reflexive candidate %s", remote_candidate)
+
+        pair = self._find_pair(protocol, remote_candidate)
+        if pair is None:
+            pair = IceCandidatePair(protocol, remote_candidate)
+            pair.state = CandidatePair.State.WAITING
+            self._check_list.append(pair)
+            self.sort_check_list()
+        if isinstance(pair, IceCandidatePair):
+            pair.requests_received += 1
+            pair.responses_sent += 1
+        use_candidate = "USE-CANDIDATE" in message.attributes and not self.ice_controlling
+
+        if self._lite:
+            # RFC 8445 §7.3.1.5 for a lite agent: a nominating check selects the pair.
+            if pair.state != CandidatePair.State.SUCCEEDED:
+                self.check_state(pair, CandidatePair.State.SUCCEEDED)
+            if use_candidate:
+                pair.remote_nominated = pair.nominated = True
+                self.check_complete(pair)
+            return
+
+        # Triggered check (RFC 8445 §7.3.1.4).
+        if pair.state in (CandidatePair.State.FROZEN, CandidatePair.State.FAILED):
+            self.check_state(pair, CandidatePair.State.WAITING)
+        if pair.state == CandidatePair.State.WAITING:
+            self.check_start_task(pair)
+        if use_candidate:
+            pair.remote_nominated = True
+            if pair.state == CandidatePair.State.SUCCEEDED:
+                pair.nominated = True
+                self.check_complete(pair)
+
+    async def query_consent(self) -> None:
+        """Consent freshness (RFC 7675) on the selected pairs, measuring round trips."""
+        assert self.remote_password is not None
+        failures = 0
+        while True:
+            await asyncio.sleep(5 * (0.8 + 0.4 * random.random()))
+            for pair in list(self._nominated.values()):
+                request = self.build_request(pair, nominate=False)
+                if isinstance(pair, IceCandidatePair):
+                    pair.consent_requests_sent += 1
+                sent_at = time.monotonic()
+                try:
+                    await pair.protocol.request(
+                        request,
+                        pair.remote_addr,
+                        integrity_key=self.remote_password.encode("utf8"),
+                        retransmissions=0,
+                    )
+                except stun.TransactionError:
+                    failures += 1
+                else:
+                    failures = 0
+                    if isinstance(pair, IceCandidatePair):
+                        pair.responses_received += 1
+                        pair.record_round_trip(time.monotonic() - sent_at)
+                if failures >= 6:
+                    logger.info("consent to send expired")
+                    self._query_consent_task = None
+                    await self.close()
+                    return
+
+    # -- the grid -------------------------------------------------------------------------
+
+    @property
+    def selected_pair(self) -> IceCandidatePair | None:
+        """The selected pair of component 1, if any."""
+        pair = self._nominated.get(1)
+        return pair if isinstance(pair, IceCandidatePair) else None
+
+    def candidate_pairs(self) -> list[CandidatePairInfo]:
+        """Every pair of the grid (the check list plus the selected pairs), with counters."""
+        pairs: list[CandidatePair] = list(self._check_list)
+        pairs += [p for p in self._nominated.values() if p not in pairs]
+        selected = set(map(id, self._nominated.values()))
+        infos = []
+        for pair in pairs:
+            if not isinstance(pair, IceCandidatePair):
+                continue
+            counters = cast(IceProtocol, pair.protocol).counters.get(pair.remote_addr)
+            infos.append(
+                CandidatePairInfo(
+                    id=pair.id,
+                    local=pair.local_candidate,
+                    remote=pair.remote_candidate,
+                    component=pair.component,
+                    state=PAIR_STATE_NAMES[pair.state],
+                    nominated=pair.nominated,
+                    selected=id(pair) in selected,
+                    priority=self._pair_priority(pair),
+                    requests_sent=pair.requests_sent,
+                    requests_received=pair.requests_received,
+                    responses_sent=pair.responses_sent,
+                    responses_received=pair.responses_received,
+                    consent_requests_sent=pair.consent_requests_sent,
+                    packets_sent=counters.packets_sent if counters else 0,
+                    packets_received=counters.packets_received if counters else 0,
+                    bytes_sent=counters.bytes_sent if counters else 0,
+                    bytes_received=counters.bytes_received if counters else 0,
+                    current_round_trip_time=pair.current_round_trip_time,
+                    total_round_trip_time=pair.total_round_trip_time,
+                    round_trip_time_measurements=pair.round_trip_time_measurements,
+                    last_packet_sent_timestamp=counters.last_sent if counters else None,
+                    last_packet_received_timestamp=counters.last_received if counters else None,
+                )
+            )
+        return infos
+
+
+def _describe_server_error(exc: BaseException) -> tuple[int, str]:
+    """A W3C icecandidateerror code and a readable text for a STUN/TURN failure."""
+    if isinstance(exc, stun.TransactionFailed):
+        code, reason = exc.response.attributes.get("ERROR-CODE", (700, "error response"))
+        if code == 401:
+            reason = f"{reason}: the TURN username or credential was refused"
+        return int(code), str(reason)
+    if isinstance(exc, stun.TransactionTimeout):
+        return 701, "the server did not answer"
+    if isinstance(exc, ssl.SSLError):
+        return 701, f"TLS handshake failed: {exc}"
+    if isinstance(exc, OSError):
+        return 701, f"could not reach the server: {exc}"
+    return 701, f"{type(exc).__name__}: {exc}"

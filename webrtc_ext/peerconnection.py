@@ -1,0 +1,191 @@
+"""The drop-in :class:`RTCPeerConnection`: aiortc's, configured by :class:`PeerConnectionConfig`."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import cast
+
+import aiortc
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcdtlstransport import RTCCertificate
+
+from ._internals import pc_private
+from .config import PeerConnectionConfig
+from .ice import IceGatheringError
+from .rtcicetransport import IceGatherer, IceTransport
+from .sdp import drop_malformed_candidates
+
+logger = logging.getLogger(__name__)
+
+
+class RTCPeerConnection(aiortc.RTCPeerConnection):
+    """aiortc's :class:`~aiortc.RTCPeerConnection` with the library's capabilities on top.
+
+    It keeps aiortc's whole API. ``configuration`` may be aiortc's own
+    :class:`~aiortc.RTCConfiguration` or a :class:`PeerConnectionConfig`.
+
+    Extra events: ``icecandidateerror`` (an :class:`IceGatheringError`) for each STUN/TURN
+    server that gave no candidate.
+    """
+
+    # The class shares aiortc's name on purpose: Python mangles ``__name`` attributes with the
+    # class name, so the ``_RTCPeerConnection__*`` names below are aiortc's private members.
+    # docs/internals.md lists each one; tests/unit/test_internals.py checks they still exist.
+
+    def __init__(
+        self,
+        configuration: PeerConnectionConfig | RTCConfiguration | None = None,
+        *,
+        turn_ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._config = PeerConnectionConfig.from_any(configuration)
+        self._turn_ssl_context = turn_ssl_context
+        super().__init__(self._config.to_aiortc())
+
+    @property
+    def config(self) -> PeerConnectionConfig:
+        """The configuration this connection was created with."""
+        return self._config
+
+    # -- factories: one place per transport object ----------------------------------------
+
+    def _create_ice_gatherer(
+        self, local_username: str | None, local_password: str | None
+    ) -> IceGatherer:
+        return IceGatherer(
+            self._config,
+            turn_ssl_context=self._turn_ssl_context,
+            local_username=local_username,
+            local_password=local_password,
+        )
+
+    def _create_dtls_transport(
+        self, ice_transport: IceTransport, certificates: list[RTCCertificate]
+    ) -> RTCDtlsTransport:
+        return RTCDtlsTransport(ice_transport, certificates)
+
+    def _create_rtp_sender(
+        self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
+    ) -> RTCRtpSender:
+        return RTCRtpSender(track_or_kind, transport)
+
+    def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
+        return RTCRtpReceiver(kind, transport)
+
+    # -- aiortc private members, replaced ---------------------------------------------------
+
+    def _RTCPeerConnection__createDtlsTransport(self) -> RTCDtlsTransport:
+        """aiortc's transport factory, building our gatherer, ICE and DTLS transports."""
+        transceivers: list[RTCRtpTransceiver] = pc_private(self, "transceivers")
+        sctp = pc_private(self, "sctp")
+        username = password = None
+        if transceivers or sctp:
+            # Every transport of a connection shares one ufrag/pwd, as in aiortc.
+            first = transceivers[0].receiver.transport if transceivers else sctp.transport
+            parameters = first.transport.iceGatherer.getLocalParameters()
+            username, password = parameters.usernameFragment, parameters.password
+        gatherer = self._create_ice_gatherer(username, password)
+        gatherer.on("statechange", pc_private(self, "updateIceGatheringState"))
+        ice_transport = IceTransport(gatherer)
+        ice_transport.on("statechange", pc_private(self, "updateIceConnectionState"))
+        ice_transport.on("statechange", pc_private(self, "updateConnectionState"))
+        gatherer.on("statechange", lambda: self._report_gathering_errors(gatherer))
+        pc_private(self, "iceTransports").add(ice_transport)
+
+        dtls_transport = self._create_dtls_transport(
+            ice_transport, pc_private(self, "certificates")
+        )
+        dtls_transport.on("statechange", pc_private(self, "updateConnectionState"))
+        pc_private(self, "dtlsTransports").add(dtls_transport)
+
+        pc_private(self, "updateIceGatheringState")()
+        pc_private(self, "updateIceConnectionState")()
+        pc_private(self, "updateConnectionState")()
+        return dtls_transport
+
+    def _RTCPeerConnection__createTransceiver(
+        self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None
+    ) -> RTCRtpTransceiver:
+        """aiortc's transceiver factory, building senders and receivers through our hooks."""
+        transceivers: list[RTCRtpTransceiver] = pc_private(self, "transceivers")
+        sctp = pc_private(self, "sctp")
+        dtls_transport: RTCDtlsTransport | None = None
+        bundled = False
+        if self._config.bundle_policy == RTCBundlePolicy.MAX_BUNDLE:
+            if transceivers:
+                dtls_transport, bundled = transceivers[0].receiver.transport, True
+            elif sctp:
+                dtls_transport, bundled = sctp.transport, True
+        elif self._config.bundle_policy == RTCBundlePolicy.BALANCED:
+            same_kind = next((t for t in transceivers if t.kind == kind), None)
+            if same_kind is not None:
+                dtls_transport, bundled = same_kind.receiver.transport, True
+        if dtls_transport is None:
+            dtls_transport = pc_private(self, "createDtlsTransport")()
+
+        transceiver = RTCRtpTransceiver(
+            direction=direction,
+            kind=kind,
+            sender=self._create_rtp_sender(sender_track or kind, dtls_transport),
+            receiver=self._create_rtp_receiver(kind, dtls_transport),
+        )
+        transceiver.receiver._set_rtcp_ssrc(transceiver.sender._ssrc)
+        transceiver.sender._stream_id = pc_private(self, "stream_id")
+        transceiver._bundled = bundled
+        transceivers.append(transceiver)
+        self._apply_codec_preferences(transceiver)
+        return transceiver
+
+    def _apply_codec_preferences(self, transceiver: RTCRtpTransceiver) -> None:
+        wanted = self._config.audio_codecs
+        if transceiver.kind != "audio" or wanted is None:
+            return
+        available = RTCRtpSender.getCapabilities("audio").codecs
+        preferred = [
+            codec
+            for mime in wanted
+            for codec in available
+            if codec.mimeType.lower() == mime.lower()
+        ]
+        if not preferred:
+            raise ValueError(f"none of the audio codecs {list(wanted)} is supported")
+        transceiver.setCodecPreferences(preferred)
+
+    # -- public API additions ---------------------------------------------------------------
+
+    def _report_gathering_errors(self, gatherer: IceGatherer) -> None:
+        if gatherer.state == "completed":
+            for error in gatherer.gatheringErrors:
+                self.emit("icecandidateerror", error)
+
+    @property
+    def iceTransports(self) -> list[IceTransport]:
+        """The ICE transports of this connection (one per bundle group)."""
+        transports: set[IceTransport] = pc_private(self, "iceTransports")
+        return sorted(transports, key=id)
+
+    @property
+    def gatheringErrors(self) -> list[IceGatheringError]:
+        """Every STUN/TURN server failure seen while gathering, with the reason."""
+        return [
+            error
+            for t in self.iceTransports
+            for error in cast(IceGatherer, t.iceGatherer).gatheringErrors
+        ]
+
+    async def setRemoteDescription(self, sessionDescription: RTCSessionDescription) -> None:
+        """aiortc's ``setRemoteDescription``, dropping malformed candidate lines with a log line."""
+        cleaned = drop_malformed_candidates(sessionDescription.sdp)
+        if cleaned != sessionDescription.sdp:
+            sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
+        await super().setRemoteDescription(sessionDescription)
