@@ -27,6 +27,10 @@ PEER_CONNECTION_PRIVATE = (
     "updateIceGatheringState",
 )
 
+#: aiortc.RTCDtlsTransport private counters that webrtc_ext.RTCDtlsTransport keeps up to date
+#: (name-mangled ``__name``; they feed aiortc's transport stats).
+DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
+
 #: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
 ICE_CONNECTION_MEMBERS = (
     "_check_list_maybe_complete",
@@ -78,6 +82,13 @@ def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     return getattr(pc, "_RTCPeerConnection__" + name)
 
 
+def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
+    """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
+    assert name in DTLS_TRANSPORT_PRIVATE, name
+    attribute = "_RTCDtlsTransport__" + name
+    setattr(transport, attribute, getattr(transport, attribute) + amount)
+
+
 def missing_internals() -> list[str]:
     """The private members listed here that the installed aiortc/aioice no longer have."""
     missing = []
@@ -97,4 +108,11 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
+    dtls = aiortc.RTCDtlsTransport(
+        aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
+        [aiortc.RTCCertificate.generateCertificate()],
+    )
+    for name in DTLS_TRANSPORT_PRIVATE:
+        if not hasattr(dtls, "_RTCDtlsTransport__" + name):
+            missing.append(f"aiortc.RTCDtlsTransport().__{name}")
     return missing
