@@ -74,6 +74,36 @@ class DtlsRecordHeader:
         return cls(content_type, version, epoch, int.from_bytes(sequence, "big"), length)
 
 
+#: HandshakeType values of DTLS 1.2 (RFC 5246 §7.4, RFC 6347 §4.3.2, RFC 8446 §4 for 4).
+HANDSHAKE_TYPES = frozenset({0, 1, 2, 3, 4, 11, 12, 13, 14, 15, 16, 20})
+
+#: msg_type (1), length (3), message_seq (2), fragment_offset (3), fragment_length (3).
+DTLS_HANDSHAKE_HEADER_LENGTH = 12
+
+
+def check_handshake_fragment(fragment: bytes) -> None:
+    """Raise :class:`DtlsRecordError` unless ``fragment`` is one well-framed plaintext handshake
+    fragment (RFC 6347 §4.2.2): OpenSSL fails the whole handshake on a badly framed one."""
+    if len(fragment) < DTLS_HANDSHAKE_HEADER_LENGTH:
+        raise DtlsRecordError(f"handshake fragment of {len(fragment)} bytes (RFC 6347 §4.2.2)")
+    msg_type = fragment[0]
+    length = int.from_bytes(fragment[1:4], "big")
+    offset = int.from_bytes(fragment[6:9], "big")
+    fragment_length = int.from_bytes(fragment[9:12], "big")
+    if msg_type not in HANDSHAKE_TYPES:
+        raise DtlsRecordError(f"unknown handshake type {msg_type} (RFC 5246 §7.4)")
+    if fragment_length != len(fragment) - DTLS_HANDSHAKE_HEADER_LENGTH:
+        raise DtlsRecordError(
+            f"handshake fragment_length {fragment_length} but {len(fragment) - DTLS_HANDSHAKE_HEADER_LENGTH} bytes "
+            "follow (RFC 6347 §4.2.2)"
+        )
+    if offset + fragment_length > length:
+        raise DtlsRecordError(
+            f"handshake fragment {offset}+{fragment_length} beyond message length {length} "
+            "(RFC 6347 §4.2.3)"
+        )
+
+
 def parse_datagram(datagram: bytes) -> list[DtlsRecordHeader]:
     """The headers of the whole records a datagram holds; :class:`DtlsRecordError` otherwise."""
     if not datagram:
@@ -88,6 +118,19 @@ def parse_datagram(datagram: bytes) -> list[DtlsRecordHeader]:
                 f"{header.record_length}-byte record (RFC 6347 §4.1.1)"
             )
         headers.append(header)
+        offset += header.record_length
+    return headers
+
+
+def check_inbound_datagram(datagram: bytes) -> list[DtlsRecordHeader]:
+    """:func:`parse_datagram`, and every plaintext (epoch 0) handshake record must be a
+    well-framed handshake fragment; :class:`DtlsRecordError` says what is wrong otherwise."""
+    headers = parse_datagram(datagram)
+    offset = 0
+    for header in headers:
+        if header.content_type == 22 and header.epoch == 0:
+            start = offset + DTLS_RECORD_HEADER_LENGTH
+            check_handshake_fragment(datagram[start : offset + header.record_length])
         offset += header.record_length
     return headers
 

@@ -34,7 +34,7 @@ from OpenSSL._util import lib as openssl
 from ._internals import dtls_private_add
 from .certificates import RTCCertificate
 from .config import ConfigurationError
-from .dtls_packer import DatagramPacker, DtlsRecordError, parse_datagram
+from .dtls_packer import DatagramPacker, DtlsRecordError, check_inbound_datagram
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
 
     async def _handle_dtls_datagram(self, data: bytes) -> None:
         try:
-            parse_datagram(data)
+            check_inbound_datagram(data)
         except DtlsRecordError as exc:
             self.counters.datagrams_dropped += 1
             logger.info("RTCDtlsTransport(%s) x dropped DTLS datagram: %s", self._role, exc)
