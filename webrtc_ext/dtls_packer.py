@@ -92,10 +92,11 @@ def check_handshake_fragment(fragment: bytes) -> None:
     fragment_length = int.from_bytes(fragment[9:12], "big")
     if msg_type not in HANDSHAKE_TYPES:
         raise DtlsRecordError(f"unknown handshake type {msg_type} (RFC 5246 §7.4)")
-    if fragment_length != len(fragment) - DTLS_HANDSHAKE_HEADER_LENGTH:
+    body_length = len(fragment) - DTLS_HANDSHAKE_HEADER_LENGTH
+    if fragment_length != body_length:
         raise DtlsRecordError(
-            f"handshake fragment_length {fragment_length} but {len(fragment) - DTLS_HANDSHAKE_HEADER_LENGTH} bytes "
-            "follow (RFC 6347 §4.2.2)"
+            f"handshake fragment_length {fragment_length} but {body_length} bytes follow "
+            "(RFC 6347 §4.2.2)"
         )
     if offset + fragment_length > length:
         raise DtlsRecordError(

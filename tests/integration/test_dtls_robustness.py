@@ -26,8 +26,10 @@ class DataCollector:
 
 
 def record(content_type: int, epoch: int, sequence: int, fragment: bytes) -> bytes:
-    return struct.pack("!BHH", content_type, 0xFEFD, epoch) + sequence.to_bytes(6, "big") + (
-        struct.pack("!H", len(fragment)) + fragment
+    return (
+        struct.pack("!BHH", content_type, 0xFEFD, epoch)
+        + sequence.to_bytes(6, "big")
+        + (struct.pack("!H", len(fragment)) + fragment)
     )
 
 

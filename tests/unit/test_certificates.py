@@ -66,7 +66,8 @@ def test_generate_certificate(algorithm: object, key_type: type, size: int) -> N
 
 
 @pytest.mark.parametrize(
-    "algorithm", ["DSA", {"name": "RSA", "modulusLength": 1024}, {"name": "ECDSA", "namedCurve": "x"}]
+    "algorithm",
+    ["DSA", {"name": "RSA", "modulusLength": 1024}, {"name": "ECDSA", "namedCurve": "x"}],
 )
 def test_generate_certificate_refuses_weak_or_unknown_keys(algorithm: object) -> None:
     with pytest.raises(CertificateError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -47,7 +48,7 @@ records_within_mtu = st.lists(
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 @given(records_within_mtu, st.lists(st.integers(0, 10**6), max_size=20))
@@ -66,7 +67,7 @@ def test_datagrams_hold_whole_records_within_mtu(records: list[bytes], cuts: lis
     assert sum(len(parse_datagram(d)) for d in datagrams) == len(records)
     # Greedy packing: no two neighbouring datagrams of one drain could have been one.
     for batch in batches:
-        for first, second in zip(batch, batch[1:], strict=False):
+        for first, second in itertools.pairwise(batch):
             assert len(first) + parse_datagram(second)[0].record_length > MTU
 
 

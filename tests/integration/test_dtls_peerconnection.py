@@ -1,0 +1,34 @@
+"""RTCPeerConnection with a configured certificate and DTLS MTU: a real call over loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import LOOPBACK, audio_call
+from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection
+
+pytestmark = pytest.mark.integration
+
+
+def dtls_transport(pc: RTCPeerConnection) -> RTCDtlsTransport:
+    transport = pc.getTransceivers()[0].receiver.transport
+    assert isinstance(transport, RTCDtlsTransport)
+    return transport
+
+
+@pytest.mark.parametrize("mtu", [1200, 600])
+async def test_call_with_rsa_4096_certificate_keeps_datagrams_within_mtu(mtu: int) -> None:
+    certificate = RTCCertificate.generateCertificate({"name": "RSA", "modulusLength": 4096})
+    offerer_config = LOOPBACK.with_changes(certificates=[certificate], dtls_mtu=mtu)
+    answerer_config = LOOPBACK.with_changes(dtls_mtu=mtu)
+
+    async with audio_call(offerer_config, answerer_config, timeout=30) as call:
+        sha256 = certificate.getFingerprints()[0].value
+        assert f"a=fingerprint:sha-256 {sha256}" in call.offerer.localDescription.sdp
+        for pc in (call.offerer, call.answerer):
+            transport = dtls_transport(pc)
+            assert transport.state == "connected"
+            assert transport.mtu == mtu
+            assert 0 < transport.counters.max_datagram_bytes <= mtu
+        peer = dtls_transport(call.answerer)._connection.get_peer_certificate(as_cryptography=True)
+        assert peer == certificate.certificate
