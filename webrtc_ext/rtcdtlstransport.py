@@ -31,12 +31,15 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as openssl
 
-from ._internals import dtls_private_add
+from ._internals import dtls_private_add, lower_sctp_user_data_limit
 from .certificates import RTCCertificate
 from .config import ConfigurationError
 from .dtls_packer import DatagramPacker, DtlsRecordError, check_inbound_datagram
 
 logger = logging.getLogger(__name__)
+
+#: OpenSSL's smallest DTLS MTU (256 minus IPv4 and UDP headers).
+MIN_MTU = 228
 
 #: Largest plaintext read from one record (RFC 6347 §4.1: 2^14 bytes, plus expansion slack).
 _READ_SIZE = 2**14 + 2048
@@ -106,6 +109,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         mtu: int = 1200,
         handshake_timeout: float = 30.0,
     ) -> None:
+        if not (MIN_MTU <= mtu <= 65507):
+            raise ConfigurationError(f"DTLS MTU must be between {MIN_MTU} and 65507, not {mtu}")
         certificate = RTCCertificate.from_aiortc(certificates[0])
         super().__init__(transport, [certificate])
         self._mtu = mtu
@@ -188,6 +193,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
                 return
             else:
                 self.encrypted = True
+        # An SCTP packet goes into one record: size SCTP so that the record fits the MTU.
+        lower_sctp_user_data_limit(openssl.DTLS_get_data_mtu(ssl._ssl))
         # The server's final flight is written by the call that completes the handshake.
         await self._flush_quietly()
 
@@ -201,6 +208,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
             self._fail("fingerprint-failure", reason)
 
     def _fail(self, detail: str, message: str) -> None:
+        if self._state == State.CLOSED:
+            return  # stopped on purpose: not an error
         self.error = RTCDtlsError(detail, message)
         logger.warning("RTCDtlsTransport(%s) %s: %s", self._role, detail, message)
         self._set_state(State.FAILED)

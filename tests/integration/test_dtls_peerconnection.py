@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support import LOOPBACK, audio_call
@@ -32,3 +34,29 @@ async def test_call_with_rsa_4096_certificate_keeps_datagrams_within_mtu(mtu: in
             assert 0 < transport.counters.max_datagram_bytes <= mtu
         peer = dtls_transport(call.answerer)._connection.get_peer_certificate(as_cryptography=True)
         assert peer == certificate.certificate
+
+
+async def test_large_data_channel_messages_travel_in_datagrams_within_mtu() -> None:
+    """SCTP packets are sized so that each DTLS application record fits the MTU."""
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    answerer.on("datachannel", lambda channel: channel.on("message", received.put_nowait))
+    try:
+        channel = offerer.createDataChannel("bulk")
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        await offerer.setRemoteDescription(answerer.localDescription)
+        await asyncio.wait_for(opened.wait(), 30)
+        message = bytes(range(256)) * 40  # 10 kB: several full-size DATA chunks
+        channel.send(message)
+        assert await asyncio.wait_for(received.get(), 30) == message
+        for pc in (offerer, answerer):
+            transport = pc.sctp.transport  # type: ignore[union-attr]
+            assert isinstance(transport, RTCDtlsTransport)
+            assert transport.counters.max_datagram_bytes <= 1200
+    finally:
+        await offerer.close()
+        await answerer.close()
