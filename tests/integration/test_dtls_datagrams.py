@@ -186,18 +186,22 @@ async def test_a_lost_final_flight_is_retransmitted(
     await server.stop()
 
 
-async def test_a_dead_path_ends_the_handshake_with_a_timeout_error() -> None:
+async def test_a_dead_path_retransmits_with_doubling_timer_then_fails_with_timeout() -> None:
     certificate = RTCCertificate.generateCertificate()
     link = Link(drop=lambda name, data: True)
-    client = make_transport(link.client, certificate, "client", handshake_timeout=2.5)
-    server = make_transport(link.server, certificate, "server", handshake_timeout=2.5)
+    client = make_transport(link.client, certificate, "client", handshake_timeout=7.5)
+    server = make_transport(link.server, certificate, "server", handshake_timeout=7.5)
     errors = []
     client.on("error", errors.append)
 
-    assert not await handshake(client, server, parameters(certificate), parameters(certificate), 20)
+    assert not await handshake(client, server, parameters(certificate), parameters(certificate), 30)
     assert isinstance(client, RTCDtlsTransport) and isinstance(server, RTCDtlsTransport)
     assert client.state == server.state == "failed"
     assert client.error is not None and client.error.errorDetail == "dtls-failure"
     assert "timed out" in client.error.message
     assert errors == [client.error]
-    assert client.counters.retransmissions >= 1  # the 1 s timer fired and the flight was resent
+    # ClientHello resent at 1, 3 and 7 s (timer 1 s, doubling); a fixed 1 s timer would
+    # have resent it 7 times in 7.5 s.
+    assert 2 <= client.counters.retransmissions <= 4
+    hellos = [d for d in link.datagrams if d.sender == "client"]
+    assert len(hellos) == client.counters.retransmissions + 1

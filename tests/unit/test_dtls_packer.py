@@ -95,13 +95,21 @@ def test_an_incomplete_record_waits_for_its_end() -> None:
     assert packer.datagrams() == [whole]
 
 
-@given(st.binary(max_size=2000))
-def test_parse_datagram_accepts_records_or_raises_dtls_record_error(data: bytes) -> None:
-    try:
-        headers = parse_datagram(data)
-    except DtlsRecordError:
-        return
-    assert sum(h.record_length for h in headers) == len(data)
+@given(
+    st.one_of(
+        st.binary(max_size=2000),
+        st.lists(st.binary(min_size=13, max_size=200), max_size=4).map(
+            lambda parts: b"".join(b"\x16\xfe\xfd" + p[3:] for p in parts)
+        ),
+    )
+)
+def test_inbound_checks_accept_records_or_raise_dtls_record_error(data: bytes) -> None:
+    for check in (parse_datagram, check_inbound_datagram):
+        try:
+            headers = check(data)
+        except DtlsRecordError:
+            continue
+        assert sum(h.record_length for h in headers) == len(data)
 
 
 @pytest.mark.parametrize(
