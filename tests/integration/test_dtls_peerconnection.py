@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.support import LOOPBACK, audio_call
-from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection
+from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection, RTCSessionDescription
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,40 @@ async def test_large_data_channel_messages_travel_in_datagrams_within_mtu() -> N
             transport = pc.sctp.transport  # type: ignore[union-attr]
             assert isinstance(transport, RTCDtlsTransport)
             assert transport.counters.max_datagram_bytes <= 1200
+    finally:
+        await offerer.close()
+        await answerer.close()
+
+
+async def test_tampered_fingerprint_in_the_answer_fails_the_call_with_a_clear_error() -> None:
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    failed = asyncio.Event()
+    offerer.on(
+        "connectionstatechange", lambda: offerer.connectionState == "failed" and failed.set()
+    )
+    try:
+        offerer.addTransceiver("audio")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        real = answerer.localDescription.sdp
+        genuine = dtls_transport(answerer).getLocalParameters().fingerprints[0].value
+        forged = RTCCertificate.generateCertificate().getFingerprints()[0].value
+        assert genuine in real
+        await offerer.setRemoteDescription(
+            RTCSessionDescription(real.replace(genuine, forged), "answer")
+        )
+        await asyncio.wait_for(failed.wait(), 30)
+        error = dtls_transport(offerer).error
+        assert error is not None and error.errorDetail == "fingerprint-failure"
+        assert forged in error.message
+        # The alert reaches the other side: it fails too instead of waiting for its timeout.
+        for _ in range(100):
+            if dtls_transport(answerer).state == "failed":
+                break
+            await asyncio.sleep(0.1)
+        peer_error = dtls_transport(answerer).error
+        assert peer_error is not None and "alert" in peer_error.message
     finally:
         await offerer.close()
         await answerer.close()
