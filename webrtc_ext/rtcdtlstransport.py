@@ -93,8 +93,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
     """aiortc's :class:`~aiortc.RTCDtlsTransport` with datagrams <= ``mtu`` bytes.
 
     Also: RSA certificates and chains (:class:`~webrtc_ext.RTCCertificate`), the remote
-    fingerprint checked during the handshake in both roles (a mismatch sends a
-    ``bad_certificate`` alert), a bounded handshake (``handshake_timeout`` seconds), and
+    fingerprint checked during the handshake in both roles (a mismatch sends the peer
+    an alert), a bounded handshake (``handshake_timeout`` seconds), and
     inbound datagrams that are not whole DTLS records dropped with a log line.
 
     On failure :attr:`error` says why and an ``error`` event carries the same

@@ -97,16 +97,22 @@ async def test_path_dropping_datagrams_over_1200_bytes_library_vs_aiortc(
     peer = RTCCertificate.generateCertificate()
     outcomes: dict[str, str] = {}
 
-    link = Link(drop=drop_larger_than(MTU))
-    client = make_transport(link.client, peer, "client")
-    server = make_transport(link.server, certificate, "server")
-    connected = await handshake(client, server, parameters(certificate), parameters(peer), 30)
-    received = await carries_media(client, server) if connected else 0
-    outcomes["library"] = f"connected={connected} rtp_received={received}/10"
-    assert connected and received == 10
-    assert not any(d.dropped for d in link.datagrams)
-    await client.stop()
-    await server.stop()
+    for rsa_side in ("server", "client"):  # the RSA-4096 certificate in either role
+        link = Link(drop=drop_larger_than(MTU))
+        server_cert, client_cert = (
+            (certificate, peer) if rsa_side == "server" else (peer, certificate)
+        )
+        client = make_transport(link.client, client_cert, "client")
+        server = make_transport(link.server, server_cert, "server")
+        connected = await handshake(
+            client, server, parameters(server_cert), parameters(client_cert), 30
+        )
+        received = await carries_media(client, server) if connected else 0
+        outcomes[f"library_rsa_{rsa_side}"] = f"connected={connected} rtp_received={received}/10"
+        assert connected and received == 10
+        assert not any(d.dropped for d in link.datagrams)
+        await client.stop()
+        await server.stop()
 
     # Baseline 1: aiortc as shipped, its own certificate class holding the RSA-4096 key.
     plain_cert = aiortc.RTCCertificate(certificate._key, certificate.certificate)  # type: ignore[arg-type]
