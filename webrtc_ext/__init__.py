@@ -15,16 +15,20 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
+from .certificates import CertificateError, RTCCertificate
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
 from .ice import CandidatePairInfo, IceGatheringError
 from .peerconnection import RTCPeerConnection
+from .rtcdtlstransport import DtlsCounters, RTCDtlsError, RTCDtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CandidatePairInfo",
+    "CertificateError",
     "ConfigurationError",
+    "DtlsCounters",
     "IceGatherer",
     "IceGatheringError",
     "IceTransport",
@@ -32,7 +36,10 @@ __all__ = [
     "NominationMode",
     "PeerConnectionConfig",
     "RTCBundlePolicy",
+    "RTCCertificate",
     "RTCConfiguration",
+    "RTCDtlsError",
+    "RTCDtlsTransport",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
     "RTCIceServer",

@@ -11,6 +11,7 @@ from typing import Any
 
 import aioice.ice
 import aiortc
+import aiortc.rtcsctptransport
 
 #: aiortc.RTCPeerConnection private members read or replaced (name-mangled ``__name``).
 PEER_CONNECTION_PRIVATE = (
@@ -25,6 +26,18 @@ PEER_CONNECTION_PRIVATE = (
     "updateConnectionState",
     "updateIceConnectionState",
     "updateIceGatheringState",
+)
+
+#: aiortc.RTCDtlsTransport private counters that webrtc_ext.RTCDtlsTransport keeps up to date
+#: (name-mangled ``__name``; they feed aiortc's transport stats).
+DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
+
+#: aiortc.rtcsctptransport module constants: the DATA chunk size limit webrtc_ext lowers so
+#: that an SCTP packet fits one DTLS record within the MTU, and the header sizes it uses.
+SCTP_MODULE_CONSTANTS = (
+    "SCTP_COMMON_HEADER_LENGTH",
+    "SCTP_DATA_CHUNK_HEADER_LENGTH",
+    "USERDATA_MAX_LENGTH",
 )
 
 #: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
@@ -83,6 +96,29 @@ def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     return getattr(pc, "_RTCPeerConnection__" + name)
 
 
+def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
+    """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
+    assert name in DTLS_TRANSPORT_PRIVATE, name
+    attribute = "_RTCDtlsTransport__" + name
+    setattr(transport, attribute, getattr(transport, attribute) + amount)
+
+
+def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
+    """Make aiortc's SCTP packets at most ``sctp_packet_limit`` bytes; the new DATA limit.
+
+    aiortc reads ``USERDATA_MAX_LENGTH`` as a module global, so the limit is process-wide:
+    it only ever goes down, to fit the smallest MTU of any connection.
+    """
+    sctp = aiortc.rtcsctptransport
+    overhead = sctp.SCTP_COMMON_HEADER_LENGTH + sctp.SCTP_DATA_CHUNK_HEADER_LENGTH
+    limit = (sctp_packet_limit - overhead) // 4 * 4  # chunks are padded to 4 bytes
+    if limit < 4:
+        raise ValueError(f"no room for SCTP data in a {sctp_packet_limit}-byte record")
+    if limit < sctp.USERDATA_MAX_LENGTH:
+        sctp.USERDATA_MAX_LENGTH = limit
+    return int(sctp.USERDATA_MAX_LENGTH)
+
+
 def missing_internals() -> list[str]:
     """The private members listed here that the installed aiortc/aioice no longer have."""
     missing = []
@@ -104,4 +140,14 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
+    for name in SCTP_MODULE_CONSTANTS:
+        if not isinstance(getattr(aiortc.rtcsctptransport, name, None), int):
+            missing.append(f"aiortc.rtcsctptransport.{name}")
+    dtls = aiortc.RTCDtlsTransport(
+        aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
+        [aiortc.RTCCertificate.generateCertificate()],
+    )
+    for name in DTLS_TRANSPORT_PRIVATE:
+        if not hasattr(dtls, "_RTCDtlsTransport__" + name):
+            missing.append(f"aiortc.RTCDtlsTransport().__{name}")
     return missing

@@ -22,6 +22,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from ._internals import pc_private
 from .config import PeerConnectionConfig
 from .ice import IceGatheringError
+from .rtcdtlstransport import RTCDtlsTransport as DtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import drop_malformed_candidates
 
@@ -72,7 +73,12 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
     def _create_dtls_transport(
         self, ice_transport: IceTransport, certificates: list[RTCCertificate]
     ) -> RTCDtlsTransport:
-        return RTCDtlsTransport(ice_transport, certificates)
+        return DtlsTransport(
+            ice_transport,
+            list(self._config.certificates[:1]) or certificates,
+            mtu=self._config.dtls_mtu,
+            handshake_timeout=self._config.dtls_handshake_timeout,
+        )
 
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
