@@ -251,3 +251,20 @@ def test_marker_bit_decoder_misses_presses_whose_marker_packet_is_lost() -> None
     naive = MarkerBitDecoder()
     digits = [naive.receive(s.packet) for s in sent if not (s.press == 0 and s.packet.marker)]
     assert [d for d in digits if d] == ["2"]
+
+
+def test_chromium_short_tones_three_end_packets_all_with_marker() -> None:
+    # As captured from Chromium's insertDTMF (100 ms tones, telephone-event/8000): no
+    # update packets, the end packet three times, each with the marker bit, and timestamps
+    # on the 48 kHz audio clock.
+    arrivals = []
+    for i, code in enumerate([0, 1, 2]):
+        for copy in range(3):
+            packet = RtpPacket(payload_type=126, marker=1, timestamp=922364779 + i * 11520)
+            packet.ssrc = SSRC
+            packet.sequence_number = 100 + 13 * i + copy
+            packet.payload = TelephoneEventPayload(code, True, 10, 960).serialize()
+            arrivals.append((0.24 * i + 0.001 * copy, packet))
+    events = decode(arrivals)
+    assert digits_of(events) == "012"
+    assert all(abs(e.duration - 0.12) < 1e-9 for e in events)

@@ -1,0 +1,115 @@
+"""DTMF between two library peers over real loopback sockets, with and without packet loss."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiortc.rtp import is_rtcp
+
+from tests.support import audio_call
+from webrtc_ext import RTCPeerConnection
+from webrtc_ext.dtmf import DtmfSenderMixin, RTCDTMFToneChangeEvent, TelephoneEvent
+
+pytestmark = pytest.mark.integration
+
+DIGITS = "0123456789*#"
+
+
+def drop_rtp(pc: RTCPeerConnection, loss: float, seed: int) -> dict[str, int]:
+    """Make ``pc``'s DTLS transport drop a random ``loss`` fraction of the RTP it sends."""
+    transport = pc.getTransceivers()[0].sender.transport
+    send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    rng = random.Random(seed)
+    counts = {"sent": 0, "dropped": 0}
+
+    async def lossy(data: bytes) -> None:
+        if not is_rtcp(data) and (data[1] & 0x7F) in (110, 126):
+            counts["sent"] += 1
+            if rng.random() < loss:
+                counts["dropped"] += 1
+                return
+        elif not is_rtcp(data) and rng.random() < loss:
+            return
+        await send(data)
+
+    transport._send_rtp = lossy  # type: ignore[method-assign]
+    return counts
+
+
+async def press(pc: RTCPeerConnection, tones: str, duration: int = 100) -> list[str]:
+    """``insertDTMF`` on ``pc``'s audio sender; return the tonechange tones once played."""
+    sender = pc.getTransceivers()[0].sender
+    assert isinstance(sender, DtmfSenderMixin) and sender.dtmf is not None
+    changes: list[str] = []
+    done = asyncio.Event()
+
+    def on_tone(event: RTCDTMFToneChangeEvent) -> None:
+        changes.append(event.tone)
+        if event.tone == "":
+            done.set()
+
+    sender.dtmf.ontonechange = on_tone
+    assert sender.dtmf.canInsertDTMF
+    sender.dtmf.insertDTMF(tones, duration=duration, interToneGap=70)
+    assert sender.dtmf.toneBuffer == tones
+    await asyncio.wait_for(done.wait(), 30)
+    return changes
+
+
+async def settle(pc: RTCPeerConnection) -> None:
+    """Wait past the decoder's timeout so that any extra (invented) press would show."""
+    await asyncio.sleep(1.5)
+
+
+async def test_every_digit_arrives_once_with_20_percent_loss() -> None:
+    async with audio_call() as call:
+        received: list[TelephoneEvent] = []
+        call.answerer.on("dtmf", received.append)
+        counts = drop_rtp(call.offerer, 0.2, seed=20)
+        await press(call.offerer, DIGITS, duration=200)
+        await settle(call.answerer)
+        assert counts["dropped"] > 0, "the loss was injected"
+        assert "".join(e.digit for e in received) == DIGITS
+        assert {e.mid for e in received} == {call.answerer.getTransceivers()[0].mid}
+
+
+async def test_audio_keeps_playing_and_statistics_stay_right() -> None:
+    async with audio_call() as call:
+        transceiver = call.answerer.getTransceivers()[0]
+        iterated: list[str] = []
+
+        async def collect() -> None:
+            async for event in call.answerer.dtmfEvents(transceiver):
+                iterated.append(event.digit)
+
+        collector = asyncio.ensure_future(collect())
+        tones = await press(call.offerer, "159#")
+        await settle(call.answerer)
+        assert tones == ["1", "5", "9", "#", ""]
+        assert iterated == ["1", "5", "9", "#"]
+        # The decoder thread survived telephone-event: audio frames still arrive.
+        track = transceiver.receiver.track
+        for _ in range(5):
+            await asyncio.wait_for(track.recv(), 5)
+        stats = [
+            s for s in (await transceiver.receiver.getStats()).values() if s.type == "inbound-rtp"
+        ]
+        (inbound,) = stats
+        # Every telephone-event packet is counted as received (none looks lost) and none
+        # entered the jitter estimate (each would add ~100 ms of "jitter").
+        assert inbound.packetsLost == 0
+        assert inbound.jitter < 48000 * 0.05
+    await asyncio.wait_for(collector, 5)  # the iterator ends when the call closes
+
+
+async def test_dtmf_off_means_no_dtmf_sender_can_insert() -> None:
+    from tests.support import LOOPBACK
+
+    off = LOOPBACK.with_changes(dtmf=False)
+    async with audio_call(off, LOOPBACK) as call:
+        sender = call.offerer.getTransceivers()[0].sender
+        assert isinstance(sender, DtmfSenderMixin) and sender.dtmf is not None
+        assert not sender.dtmf.canInsertDTMF
