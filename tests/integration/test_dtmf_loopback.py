@@ -54,7 +54,7 @@ async def press(pc: RTCPeerConnection, tones: str, duration: int = 100) -> list[
     sender.dtmf.ontonechange = on_tone
     assert sender.dtmf.canInsertDTMF
     sender.dtmf.insertDTMF(tones, duration=duration, interToneGap=70)
-    assert sender.dtmf.toneBuffer == tones
+    assert sender.dtmf.toneBuffer == tones.upper()
     await asyncio.wait_for(done.wait(), 30)
     return changes
 
@@ -113,3 +113,21 @@ async def test_dtmf_off_means_no_dtmf_sender_can_insert() -> None:
         sender = call.offerer.getTransceivers()[0].sender
         assert isinstance(sender, DtmfSenderMixin) and sender.dtmf is not None
         assert not sender.dtmf.canInsertDTMF
+
+
+async def test_insert_dtmf_validates_like_the_w3c_api() -> None:
+    from webrtc_ext.dtmf import InvalidCharacterError
+
+    async with audio_call() as call:
+        received: list[TelephoneEvent] = []
+        call.answerer.on("dtmf", received.append)
+        sender = call.offerer.getTransceivers()[0].sender
+        assert isinstance(sender, DtmfSenderMixin) and sender.dtmf is not None
+        with pytest.raises(InvalidCharacterError):
+            sender.dtmf.insertDTMF("12x")
+        assert sender.dtmf.toneBuffer == ""
+        tones = await press(call.offerer, "a", duration=1)  # lower case; 1 ms clamps to 40
+        assert tones == ["A", ""]
+        await settle(call.answerer)
+        (event,) = received
+        assert event.digit == "A" and abs(event.duration - 0.04) < 0.005
