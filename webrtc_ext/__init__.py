@@ -16,6 +16,13 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
+from .dtmf import (
+    InvalidCharacterError,
+    RTCDTMFSender,
+    RTCDTMFToneChangeEvent,
+    TelephoneEvent,
+    TelephoneEventDecoder,
+)
 from .ice import CandidatePairInfo, IceGatheringError
 from .peerconnection import RTCPeerConnection
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
@@ -28,10 +35,13 @@ __all__ = [
     "IceGatherer",
     "IceGatheringError",
     "IceTransport",
+    "InvalidCharacterError",
     "MediaStreamTrack",
     "NominationMode",
     "PeerConnectionConfig",
     "RTCBundlePolicy",
+    "RTCDTMFSender",
+    "RTCDTMFToneChangeEvent",
     "RTCConfiguration",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
@@ -40,4 +50,6 @@ __all__ = [
     "RTCPeerConnection",
     "RTCRtpSender",
     "RTCSessionDescription",
+    "TelephoneEvent",
+    "TelephoneEventDecoder",
 ]
