@@ -268,3 +268,14 @@ def test_chromium_short_tones_three_end_packets_all_with_marker() -> None:
     events = decode(arrivals)
     assert digits_of(events) == "012"
     assert all(abs(e.duration - 0.12) < 1e-9 for e in events)
+
+
+def test_a_new_ssrc_with_the_same_timestamp_is_a_new_press() -> None:
+    decoder = TelephoneEventDecoder()
+    events: list[TelephoneEvent] = []
+    for ssrc, at in ((1, 0.0), (2, 0.3)):
+        packet = RtpPacket(payload_type=126, marker=1, timestamp=5000, ssrc=ssrc)
+        packet.payload = TelephoneEventPayload(8, False, 10, 400).serialize()
+        events += decoder.receive(packet, at)
+    events += decoder.flush()
+    assert digits_of(events) == "88" and [e.ssrc for e in events] == [1, 2]

@@ -256,7 +256,9 @@ class TelephoneEventDecoder:
         clock_rate: int,
     ) -> bool:
         """A new segment of a long press (RFC 4733 §2.5.2.3), not a new press."""
-        if packet.marker or payload.event != active.code or clock_rate != active.clock_rate:
+        if packet.marker or packet.ssrc != active.ssrc or payload.event != active.code:
+            return False
+        if clock_rate != active.clock_rate:
             return False
         if not _uint32_newer(packet.timestamp, active.segment_timestamp):
             return False
