@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
 from aiortc.rtp import RtpPacket
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from webrtc_ext.dtmf.rfc4733 import (
     MAX_DURATION,
+    SEGMENT_LATENESS,
     MarkerBitDecoder,
     TelephoneEvent,
     TelephoneEventDecoder,
@@ -85,6 +87,19 @@ def digits_of(events: list[TelephoneEvent]) -> str:
     return "".join(e.digit for e in events)
 
 
+def ambiguous(presses: list[tuple[str, int, int]], clock_rate: int) -> bool:
+    """The one case RFC 4733 leaves ambiguous (docs/dtmf.md, Limits): a press of the same key
+    starting just where a new segment of the previous press would (a long press continues
+    with a new timestamp 0xFFFF units later). With every end packet of the first and the
+    marker packet of the second lost, nothing tells them apart."""
+    for (key, duration, gap), (next_key, _, _) in itertools.pairwise(presses):
+        segment = MAX_DURATION / clock_rate
+        starts_after = (duration + gap) / 1000 - (duration / 1000 // segment + 1) * segment
+        if key == next_key and -0.001 <= starts_after <= SEGMENT_LATENESS + 0.001:
+            return True
+    return False
+
+
 KEYS = "0123456789*#ABCD"
 presses = st.lists(
     st.tuples(
@@ -118,6 +133,7 @@ def test_every_press_once_in_order_under_loss_duplication_reordering(
     duplication: float,
     max_delay: float,
 ) -> None:
+    assume(not ambiguous(presses, clock_rate))
     digits = "".join(p[0] for p in presses)
     sent = play(
         digits, [p[1] for p in presses], [p[2] for p in presses], clock_rate, first_timestamp

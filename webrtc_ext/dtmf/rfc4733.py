@@ -31,8 +31,9 @@ MAX_DURATION = 0xFFFF
 #: 48000/8000).
 CLOCK_RATIOS = (1, 2, 3, 6)
 
-#: How late (seconds) after saturating its duration a sender may start the next segment.
-SEGMENT_LATENESS = 0.06
+#: How late (seconds) after saturating its duration a sender may start the next segment:
+#: Chromium starts it at the first audio frame (20 ms) past the saturation.
+SEGMENT_LATENESS = 0.02
 
 EndReason = Literal["end", "timeout", "next"]
 

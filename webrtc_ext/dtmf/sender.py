@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from aiortc import RTCRtpSender, clock
 from aiortc.exceptions import InvalidStateError
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
@@ -60,8 +61,8 @@ class SequencedRtpSender(RTCRtpSender):
 
     _media_clock: tuple[int, float, int] | None = None
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
+        super().__init__(trackOrKind, transport)
         self._sequence_number = random_sequence_number()
         self._timestamp_origin = random32()
 
@@ -229,8 +230,8 @@ class DtmfSenderMixin(SequencedRtpSender):
     ``_media_may_send`` (audio pauses while a tone plays).
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
+        super().__init__(trackOrKind, transport)
         self._dtmf = RTCDTMFSender(self) if self.kind == "audio" else None
         self._event_timestamp: tuple[int, int] | None = None
 
