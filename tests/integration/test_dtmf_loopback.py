@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
-from aiortc.rtp import is_rtcp
+from aiortc.exceptions import InvalidStateError
+from aiortc.rtp import RtpPacket, is_rtcp
 
 from tests.support import audio_call
 from webrtc_ext import RTCPeerConnection
-from webrtc_ext.dtmf import DtmfSenderMixin, RTCDTMFToneChangeEvent, TelephoneEvent
+from webrtc_ext.dtmf import (
+    DtmfSenderMixin,
+    RTCDTMFToneChangeEvent,
+    TelephoneEvent,
+    TelephoneEventPayload,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +137,48 @@ async def test_insert_dtmf_validates_like_the_w3c_api() -> None:
         await settle(call.answerer)
         (event,) = received
         assert event.digit == "A" and abs(event.duration - 0.04) < 0.005
+
+
+async def test_packets_share_the_audio_ssrc_and_sequence_like_a_browser() -> None:
+    async with audio_call() as call:
+        transport = call.offerer.getTransceivers()[0].sender.transport
+        send = transport._send_rtp
+        sent: list[RtpPacket] = []
+
+        async def capture(data: bytes) -> None:
+            if not is_rtcp(data):
+                sent.append(RtpPacket.parse(data))
+            await send(data)
+
+        transport._send_rtp = capture  # type: ignore[method-assign]
+        await press(call.offerer, "12", duration=200)
+        await asyncio.sleep(0.2)  # some audio after the tones
+
+    assert len({p.ssrc for p in sent}) == 1, "one SSRC for audio and telephone-event"
+    seqs = [p.sequence_number for p in sent]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs)), "one sequence"
+    kinds = "".join("t" if p.payload_type in (110, 126) else "a" for p in sent)
+    # Tone "1", the gap (audio), tone "2", audio: audio pauses while a tone plays.
+    assert re.fullmatch(r"a*t+a+t+a+", kinds), kinds
+    for tone in re.finditer("t+", kinds):
+        packets = sent[tone.start() : tone.end()]
+        payloads = [TelephoneEventPayload.parse(p.payload) for p in packets]
+        assert [p.marker for p in packets] == [1] + [0] * (len(packets) - 1)
+        assert len({p.timestamp for p in packets}) == 1
+        assert [p.end for p in payloads][-3:] == [True] * 3 and not any(
+            p.end for p in payloads[:-3]
+        )
+        assert len({p.duration for p in payloads[-3:]}) == 1
+        durations = [p.duration for p in payloads[:-2]]
+        assert durations == sorted(durations) and len(durations) >= 3  # ~50 ms updates
+
+
+async def test_closing_while_tones_play_is_clean() -> None:
+    async with audio_call() as call:
+        sender = call.offerer.getTransceivers()[0].sender
+        assert isinstance(sender, DtmfSenderMixin) and sender.dtmf is not None
+        sender.dtmf.insertDTMF("123456789", duration=500)
+        await asyncio.sleep(0.3)
+    assert not sender.dtmf.canInsertDTMF
+    with pytest.raises(InvalidStateError):
+        sender.dtmf.insertDTMF("1")
