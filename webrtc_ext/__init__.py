@@ -17,6 +17,13 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .certificates import CertificateError, RTCCertificate
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
+from .dtmf import (
+    InvalidCharacterError,
+    RTCDTMFSender,
+    RTCDTMFToneChangeEvent,
+    TelephoneEvent,
+    TelephoneEventDecoder,
+)
 from .ice import CandidatePairInfo, IceGatheringError
 from .peerconnection import RTCPeerConnection
 from .rtcdtlstransport import DtlsCounters, RTCDtlsError, RTCDtlsTransport
@@ -32,6 +39,7 @@ __all__ = [
     "IceGatherer",
     "IceGatheringError",
     "IceTransport",
+    "InvalidCharacterError",
     "MediaStreamTrack",
     "NominationMode",
     "PeerConnectionConfig",
@@ -40,6 +48,8 @@ __all__ = [
     "RTCConfiguration",
     "RTCDtlsError",
     "RTCDtlsTransport",
+    "RTCDTMFSender",
+    "RTCDTMFToneChangeEvent",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
     "RTCIceServer",
@@ -47,4 +57,6 @@ __all__ = [
     "RTCPeerConnection",
     "RTCRtpSender",
     "RTCSessionDescription",
+    "TelephoneEvent",
+    "TelephoneEventDecoder",
 ]

@@ -40,6 +40,36 @@ SCTP_MODULE_CONSTANTS = (
     "USERDATA_MAX_LENGTH",
 )
 
+#: aiortc.RTCRtpSender private members that webrtc_ext.dtmf.sender.SequencedRtpSender reads
+#: or writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space.
+RTP_SENDER_PRIVATE = (
+    "encoder",
+    "mid",
+    "ntp_timestamp",
+    "octet_count",
+    "packet_count",
+    "rtp_exited",
+    "rtp_header_extensions_map",
+    "rtp_history",
+    "rtp_started",
+    "rtp_timestamp",
+    "track",
+)
+
+#: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).
+RTP_METHODS = (
+    (aiortc.RTCRtpSender, "_next_encoded_frame"),
+    (aiortc.RTCRtpSender, "_run_rtp"),
+    (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
+)
+
+#: aiortc.RTCRtpReceiver private members read by webrtc_ext.dtmf.receiver.
+RTP_RECEIVER_PRIVATE = ("remote_streams",)
+
+#: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
+#: telephone-event packets are counted without touching the jitter estimate.
+STREAM_STATISTICS_ATTRIBUTES = ("_jitter_q4", "_last_arrival", "_last_timestamp")
+
 #: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
 ICE_CONNECTION_MEMBERS = (
     "_check_list_maybe_complete",
@@ -117,6 +147,51 @@ def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
     if limit < sctp.USERDATA_MAX_LENGTH:
         sctp.USERDATA_MAX_LENGTH = limit
     return int(sctp.USERDATA_MAX_LENGTH)
+def sender_private(sender: aiortc.RTCRtpSender, name: str) -> Any:
+    """Read aiortc's private ``RTCRtpSender.__<name>`` member."""
+    assert name in RTP_SENDER_PRIVATE, name
+    return getattr(sender, "_RTCRtpSender__" + name)
+
+
+def set_sender_private(sender: aiortc.RTCRtpSender, name: str, value: Any) -> None:
+    """Write aiortc's private ``RTCRtpSender.__<name>`` member."""
+    assert name in RTP_SENDER_PRIVATE, name
+    setattr(sender, "_RTCRtpSender__" + name, value)
+
+
+def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
+    """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
+    assert name in RTP_RECEIVER_PRIVATE, name
+    return getattr(receiver, "_RTCRtpReceiver__" + name)
+
+
+def missing_rtp_internals(
+    sender: aiortc.RTCRtpSender, receiver: aiortc.RTCRtpReceiver
+) -> list[str]:
+    """The RTP sender/receiver internals listed here that these aiortc objects lack.
+
+    Needs a sender and receiver built inside a running event loop (aiortc's need one).
+    """
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    missing = [
+        f"aiortc.RTCRtpSender().__{name}"
+        for name in RTP_SENDER_PRIVATE
+        if not hasattr(sender, "_RTCRtpSender__" + name)
+    ]
+    missing += [
+        f"aiortc.RTCRtpReceiver().__{name}"
+        for name in RTP_RECEIVER_PRIVATE
+        if not hasattr(receiver, "_RTCRtpReceiver__" + name)
+    ]
+    missing += [f"{cls.__name__}.{name}" for cls, name in RTP_METHODS if not hasattr(cls, name)]
+    stats = StreamStatistics(8000)
+    missing += [
+        f"StreamStatistics().{name}"
+        for name in STREAM_STATISTICS_ATTRIBUTES
+        if not hasattr(stats, name)
+    ]
+    return missing
 
 
 def missing_internals() -> list[str]:
