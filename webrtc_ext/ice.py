@@ -129,6 +129,21 @@ def parse_ice_servers(servers: Sequence[RTCIceServer]) -> IceServers:
     return IceServers(tuple(stun_servers), tuple(turn_servers), tuple(rejected))
 
 
+#: The largest value of a 32-bit PRIORITY (RFC 8445 §7.1.1, RFC 8445 §5.1.2).
+MAX_PRIORITY = 2**32 - 1
+
+
+def remote_candidate_problem(candidate: Candidate) -> str | None:
+    """Why a remote candidate can never be checked (RFC 8445 §5.1), or ``None`` if it can."""
+    if not 1 <= candidate.port <= 65535:
+        return f"port {candidate.port} is not between 1 and 65535"
+    if not 1 <= candidate.component <= 256:
+        return f"component {candidate.component} is not between 1 and 256"
+    if not 1 <= candidate.priority <= MAX_PRIORITY:
+        return f"priority {candidate.priority} is not between 1 and 2**32-1"
+    return None
+
+
 @dataclass(frozen=True)
 class IceGatheringError:
     """A STUN or TURN server that gave no candidate (W3C RTCPeerConnectionIceErrorEvent)."""
@@ -482,6 +497,19 @@ class IceConnection(Connection):
         return candidate_pair_priority(
             pair.local_candidate, pair.remote_candidate, self.ice_controlling
         )
+
+    async def add_remote_candidate(self, remote_candidate: Candidate | None) -> None:
+        """aioice's ``add_remote_candidate``, dropping candidates that can never be checked.
+
+        A port outside 1-65535 would otherwise reach ``sendto``, whose OverflowError is fatal
+        to the asyncio transport: the socket closes and the whole call fails.
+        """
+        if remote_candidate is not None:
+            problem = remote_candidate_problem(remote_candidate)
+            if problem is not None:
+                logger.warning("dropped remote candidate %s: %s", remote_candidate, problem)
+                return
+        await super().add_remote_candidate(remote_candidate)
 
     def _pair_remote_candidate(self, remote_candidate: Candidate) -> None:
         for protocol in self._protocols:
