@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import aioice.ice
 from aioice import Candidate, Connection, TransportPolicy, stun
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import (
@@ -822,7 +823,9 @@ class IceConnection(Connection):
         assert self.remote_password is not None
         failures = 0
         while True:
-            await asyncio.sleep(5 * (0.8 + 0.4 * random.random()))
+            # aioice's module settings, read each time so that they can be tuned (as aiortc's
+            # own tests do).
+            await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
             for pair in list(self._nominated.values()):
                 request = self.build_request(pair, nominate=False)
                 if isinstance(pair, IceCandidatePair):
@@ -842,7 +845,7 @@ class IceConnection(Connection):
                     if isinstance(pair, IceCandidatePair):
                         pair.responses_received += 1
                         pair.record_round_trip(time.monotonic() - sent_at)
-                if failures >= 6:
+                if failures >= aioice.ice.CONSENT_FAILURES:
                     logger.info("consent to send expired")
                     self._query_consent_task = None
                     await self.close()
