@@ -17,7 +17,8 @@ from tests.interop.pion import pion_peer
 from tests.support import LOOPBACK
 from webrtc_ext import NominationMode, RTCPeerConnection
 
-pytestmark = pytest.mark.interop
+# Generous: the first test also waits for the session fixture that compiles the Pion peer.
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]
 
 MODES = [NominationMode.AGGRESSIVE, NominationMode.REGULAR]
 MEDIA_TIMEOUT = 30.0
