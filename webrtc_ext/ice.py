@@ -134,6 +134,16 @@ def parse_ice_servers(servers: Sequence[RTCIceServer]) -> IceServers:
 MAX_PRIORITY = 2**32 - 1
 
 
+def host_local_preference(index: int) -> int:
+    """The local preference of the host candidate on the ``index``-th address, first preferred.
+
+    RFC 8445 §5.1.2.1: candidates of one type and component MUST have unique local
+    preferences. With equal ones (aioice gives every host candidate 65535) two pairs can tie,
+    and with aggressive nomination the two agents may then select different pairs.
+    """
+    return max(65535 - index, 0)
+
+
 def remote_candidate_problem(candidate: Candidate) -> str | None:
     """Why a remote candidate can never be checked (RFC 8445 §5.1), or ``None`` if it can."""
     if not 1 <= candidate.port <= 65535:
@@ -408,7 +418,7 @@ class IceConnection(Connection):
         """Host candidates on every address, then srflx and relay ones from every server."""
         candidates: list[Candidate] = []
         host_protocols: list[IceProtocol] = []
-        for address in addresses:
+        for index, address in enumerate(addresses):
             protocol = await self._bind(address)
             if protocol is None:
                 continue
@@ -417,7 +427,7 @@ class IceConnection(Connection):
                 foundation=candidate_foundation("host", "udp", host),
                 component=component,
                 transport="udp",
-                priority=candidate_priority(component, "host"),
+                priority=candidate_priority(component, "host", host_local_preference(index)),
                 host=host,
                 port=port,
                 type="host",

@@ -101,3 +101,35 @@ async def test_pion_controlling_library_controlled_gets_media(pion_executable: P
         await pc.close()
         for reader in readers:
             reader.cancel()
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+async def test_pion_and_library_agree_on_the_selected_pair(
+    pion_executable: Path, mode: NominationMode
+) -> None:
+    # Several local addresses give several pairs; Pion switches to any later nominated pair of
+    # equal priority, so host candidates must have unique priorities (RFC 8445 §5.1.2.1) for
+    # both agents to end on the same pair.
+    addresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    pc = RTCPeerConnection(LOOPBACK.with_changes(nomination=mode, host_addresses=addresses))
+    frames, readers = _receive_audio(pc)
+    try:
+        async with pion_peer(pion_executable, role="answer") as pion:
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            await pion.send_description(pc.localDescription)
+            await pc.setRemoteDescription(await pion.description())
+
+            await _wait_frames(frames, count=25)
+
+            (transport,) = pc.iceTransports
+            pairs = transport.getCandidatePairs()
+            assert len(pairs) >= len(addresses)
+            (selected,) = [p for p in pairs if p.selected]
+            assert selected.local.host == "127.0.0.1", "the first address is preferred"
+            stray = {p.local.host: p.packets_received for p in pairs if not p.selected}
+            assert sum(stray.values()) == 0, f"Pion sends media on another pair: {stray}"
+    finally:
+        await pc.close()
+        for reader in readers:
+            reader.cancel()
