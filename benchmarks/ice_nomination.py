@@ -6,10 +6,11 @@ side. webrtc_ext is the controlling offerer. For each mode it measures, ``--runs
 time from applying the answer to the first RTP packet received.
 
 The network has several candidate pairs: our host candidates on 127.0.0.1, 127.0.0.2,
-127.0.0.3 and ::1 against the remote's 127.0.0.1 and ::1, plus (scenario ``unreachable``, the
-one in the JSON line) one remote host candidate of the highest priority that never answers, as
-an address of another network would. Regular nomination has to wait for that check (up to
-``regular_nomination_timeout``) before nominating; aggressive nominates with the first check.
+127.0.0.3 and ::1 against the remote's (Pion gathers 127.0.0.1 only: it does not use ::1), plus
+(scenario ``unreachable``, the one in the JSON line) one remote host candidate of the highest
+priority that never answers, as an address of another network would. Regular nomination has
+to wait for that check (up to ``regular_nomination_timeout``) before nominating; aggressive
+nominates with the first check.
 
     python benchmarks/ice_nomination.py [--runs 20] [--quick]
 """
@@ -85,7 +86,7 @@ RemoteFactory = Callable[[], AbstractAsyncContextManager[Remote]]
 
 @asynccontextmanager
 async def pion_remote(executable: Path) -> AsyncIterator[Remote]:
-    """A Pion answerer on 127.0.0.1 and ::1."""
+    """A Pion answerer on loopback."""
     async with pion_peer(executable, role="answer", networks="udp4,udp6") as pion:
 
         async def answer(offer: RTCSessionDescription) -> RTCSessionDescription:
