@@ -92,6 +92,8 @@ class Service:
 
     async def _shutdown(self, app: web.Application) -> None:
         self.ready = False
+        if self.simulator is not None:
+            self.simulator.release()
         await self.console.close()
 
     async def _cleanup(self, app: web.Application) -> None:

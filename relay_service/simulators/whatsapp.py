@@ -101,6 +101,11 @@ class WhatsAppSimulator:
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Let requests held by a ``timeout`` fault finish (before shutdown)."""
+        self._released.set()
 
     def app(self) -> web.Application:
         """The Graph API (``/{version}/{phone_number_id}/calls``) and the control API."""
@@ -191,7 +196,9 @@ class WhatsAppSimulator:
         self.requests.append(body)
         fault = self.faults.pop(action, None)
         if fault == "timeout":
-            await asyncio.sleep(3600)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), 3600)
+            return graph_error(503, 1, "Simulated timeout released.")
         if fault is not None and fault.startswith("error:"):
             return graph_error(400, int(fault[6:]), f"Simulated failure of {action}.")
         if action == "connect":

@@ -1,0 +1,82 @@
+"""Whole calls: the simulated WhatsApp caller, the service, and a Python agent leg."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .agent import Agent, until
+from .conftest import Running
+
+pytestmark = pytest.mark.integration
+
+
+async def test_agent_answers_hears_speaks_and_hangs_up(running: Running) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    await running.login()
+    agent = Agent(running.session, running.url)
+    await agent.connect()
+    try:
+        call_id = await simulator.place_call(audio="tone")
+        ringing = await agent.wait_for_call("ringing")
+        assert ringing["id"] == call_id and ringing["name"] == "Simulated Caller"
+        await agent.answer(call_id)
+        await agent.wait_for_call("human")
+        sim_call = simulator.calls[call_id]
+        await until(lambda: agent.loud_frames >= 25, what="caller's tone at the agent")
+        await until(lambda: sim_call.peer.loud_frames >= 25, what="agent's tone at the caller")
+        assert sim_call.state == "accepted"
+        kinds = [r["action"] for r in simulator.requests]
+        assert kinds[:2] == ["pre_accept", "accept"]
+
+        await agent.hangup(call_id)
+        await agent.wait_for(lambda m: m["type"] == "ended" and m["call_id"] == call_id)
+        await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
+        assert sim_call.end_status == "COMPLETED"
+    finally:
+        await agent.close()
+
+    storage = running.service.storage
+    record = await storage.find_call(call_id)
+    assert record is not None
+    assert (record.state, record.agent) == ("ended", "alice")
+    assert record.end_reason == "hung up by alice"
+    events = [e["event"] for e in record.timeline]
+    assert events[:1] == ["created"] and "agent_answered" in events and events[-1] == "ended"
+    files = {d.leg: json.loads(d.content) for d in await storage.diagnostics(record.id)}
+    assert set(files) == {"whatsapp", "browser"}
+    assert files["whatsapp"]["remote_description"]["type"] == "offer"
+    assert any(s.get("type") == "inbound-rtp" for s in files["whatsapp"]["stats"].values())
+
+    # The console's history API shows it, with the diagnostic file downloadable.
+    async with running.session.get(f"{running.url}/api/calls/{record.id}") as response:
+        detail = await response.json()
+    assert detail["state"] == "ended" and len(detail["diagnostics"]) == 2
+    first = detail["diagnostics"][0]
+    async with running.session.get(
+        f"{running.url}/api/calls/{record.id}/diagnostics/{first['id']}"
+    ) as response:
+        assert response.status == 200
+        assert "attachment" in response.headers["Content-Disposition"]
+        assert json.loads(await response.read())["format"] == "webrtc-relay-diagnostic"
+
+
+async def test_caller_hangs_up_while_ringing(running: Running) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    await running.login()
+    agent = Agent(running.session, running.url)
+    await agent.connect()
+    try:
+        call_id = await simulator.place_call(audio="tone")
+        await agent.wait_for_call("ringing")
+        await simulator.hangup(call_id)
+        ended = await agent.wait_for(lambda m: m["type"] == "ended")
+        assert ended["call_id"] == call_id
+        assert "COMPLETED" in ended["reason"]
+    finally:
+        await agent.close()
+    record = await running.service.storage.find_call(call_id)
+    assert record is not None and record.state == "ended"
