@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,10 +61,19 @@ async def start(settings: Settings) -> tuple[Service, web.AppRunner]:
     return service, runner
 
 
+@contextlib.asynccontextmanager
+async def running_service(tmp_path: Path, **environ: str) -> AsyncIterator[Running]:
+    """A started service configured by ``environ`` on top of the test defaults."""
+    service, runner = await start(make_settings(tmp_path, **environ))
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            yield Running(service, session)
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     """The service with the WhatsApp simulator, a 20 s no-media rule."""
-    service, runner = await start(make_settings(tmp_path))
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield Running(service, session)
-    await runner.cleanup()
+    async with running_service(tmp_path) as running:
+        yield running
