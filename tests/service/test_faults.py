@@ -101,7 +101,9 @@ def write_tone(path: Path, seconds: float = 3.0, rate: int = 16000) -> None:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
-        samples = (int(9000 * math.sin(2 * math.pi * 500 * i / rate)) for i in range(int(seconds * rate)))
+        samples = (
+            int(9000 * math.sin(2 * math.pi * 500 * i / rate)) for i in range(int(seconds * rate))
+        )
         out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
 
 
