@@ -82,6 +82,9 @@ class AgentConsole:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
         agent = self.require_agent(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.host:
+            raise web.HTTPForbidden(text="cross-origin console connection refused")
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         self.sockets[ws] = agent

@@ -211,12 +211,15 @@ class CallRouter:
         self._notify("call", call)
 
     async def _watch_media(self, call: Call) -> None:
-        timeout = self.settings.no_media_timeout
+        timeout, ring_timeout = self.settings.no_media_timeout, self.settings.ring_timeout
+        started = time.monotonic()
         while call.state in ACTIVE_STATES:
-            await asyncio.sleep(min(1.0, timeout / 4))
+            await asyncio.sleep(min(1.0, timeout / 4, ring_timeout / 4))
             silent_for = time.monotonic() - call.bridge.last_caller_audio
             if call.accepted and silent_for > timeout:
                 await self.end(call, f"no media from caller for {timeout:g} s", tell_whatsapp=True)
+            elif call.agent is None and time.monotonic() - started > ring_timeout:
+                await self.end(call, f"no agent answered in {ring_timeout:g} s", tell_whatsapp=True)
 
     async def dtmf_received(self, call: Call, digit: str) -> None:
         """Store a keypad digit and show it to the agent."""
@@ -283,10 +286,12 @@ class CallRouter:
             if task is not current:
                 task.cancel()
         if tell_whatsapp:
+            # A call never accepted is declined; an accepted one is terminated.
+            action = self.graph.terminate if call.accepted else self.graph.reject
             try:
-                await self.graph.terminate(call.wa_call_id)
+                await action(call.wa_call_id)
             except GraphApiError as exc:
-                logger.warning("terminate of %s failed: %s", call.wa_call_id, exc)
+                logger.warning("ending %s at WhatsApp failed: %s", call.wa_call_id, exc)
         for name, leg in call.legs.items():
             with contextlib.suppress(Exception):
                 content = await leg.render()

@@ -41,6 +41,7 @@ class Settings:
     simulators: bool = True
     agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
     no_media_timeout: float = 20.0
+    ring_timeout: float = 60.0
 
     @property
     def graph_base_url(self) -> str:
@@ -206,6 +207,7 @@ class _Parser:
             simulators=simulators,
             agents=self.agents("RELAY_AGENTS"),
             no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
+            ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
         )
         if self.problems:
             raise SettingsError(self.problems)

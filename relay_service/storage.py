@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ class Storage:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self) -> None:
         """Create the SQLite directory if needed and the tables if missing."""
@@ -122,8 +125,10 @@ class Storage:
         self, call_id: int, event: str, *, state: str | None = None, **fields: Any
     ) -> None:
         """Append an event to the call's timeline, optionally changing its state and columns."""
-        async with self._sessions.begin() as session:
-            record = await session.get(CallRecord, call_id)
+        # The timeline is read, extended and written back: one writer per call at a time
+        # (the lock within this process, the row lock across replicas on PostgreSQL).
+        async with self._locks[call_id], self._sessions.begin() as session:
+            record = await session.get(CallRecord, call_id, with_for_update=True)
             if record is None:
                 return
             entry = {"at": utcnow().isoformat(), "event": event}

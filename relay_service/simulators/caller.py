@@ -22,6 +22,7 @@ from av import AudioFrame
 from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
 
 from ..media import ToneTrack, rms
+from ..whatsapp.sdp import add_to_audio_section
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +48,16 @@ def meta_offer(sdp: str) -> str:
             fingerprint_seen = True
         if line.startswith("m=audio") and not has_event:
             line += " 126"
-        if opus and line.startswith(f"a=fmtp:{opus} "):
+        if (opus and line.startswith(f"a=fmtp:{opus} ")) or line.startswith(
+            ("a=ptime:", "a=maxptime:")
+        ):
             continue
         out.append(line)
         if opus and line.startswith(f"a=rtpmap:{opus} "):
             out.append(f"a=fmtp:{opus} {OPUS_FMTP}")
             if not has_event:
                 out.append("a=rtpmap:126 telephone-event/8000")
-        if line.startswith("m=audio"):
-            out += ["a=ptime:20", "a=maxptime:20"]
-    return "\r\n".join(out) + "\r\n"
+    return "\r\n".join(add_to_audio_section(out, ["a=ptime:20", "a=maxptime:20"])) + "\r\n"
 
 
 class CallerPeer:

@@ -38,9 +38,22 @@ def prepare_answer(sdp: str) -> str:
         if line.startswith("a=ptime:"):
             continue
         result.append(line)
-        if line.startswith("m=audio"):
-            result.append("a=ptime:20")
-    return _join(result)
+    return _join(add_to_audio_section(result, ["a=ptime:20"]))
+
+
+def add_to_audio_section(lines: list[str], extra: list[str]) -> list[str]:
+    """``lines`` with ``extra`` attribute lines appended at the end of the audio section."""
+    result: list[str] = []
+    in_audio = False
+    for line in lines:
+        if line.startswith("m="):
+            if in_audio:
+                result += extra
+            in_audio = line.startswith("m=audio")
+        result.append(line)
+    if in_audio:
+        result += extra
+    return result
 
 
 def answer_problems(sdp: str) -> list[str]:

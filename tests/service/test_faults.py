@@ -128,3 +128,49 @@ async def test_greeting_plays_to_the_caller_before_an_agent_answers(tmp_path: Pa
             assert [r["action"] for r in simulator.requests] == ["pre_accept", "accept"]
         finally:
             await agent.close()
+
+
+async def test_unanswered_call_is_declined_after_the_ring_timeout(tmp_path: Path) -> None:
+    async with running_service(tmp_path, RELAY_RING_TIMEOUT="1.5") as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        call_id = await simulator.place_call(audio="tone")
+        await assert_ended(running, call_id, "no agent answered")
+        assert simulator.requests[-1]["action"] == "reject"
+        assert simulator.calls[call_id].end_status == "REJECTED"
+
+
+async def test_simulator_ends_a_call_without_media_like_meta(running: Running) -> None:
+    from relay_service.simulators.caller import CallerPeer
+    from relay_service.simulators.whatsapp import SimulatedCall
+    from relay_service.whatsapp.sdp import prepare_answer
+    from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+
+    simulator = running.service.simulator
+    assert simulator is not None
+    simulator.no_media_timeout = 1.0
+    caller = CallerPeer("tone")
+    call = SimulatedCall("wacid.SILENT", "491", "USER_INITIATED", caller)
+    simulator.calls[call.call_id] = call
+    business = RTCPeerConnection(PeerConnectionConfig(host_addresses=["127.0.0.1"]))
+    try:
+        await business.setRemoteDescription(
+            RTCSessionDescription(sdp=await caller.offer(), type="offer")
+        )
+        await business.setLocalDescription(await business.createAnswer())  # sends nothing
+        answer = prepare_answer(business.localDescription.sdp)
+        async with running.session.post(
+            running.service.settings.graph_base_url + "/v23.0/100000000000001/calls",
+            json={
+                "messaging_product": "whatsapp",
+                "call_id": call.call_id,
+                "action": "accept",
+                "session": {"sdp_type": "answer", "sdp": answer},
+            },
+            headers={"Authorization": "Bearer test-access-token"},
+        ) as response:
+            assert response.status == 200
+        await until(lambda: call.state == "ended", what="simulator's no-media rule")
+        assert call.end_status == "FAILED"
+    finally:
+        await business.close()
