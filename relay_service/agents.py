@@ -109,12 +109,19 @@ class AgentConsole:
     ) -> None:
         try:
             message = json.loads(data)
-            kind, call_id = message["type"], str(message["call_id"])
-        except (ValueError, KeyError, TypeError):
+            kind = message["type"]
+            call_id = str(message.get("call_id", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
             await ws.send_json({"type": "error", "message": "bad message"})
             return
         try:
-            if kind == "answer":
+            if kind == "dial":
+                call_id, sdp = await self.router.dial(
+                    agent, str(message["to"]), str(message["sdp"])
+                )
+                answered.add(call_id)
+                await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
+            elif kind == "answer":
                 answered.add(call_id)
                 sdp = await self.router.answer(call_id, agent, str(message["sdp"]))
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
@@ -122,6 +129,8 @@ class AgentConsole:
                 await self.router.hangup(call_id, agent)
             else:
                 await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
+        except KeyError as exc:
+            await ws.send_json({"type": "error", "message": f"missing {exc}"})
         except CallUnavailable as exc:
             answered.discard(call_id)
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})

@@ -18,7 +18,7 @@ from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from .media import SwitchableAudioTrack, ToneTrack, rms
+from .media import SwitchableAudioTrack, rms
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class MediaBridge(Protocol):
         """The audio received from the WhatsApp caller."""
 
     def caller_audio(self) -> MediaStreamTrack:
-        """A new track of the caller's audio, for an agent leg."""
+        """The caller's audio for the agent leg (silence until the caller's track arrives)."""
 
     def play_greeting(self, path: Path) -> None:
         """Play a file toward the caller until an agent is connected."""
@@ -55,6 +55,7 @@ class RelayMediaBridge:
     def __init__(self) -> None:
         self._switch = SwitchableAudioTrack()
         self.to_whatsapp: MediaStreamTrack = self._switch
+        self._to_agent = SwitchableAudioTrack()
         self.last_caller_audio = time.monotonic()
         self.caller_level = 0.0
         self._relay = MediaRelay()
@@ -66,12 +67,11 @@ class RelayMediaBridge:
         """The audio received from the WhatsApp caller; starts watching its level."""
         self._caller = track
         self._monitor = asyncio.ensure_future(self._watch(self._relay.subscribe(track)))
+        self._to_agent.set_source(self._relay.subscribe(track), "caller")
 
     def caller_audio(self) -> MediaStreamTrack:
-        """A new subscription of the caller's audio (silence if none arrived yet)."""
-        if self._caller is None:
-            return ToneTrack(amplitude=0)
-        return self._relay.subscribe(self._caller)
+        """The caller's audio for the agent leg (silence until the caller's track arrives)."""
+        return self._to_agent
 
     def play_greeting(self, path: Path) -> None:
         """Play ``path`` toward the caller; silence follows when it ends."""
@@ -93,6 +93,7 @@ class RelayMediaBridge:
     async def close(self) -> None:
         """Stop every track and the level watcher."""
         self._switch.stop()
+        self._to_agent.stop()
         self._stop_player()
         if self._monitor is not None:
             self._monitor.cancel()

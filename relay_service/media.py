@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import math
 import time
 from array import array
+from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
@@ -35,6 +35,11 @@ def _frame(samples: array[int], pts: int) -> AudioFrame:
     frame.pts = pts
     frame.time_base = TIME_BASE
     return frame
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class ToneTrack(MediaStreamTrack):
@@ -100,10 +105,16 @@ class SwitchableAudioTrack(MediaStreamTrack):
             self._changed.clear()
             receive = asyncio.ensure_future(source.recv())
             changed = asyncio.ensure_future(self._changed.wait())
-            done, _ = await asyncio.wait({receive, changed}, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
+            try:
+                done, _ = await asyncio.wait(
+                    {receive, changed}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for future in (receive, changed):
+                    if not future.done():
+                        future.cancel()
+                        future.add_done_callback(_consume)
             if receive not in done:
-                receive.cancel()
                 continue
             try:
                 frame = receive.result()
@@ -130,10 +141,9 @@ class SwitchableAudioTrack(MediaStreamTrack):
         now = time.monotonic()
         if self._next_silence is None:
             self._next_silence = now
-        wait = self._next_silence - now
-        if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+        # A plain sleep: Python 3.11's wait_for can swallow a cancellation, which would
+        # keep aiortc's sender task alive after RTCRtpSender.stop().
+        await asyncio.sleep(max(0.0, self._next_silence - now))
         self._next_silence += PTIME
         return self._stamp(_frame(array("h", bytes(2 * SAMPLES)), 0))
 

@@ -21,11 +21,13 @@ from .settings import Settings
 from .storage import Storage, utcnow
 from .whatsapp.events import CallConnect, CallStatus, CallTerminate, UnknownEvent, WebhookEvent
 from .whatsapp.graph import GraphApiError, GraphClient
-from .whatsapp.sdp import prepare_answer
+from .whatsapp.sdp import prepare_answer, prepare_offer
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("ringing", "prerecorded", "human")
+ACTIVE_STATES = ("dialing", "ringing", "prerecorded", "human")
+EARLY_EVENTS_KEPT = 64
+CLOSE_TIMEOUT = 10.0
 
 
 class CallUnavailable(Exception):
@@ -83,6 +85,8 @@ class CallRouter:
         self.calls: dict[str, Call] = {}
         self.listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Status and answer webhooks of an outbound call can overtake the connect reply.
+        self._early: dict[str, list[CallConnect | CallStatus]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -125,7 +129,7 @@ class CallRouter:
             if event.direction == "USER_INITIATED" and event.sdp_type == "offer":
                 await self._incoming_call(event)
             else:
-                logger.info("business-initiated answer for %s not handled yet", event.call_id)
+                await self._outbound_event(event)
         elif isinstance(event, CallTerminate):
             call = self.calls.get(event.call_id)
             errors = "; ".join(f"{e.code} {e.title}" for e in event.errors)
@@ -136,6 +140,7 @@ class CallRouter:
                 logger.info("terminate for unknown call %s: %s", event.call_id, reason)
         elif isinstance(event, CallStatus):
             logger.info("call %s status %s", event.call_id, event.status)
+            await self._outbound_event(event)
         elif isinstance(event, UnknownEvent):
             logger.info("ignored webhook event: %s", event.description)
 
@@ -176,6 +181,13 @@ class CallRouter:
             call.tasks.append(self.spawn(self._watch_media(call)))
 
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
+        pc = self._whatsapp_pc(call)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        pc.addTrack(call.bridge.to_whatsapp)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return prepare_answer(pc.localDescription.sdp)
+
+    def _whatsapp_pc(self, call: Call) -> RTCPeerConnection:
         pc = RTCPeerConnection(self.peer_config())
         call.legs["whatsapp"] = LegRecorder("whatsapp", pc)
 
@@ -193,10 +205,7 @@ class CallRouter:
             digit = getattr(event, "digit", event)
             self.spawn(self.dtmf_received(call, str(digit)))
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        pc.addTrack(call.bridge.to_whatsapp)
-        await pc.setLocalDescription(await pc.createAnswer())
-        return prepare_answer(pc.localDescription.sdp)
+        return pc
 
     async def _accept(self, call: Call) -> None:
         if not call.accepted:
@@ -216,10 +225,15 @@ class CallRouter:
         while call.state in ACTIVE_STATES:
             await asyncio.sleep(min(1.0, timeout / 4, ring_timeout / 4))
             silent_for = time.monotonic() - call.bridge.last_caller_audio
-            if call.accepted and silent_for > timeout:
+            if call.accepted and call.state != "dialing" and silent_for > timeout:
                 await self.end(call, f"no media from caller for {timeout:g} s", tell_whatsapp=True)
-            elif call.agent is None and time.monotonic() - started > ring_timeout:
-                await self.end(call, f"no agent answered in {ring_timeout:g} s", tell_whatsapp=True)
+            elif time.monotonic() - started > ring_timeout and (
+                call.agent is None or call.state == "dialing"
+            ):
+                who = "the user" if call.state == "dialing" else "an agent"
+                await self.end(
+                    call, f"{who} did not answer in {ring_timeout:g} s", tell_whatsapp=True
+                )
 
     async def dtmf_received(self, call: Call, digit: str) -> None:
         """Store a keypad digit and show it to the agent."""
@@ -237,6 +251,22 @@ class CallRouter:
         if call.agent is not None:
             raise CallUnavailable(f"call {wa_call_id} is already answered by {call.agent}")
         call.agent = agent
+        try:
+            answer = await self._open_agent_leg(call, offer_sdp)
+            await self._accept(call)
+        except GraphApiError as exc:
+            await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
+            raise CallUnavailable(f"WhatsApp refused to accept the call: {exc}") from exc
+        await self._set_state(
+            call,
+            "human",
+            "agent_answered",
+            agent=agent,
+            columns={"agent": agent, "answered_at": utcnow()},
+        )
+        return answer
+
+    async def _open_agent_leg(self, call: Call, offer_sdp: str) -> str:
         pc = RTCPeerConnection(self.peer_config())
         call.legs["browser"] = LegRecorder("browser", pc)
 
@@ -249,21 +279,9 @@ class CallRouter:
             if pc.connectionState in ("failed", "closed") and call.state in ACTIVE_STATES:
                 self.spawn(self.end(call, "agent leg lost", tell_whatsapp=True))
 
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            pc.addTrack(call.bridge.caller_audio())
-            await pc.setLocalDescription(await pc.createAnswer())
-            await self._accept(call)
-        except GraphApiError as exc:
-            await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
-            raise CallUnavailable(f"WhatsApp refused to accept the call: {exc}") from exc
-        await self._set_state(
-            call,
-            "human",
-            "agent_answered",
-            agent=agent,
-            columns={"agent": agent, "answered_at": utcnow()},
-        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        pc.addTrack(call.bridge.caller_audio())
+        await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
     async def hangup(self, wa_call_id: str, by: str) -> None:
@@ -272,6 +290,63 @@ class CallRouter:
         if call is None:
             raise CallUnavailable(f"no call {wa_call_id}")
         await self.end(call, f"hung up by {by}", tell_whatsapp=True)
+
+    # -- business-initiated calls ----------------------------------------------------------
+
+    async def dial(self, agent: str, to: str, browser_offer: str) -> tuple[str, str]:
+        """An agent calls a WhatsApp user; returns the call id and the browser leg's answer."""
+        bridge = RelayMediaBridge()
+        call = Call(
+            "", 0, self.settings.whatsapp_phone_number_id, to, None, "BUSINESS_INITIATED", bridge
+        )
+        call.state, call.agent, call.accepted = "dialing", agent, True
+        pc = self._whatsapp_pc(call)
+        pc.addTrack(bridge.to_whatsapp)
+        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            call.wa_call_id = await self.graph.connect(to, prepare_offer(pc.localDescription.sdp))
+        except GraphApiError as exc:
+            await pc.close()
+            await bridge.close()
+            raise CallUnavailable(f"WhatsApp refused the call: {exc}") from exc
+        db_id = await self.storage.create_call(
+            call.wa_call_id, call.from_number, to, call.direction
+        )
+        assert db_id is not None, "Meta returned an existing call id"
+        call.db_id = db_id
+        self.calls[call.wa_call_id] = call
+        self.metrics.calls.inc(direction=call.direction)
+        self.metrics.calls_active.set(len(self.active_calls()))
+        await self._set_state(call, "dialing", "dialing", agent=agent, columns={"agent": agent})
+        answer = await self._open_agent_leg(call, browser_offer)
+        call.tasks.append(self.spawn(self._watch_media(call)))
+        for early in self._early.pop(call.wa_call_id, []):
+            await self._outbound_event(early)
+        return call.wa_call_id, answer
+
+    async def _outbound_event(self, event: CallConnect | CallStatus) -> None:
+        call = self.calls.get(event.call_id)
+        if call is None:
+            if len(self._early) < EARLY_EVENTS_KEPT:
+                self._early.setdefault(event.call_id, []).append(event)
+            return
+        if isinstance(event, CallStatus):
+            await self.storage.record_event(call.db_id, "status", status=event.status)
+            if event.status == "REJECTED":
+                await self.end(call, "whatsapp: REJECTED by the user", tell_whatsapp=False)
+            return
+        pc = call.legs["whatsapp"].pc
+        if event.sdp_type != "answer" or pc.remoteDescription is not None:
+            logger.info("ignored %s connect for %s", event.sdp_type, call.wa_call_id)
+            return
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=event.sdp, type="answer"))
+        except Exception as exc:
+            logger.warning("answer of %s could not be applied: %s", call.wa_call_id, exc)
+            await self.end(call, f"bad answer from WhatsApp: {exc}", tell_whatsapp=True)
+            return
+        call.bridge.last_caller_audio = time.monotonic()
+        await self._set_state(call, "human", "connected", columns={"answered_at": utcnow()})
 
     # -- ending -----------------------------------------------------------------------------
 
@@ -298,7 +373,11 @@ class CallRouter:
                 await self.storage.save_diagnostic(
                     call.db_id, name, f"{call.wa_call_id}-{name}.json", content
                 )
-            await leg.pc.close()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await leg.pc.close()
+            except TimeoutError:
+                logger.error("closing the %s leg of %s timed out", name, call.wa_call_id)
         await call.bridge.close()
         await self.storage.record_event(
             call.db_id,

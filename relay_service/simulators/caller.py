@@ -32,13 +32,13 @@ OPUS_FMTP = (
 )
 
 
-def meta_offer(sdp: str) -> str:
+def meta_offer(sdp: str, *, add_telephone_event: bool = True) -> str:
     """Shape an aiortc offer like Meta's: one fingerprint, Opus fmtp, PT 126, ptime 20."""
     lines = [line for line in sdp.replace("\r\n", "\n").split("\n") if line]
     opus = next(
         (m.group(1) for line in lines if (m := re.match(r"a=rtpmap:(\d+) opus/", line))), None
     )
-    has_event = any("telephone-event/8000" in line for line in lines)
+    has_event = not add_telephone_event or any("telephone-event/8000" in line for line in lines)
     out: list[str] = []
     fingerprint_seen = False
     for line in lines:
@@ -116,7 +116,8 @@ class CallerPeer:
         """Answer a business-initiated offer, shaped like Meta's answer."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return meta_offer(self.pc.localDescription.sdp)
+        # An answer may only list codecs of the offer.
+        return meta_offer(self.pc.localDescription.sdp, add_telephone_event=False)
 
     async def apply_answer(self, sdp: str) -> None:
         """Apply the business's answer (once)."""

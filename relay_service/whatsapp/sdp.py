@@ -56,6 +56,11 @@ def add_to_audio_section(lines: list[str], extra: list[str]) -> list[str]:
     return result
 
 
+def prepare_offer(sdp: str) -> str:
+    """Our business-initiated offer as Meta wants it: one fingerprint, ``actpass``, ptime 20."""
+    return prepare_answer(sdp).replace("a=setup:active", "a=setup:actpass")
+
+
 def answer_problems(sdp: str) -> list[str]:
     """Why Meta would refuse this answer with error 138008 (empty if it is acceptable)."""
     lines = _lines(sdp)

@@ -56,6 +56,12 @@ class Agent:
         return next(c for c in message["calls"] if c["state"] == state)
 
     async def answer(self, call_id: str, frequency: float = 660.0) -> None:
+        await self._signal({"type": "answer", "call_id": call_id}, frequency)
+
+    async def dial(self, to: str, frequency: float = 660.0) -> str:
+        return await self._signal({"type": "dial", "to": to}, frequency)
+
+    async def _signal(self, request: dict[str, Any], frequency: float) -> str:
         assert self.ws is not None
         self.pc = RTCPeerConnection(LOOPBACK)
         self.pc.addTrack(ToneTrack(frequency=frequency))
@@ -63,12 +69,11 @@ class Agent:
             "track", lambda track: self._tasks.append(asyncio.ensure_future(self._read(track)))
         )
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        await self.ws.send_json(
-            {"type": "answer", "call_id": call_id, "sdp": self.pc.localDescription.sdp}
-        )
+        await self.ws.send_json({**request, "sdp": self.pc.localDescription.sdp})
         reply = await self.wait_for(lambda m: m["type"] in ("answer", "error"))
         assert reply["type"] == "answer", reply
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        return str(reply["call_id"])
 
     async def _read(self, track: MediaStreamTrack) -> None:
         while True:

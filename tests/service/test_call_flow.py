@@ -80,3 +80,31 @@ async def test_caller_hangs_up_while_ringing(running: Running) -> None:
         await agent.close()
     record = await running.service.storage.find_call(call_id)
     assert record is not None and record.state == "ended"
+
+
+async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    await running.login("bob", "builder")
+    agent = Agent(running.session, running.url)
+    await agent.connect()
+    try:
+        call_id = await agent.dial("4915112345678")
+        connect = simulator.requests[0]
+        assert connect["action"] == "connect" and connect["to"] == "4915112345678"
+        assert connect["session"]["sdp_type"] == "offer"
+        await agent.wait_for_call("human")
+        sim_call = simulator.calls[call_id]
+        await until(lambda: agent.loud_frames >= 25, what="user's audio at the agent")
+        await until(lambda: sim_call.peer.loud_frames >= 25, what="agent's audio at the user")
+        await agent.hangup(call_id)
+        await agent.wait_for(lambda m: m["type"] == "ended" and m["call_id"] == call_id)
+        await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
+    finally:
+        await agent.close()
+    record = await running.service.storage.find_call(call_id)
+    assert record is not None
+    assert (record.direction, record.state, record.agent) == ("BUSINESS_INITIATED", "ended", "bob")
+    statuses = [e.get("status") for e in record.timeline if e["event"] == "status"]
+    assert statuses == ["RINGING", "ACCEPTED"]
+    assert [a["action"] for a in simulator.requests] == ["connect", "terminate"]

@@ -135,7 +135,7 @@ async def test_unanswered_call_is_declined_after_the_ring_timeout(tmp_path: Path
         simulator = running.service.simulator
         assert simulator is not None
         call_id = await simulator.place_call(audio="tone")
-        await assert_ended(running, call_id, "no agent answered")
+        await assert_ended(running, call_id, "an agent did not answer")
         assert simulator.requests[-1]["action"] == "reject"
         assert simulator.calls[call_id].end_status == "REJECTED"
 
