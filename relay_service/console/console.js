@@ -53,7 +53,10 @@ function onMessage(message) {
     relay.digits += message.digit;
     $("digits").textContent = relay.digits;
   } else if (message.type === "ended") onEnded(message);
-  else if (message.type === "error") setStatus("Error: " + message.message);
+  else if (message.type === "error") {
+    setStatus("Error: " + message.message);
+    if (relay.pc && !relay.pc.remoteDescription) cleanup();  // our pending leg was refused
+  }
 }
 
 function renderCalls(calls) {
@@ -92,11 +95,25 @@ function gatheringComplete(pc, timeoutMs) {
   });
 }
 
-async function answer(call) {
+function answer(call) {
   relay.callId = call.id;
   relay.digits = call.digits || "";
-  $("digits").textContent = relay.digits;
   $("current-caller").textContent = call.name ? call.name + " (" + call.from + ")" : call.from;
+  openLeg({ type: "answer", call_id: call.id });
+}
+
+function dial(event) {
+  event.preventDefault();
+  if (relay.pc) return;
+  relay.callId = null;
+  relay.digits = "";
+  $("current-caller").textContent = $("dial-to").value;
+  openLeg({ type: "dial", to: $("dial-to").value });
+}
+
+// The browser leg: our offer with every candidate (no trickle), answered by the service.
+async function openLeg(request) {
+  $("digits").textContent = relay.digits;
   $("current").hidden = false;
   setStatus("Connecting…");
   try {
@@ -108,7 +125,7 @@ async function answer(call) {
     pc.onconnectionstatechange = () => setStatus("Media: " + pc.connectionState);
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc, 3000);
-    relay.ws.send(JSON.stringify({ type: "answer", call_id: call.id, sdp: pc.localDescription.sdp }));
+    relay.ws.send(JSON.stringify({ ...request, sdp: pc.localDescription.sdp }));
   } catch (error) {
     setStatus("Could not answer: " + error);
     cleanup();
@@ -116,7 +133,8 @@ async function answer(call) {
 }
 
 async function onAnswer(message) {
-  if (!relay.pc || message.call_id !== relay.callId) return;
+  if (!relay.pc || (relay.callId && message.call_id !== relay.callId)) return;
+  relay.callId = message.call_id;
   await relay.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
 }
 
@@ -218,6 +236,7 @@ async function simulate() {
 $("signin-form").addEventListener("submit", signIn);
 $("hangup").addEventListener("click", hangup);
 $("simulate").addEventListener("click", simulate);
+$("dial-form").addEventListener("submit", dial);
 $("refresh-history").addEventListener("click", loadHistory);
 $("logout").addEventListener("click", async () => { await api("/api/logout", { method: "POST" }); location.reload(); });
 api("/api/me").then((result) => { if (result.ok) start(result.body.name); });

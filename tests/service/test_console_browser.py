@@ -135,3 +135,29 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
     await page.click(f"#history a:text-is('{record.id}')")
     await page.wait_for_selector("#detail a[download]")
     assert await page.locator("#detail a[download]").count() == 2
+
+
+async def test_agent_calls_a_whatsapp_user_from_chromium(running: Running, page: Any) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    await page.goto(running.url + "/")
+    await page.fill("#name", "bob")
+    await page.fill("#password", "builder")
+    await page.click("#signin-button")
+    await page.wait_for_selector("#main:not([hidden])")
+    await page.fill("#dial-to", "4915112345678")
+    await page.click("#dial")
+    await page.wait_for_function("() => relay.callId !== null", timeout=30_000)
+    call_id = await page.evaluate("relay.callId")
+
+    async def browser_hears_user() -> bool:
+        return bool(await page.evaluate("relay.inboundEnergy()") > 0.05)
+
+    sim_call = simulator.calls[call_id]
+    await until(browser_hears_user, timeout=30, what="user's tone in the browser")
+    await until(lambda: sim_call.peer.loud_frames >= 50, timeout=30, what="browser audio at user")
+    await page.click("#hangup")
+    await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
+    record = await running.service.storage.find_call(call_id)
+    assert record is not None
+    assert (record.direction, record.agent) == ("BUSINESS_INITIATED", "bob")
