@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +201,14 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
     if show_passwords:
         names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
         print(f"Sign in as (name / password): {names}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C and Kubernetes' SIGTERM both end calls cleanly before exiting.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        logger.info("stopping: ending calls")
         await runner.cleanup()

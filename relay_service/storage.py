@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, select
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -189,4 +189,5 @@ class Storage:
 
     async def count_calls(self) -> int:
         """How many calls are stored."""
-        return len(await self.list_calls(limit=1_000_000))
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count(CallRecord.id))) or 0)

@@ -26,6 +26,7 @@ from ..whatsapp.sdp import add_to_audio_section
 
 logger = logging.getLogger(__name__)
 
+_WIDEBAND_EVENT = re.compile(r"a=rtpmap:(\d+) telephone-event/48000")
 OPUS_FMTP = (
     "minptime=20;useinbandfec=1;maxaveragebitrate=20000;maxplaybackrate=16000;"
     "sprop-maxcapturerate=16000"
@@ -39,9 +40,17 @@ def meta_offer(sdp: str, *, add_telephone_event: bool = True) -> str:
         (m.group(1) for line in lines if (m := re.match(r"a=rtpmap:(\d+) opus/", line))), None
     )
     has_event = not add_telephone_event or any("telephone-event/8000" in line for line in lines)
+    # Meta offers telephone-event at 8000 Hz only.
+    wideband = {m.group(1) for line in lines if (m := _WIDEBAND_EVENT.match(line))}
     out: list[str] = []
     fingerprint_seen = False
     for line in lines:
+        if line.startswith(
+            tuple(f"a={kind}:{pt} " for pt in wideband for kind in ("rtpmap", "fmtp"))
+        ):
+            continue
+        if line.startswith("m=audio") and wideband:
+            line = " ".join(part for part in line.split(" ") if part not in wideband)
         if line.startswith("a=fingerprint:"):
             if fingerprint_seen or not line.startswith("a=fingerprint:sha-256"):
                 continue

@@ -39,6 +39,18 @@ async def test_answer_to_a_meta_offer_follows_the_rules() -> None:
         await caller.close()
 
 
+def test_meta_offer_keeps_only_narrowband_telephone_event() -> None:
+    sdp = (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 110 126\r\nc=IN IP4 0.0.0.0\r\n"
+        "a=rtpmap:111 opus/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n"
+        "a=fmtp:110 0-15\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-15\r\n"
+    )
+    shaped = meta_offer(sdp)
+    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111 126\r\n" in shaped
+    assert "telephone-event/48000" not in shaped and "a=fmtp:110" not in shaped
+    assert "a=rtpmap:126 telephone-event/8000" in shaped
+
+
 def test_meta_offer_shape_is_idempotent() -> None:
     sdp = (
         "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
