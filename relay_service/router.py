@@ -246,10 +246,10 @@ class CallRouter:
     async def answer(self, wa_call_id: str, agent: str, offer_sdp: str) -> str:
         """Connect an agent's browser offer to the call; returns our SDP answer."""
         call = self.calls.get(wa_call_id)
+        if call is not None and call.agent is not None:
+            raise CallUnavailable(f"call {wa_call_id} is already answered by {call.agent}")
         if call is None or call.state not in ("ringing", "prerecorded"):
             raise CallUnavailable(f"call {wa_call_id} is not waiting for an agent")
-        if call.agent is not None:
-            raise CallUnavailable(f"call {wa_call_id} is already answered by {call.agent}")
         call.agent = agent
         try:
             answer = await self._open_agent_leg(call, offer_sdp)

@@ -71,6 +71,9 @@ class Agent:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.ws.send_json({**request, "sdp": self.pc.localDescription.sdp})
         reply = await self.wait_for(lambda m: m["type"] in ("answer", "error"))
+        if reply["type"] != "answer":
+            await self.pc.close()
+            self.pc = None
         assert reply["type"] == "answer", reply
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
         return str(reply["call_id"])

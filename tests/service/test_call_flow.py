@@ -108,3 +108,40 @@ async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
     statuses = [e.get("status") for e in record.timeline if e["event"] == "status"]
     assert statuses == ["RINGING", "ACCEPTED"]
     assert [a["action"] for a in simulator.requests] == ["connect", "terminate"]
+
+
+async def test_one_agent_per_call_and_two_calls_at_once(running: Running) -> None:
+    import aiohttp
+
+    simulator = running.service.simulator
+    assert simulator is not None
+    await running.login("alice", "wonderland")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        async with other.post(
+            running.url + "/api/login", json={"name": "bob", "password": "builder"}
+        ) as response:
+            assert response.status == 200
+        alice, bob = Agent(running.session, running.url), Agent(other, running.url)
+        await alice.connect()
+        await bob.connect()
+        try:
+            first = await simulator.place_call(user="4911111", audio="tone")
+            second = await simulator.place_call(user="4922222", audio="tone")
+            await alice.wait_for(
+                lambda m: (
+                    m["type"] == "calls"
+                    and {c["id"] for c in m["calls"] if c["state"] == "ringing"} == {first, second}
+                )
+            )
+            await alice.answer(first)
+            with pytest.raises(AssertionError, match="already answered by alice"):
+                await bob.answer(first)
+            await bob.answer(second)
+            await until(lambda: alice.loud_frames >= 10 and bob.loud_frames >= 10, what="audio")
+            states = {
+                c.wa_call_id: (c.state, c.agent) for c in running.service.router.calls.values()
+            }
+            assert states == {first: ("human", "alice"), second: ("human", "bob")}
+        finally:
+            await alice.close()
+            await bob.close()
