@@ -16,7 +16,7 @@ from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.whatsapp import WhatsAppSimulator
-from .storage import Storage
+from .storage import CallRecord, Storage
 from .whatsapp.graph import GraphClient
 from .whatsapp.webhook import WhatsAppWebhook
 
@@ -174,7 +174,7 @@ def _int_param(request: web.Request, name: str) -> int:
         raise web.HTTPNotFound(text=f"bad {name}") from None
 
 
-def _call_json(call: Any) -> dict[str, Any]:
+def _call_json(call: CallRecord) -> dict[str, Any]:
     return {
         "id": call.id,
         "wa_call_id": call.wa_call_id,

@@ -149,8 +149,8 @@ class GraphClient:
 
 
 def _error_from(action: str, status: int, reply: dict[str, Any]) -> GraphApiError:
-    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-    assert isinstance(error, dict)
+    raw = reply.get("error")
+    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     code = error.get("code")
     data = error.get("error_data")
     return GraphApiError(
