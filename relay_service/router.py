@@ -53,6 +53,7 @@ class Call:
     digits: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     legs: dict[str, LegRecorder] = field(default_factory=dict)
+    pre_accepted: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -167,6 +168,7 @@ class CallRouter:
         try:
             call.answer_sdp = await self._open_whatsapp_leg(call, event.sdp)
             await self.graph.pre_accept(call.wa_call_id, call.answer_sdp)
+            call.pre_accepted.set()
             await self.storage.record_event(call.db_id, "pre_accepted")
             if self.settings.greeting_file is not None and call.state == "ringing":
                 await self._accept(call)
@@ -210,6 +212,12 @@ class CallRouter:
     async def _accept(self, call: Call) -> None:
         if not call.accepted:
             call.accepted = True
+            # An agent may answer while pre_accept is still on its way: accept goes after it.
+            try:
+                async with asyncio.timeout(self.settings.graph_timeout):
+                    await call.pre_accepted.wait()
+            except TimeoutError:
+                raise GraphApiError("pre_accept did not complete before accept") from None
             call.bridge.last_caller_audio = time.monotonic()
             await self.graph.accept(call.wa_call_id, call.answer_sdp)
             await self.storage.record_event(call.db_id, "accepted")
