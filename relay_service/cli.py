@@ -32,6 +32,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def media_for(host: str) -> str:
+    """Media addresses that match the HTTP address a browser will use."""
+    if host in ("0.0.0.0", "::", ""):
+        return "*"
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return "127.0.0.1"
+    return host
+
+
 def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
     """The environment of ``relay-service demo``: simulators on, loopback, a scratch database."""
     environ = dict(os.environ)
@@ -40,7 +49,7 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
             "RELAY_HOST": host,
             "RELAY_PORT": str(port),
             "SIMULATORS": "on",
-            "RELAY_MEDIA_ADDRESSES": environ.get("RELAY_MEDIA_ADDRESSES", "127.0.0.1"),
+            "RELAY_MEDIA_ADDRESSES": environ.get("RELAY_MEDIA_ADDRESSES", media_for(host)),
             "RELAY_DATA_DIR": environ.get("RELAY_DATA_DIR", data_dir),
         }
     )

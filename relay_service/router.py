@@ -94,7 +94,11 @@ class CallRouter:
     def peer_config(self) -> PeerConnectionConfig:
         """The configuration of every leg: our media addresses, port range, Opus only."""
         return PeerConnectionConfig(
-            host_addresses=list(self.settings.media_addresses),
+            host_addresses=(
+                None
+                if self.settings.media_addresses is None
+                else list(self.settings.media_addresses)
+            ),
             port_range=self.settings.udp_port_range,
             audio_codecs=("audio/opus",),
         )

@@ -28,7 +28,8 @@ class Settings:
     public_url: str = ""
     data_dir: Path = Path("relay-data")
     database_url: str = ""
-    media_addresses: tuple[str, ...] = ("127.0.0.1",)
+    media_addresses: tuple[str, ...] | None = ("127.0.0.1",)
+    """Local addresses for ICE host candidates; ``None`` (``*``): every non-loopback interface."""
     udp_port_range: tuple[int, int] | None = None
     whatsapp_verify_token: str = ""
     whatsapp_app_secret: str = ""
@@ -57,7 +58,9 @@ class Settings:
         """The URL this service is reachable at (``RELAY_PUBLIC_URL`` or host and port)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        # A wildcard listen address is reached locally through loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @classmethod
@@ -194,7 +197,7 @@ class _Parser:
             public_url=self.text("RELAY_PUBLIC_URL"),
             data_dir=data_dir,
             database_url=database_url,
-            media_addresses=tuple(a for a in media if a),
+            media_addresses=None if media == ("*",) else tuple(a for a in media if a),
             udp_port_range=self.port_range("RELAY_UDP_PORT_RANGE"),
             whatsapp_verify_token=secrets_["WHATSAPP_VERIFY_TOKEN"],
             whatsapp_app_secret=secrets_["WHATSAPP_APP_SECRET"],

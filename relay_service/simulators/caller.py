@@ -73,11 +73,15 @@ class CallerPeer:
     """The caller's media: sends a tone, a file or silence, and measures what it hears."""
 
     def __init__(
-        self, audio: str | Path | None = "tone", host_addresses: Sequence[str] = ("127.0.0.1",)
+        self,
+        audio: str | Path | None = "tone",
+        host_addresses: Sequence[str] | None = ("127.0.0.1",),
     ) -> None:
         self.pc = RTCPeerConnection(
             PeerConnectionConfig(
-                ice_lite=True, host_addresses=list(host_addresses), audio_codecs=("audio/opus",)
+                ice_lite=True,
+                host_addresses=None if host_addresses is None else list(host_addresses),
+                audio_codecs=("audio/opus",),
             )
         )
         self.frames_received = 0

@@ -83,7 +83,7 @@ class WhatsAppSimulator:
         app_secret: str,
         access_token: str,
         phone_number_id: str,
-        host_addresses: tuple[str, ...] = ("127.0.0.1",),
+        host_addresses: tuple[str, ...] | None = ("127.0.0.1",),
         no_media_timeout: float = 20.0,
         duplicate_webhooks: bool = False,
     ) -> None:

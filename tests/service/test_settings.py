@@ -45,6 +45,20 @@ def test_production_requires_whatsapp_credentials_and_lists_every_problem() -> N
         assert name in message
 
 
+def test_media_addresses_star_means_every_interface() -> None:
+    assert Settings.from_env({"RELAY_MEDIA_ADDRESSES": "*"}, dotenv=None).media_addresses is None
+    settings = Settings.from_env({"RELAY_MEDIA_ADDRESSES": "192.0.2.2, ::1"}, dotenv=None)
+    assert settings.media_addresses == ("192.0.2.2", "::1")
+
+
+def test_demo_media_follows_the_listen_address() -> None:
+    from relay_service.cli import media_for
+
+    assert media_for("127.0.0.1") == "127.0.0.1"
+    assert media_for("0.0.0.0") == "*"
+    assert media_for("192.0.2.2") == "192.0.2.2"
+
+
 def test_meta_is_the_graph_api_when_simulators_are_off() -> None:
     settings = Settings.from_env(
         {
