@@ -112,10 +112,10 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
     await until(browser_hears_caller, timeout=30, what="caller's tone in the browser")
     await until(lambda: sim_call.peer.loud_frames >= 50, timeout=30, what="browser audio at caller")
 
-    if simulator.press(call_id, "42#"):  # once the library can send RFC 4733 events
-        await page.wait_for_function(
-            "() => document.querySelector('#digits').textContent === '42#'", timeout=30_000
-        )
+    assert simulator.press(call_id, "42#"), "the simulated caller sends RFC 4733 events"
+    await page.wait_for_function(
+        "() => document.querySelector('#digits').textContent === '42#'", timeout=30_000
+    )
 
     await page.click("#hangup")
     await page.wait_for_function(
