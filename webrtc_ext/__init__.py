@@ -8,6 +8,7 @@ Change one import and keep aiortc's whole API::
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceCandidate,
     RTCIceServer,
     RTCRtpSender,
@@ -33,6 +34,7 @@ __all__ = [
     "PeerConnectionConfig",
     "RTCBundlePolicy",
     "RTCConfiguration",
+    "RTCDataChannel",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
     "RTCIceServer",

@@ -192,9 +192,7 @@ class ServerEvents:
         """``response.output_item.added`` / ``response.output_item.done``."""
         return self._event(kind, response_id=response_id, output_index=output_index, item=item)
 
-    def audio_transcript(
-        self, kind: str, response_id: str, item_id: str, text: str
-    ) -> Event:
+    def audio_transcript(self, kind: str, response_id: str, item_id: str, text: str) -> Event:
         """``response.output_audio_transcript.delta`` (``delta``) or ``.done`` (``transcript``)."""
         field = "delta" if kind.endswith(".delta") else "transcript"
         return self._event(

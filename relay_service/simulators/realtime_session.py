@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,21 +98,27 @@ class RealtimeSession:
     def client_event(self, event: Event) -> None:
         """Handle one client event."""
         kind = event.get("type")
-        handler = {
+        handlers: dict[str, Callable[[Event], None]] = {
             "session.update": self._session_update,
             "conversation.item.create": self._item_create,
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
             "output_audio_buffer.clear": self._output_clear,
-            "input_audio_buffer.commit": lambda e: None,
-            "input_audio_buffer.clear": lambda e: None,
-        }.get(str(kind))
+            "input_audio_buffer.commit": self._ignore,
+            "input_audio_buffer.clear": self._ignore,
+        }
+        handler = handlers.get(str(kind))
         if handler is None:
             self.outbox.append(
-                self.events.error(f"Unknown event type {kind!r}", "unknown_event", event.get("event_id"))
+                self.events.error(
+                    f"Unknown event type {kind!r}", "unknown_event", event.get("event_id")
+                )
             )
             return
         handler(event)
+
+    def _ignore(self, event: Event) -> None:
+        """Audio arrives over WebRTC and server VAD commits it: nothing to do."""
 
     def _session_update(self, event: Event) -> None:
         update = event.get("session")
@@ -157,7 +164,9 @@ class RealtimeSession:
         if self._speaking is not None:
             response_id = self._speaking.id
             self._finish_speaking("cancelled")
-            self.outbox.append(self.events.output_audio_buffer("output_audio_buffer.cleared", response_id))
+            self.outbox.append(
+                self.events.output_audio_buffer("output_audio_buffer.cleared", response_id)
+            )
 
     # -- audio in ---------------------------------------------------------------------------
 
@@ -169,7 +178,9 @@ class RealtimeSession:
             # Barge-in: the caller talks over the assistant.
             response_id = self._speaking.id
             self._finish_speaking("cancelled")
-            self.outbox.append(self.events.output_audio_buffer("output_audio_buffer.cleared", response_id))
+            self.outbox.append(
+                self.events.output_audio_buffer("output_audio_buffer.cleared", response_id)
+            )
         return self._current_item
 
     def speech_stopped(self, audio_end_ms: int) -> str:

@@ -89,7 +89,9 @@ class EnergyVad:
                 self._quiet_ms >= self.silence_duration_ms
                 or self._utterance_ms >= self.max_utterance_ms
             ):
-                events.append(SpeechStopped(round(self._elapsed_ms + frame_ms), b"".join(self._utterance)))
+                events.append(
+                    SpeechStopped(round(self._elapsed_ms + frame_ms), b"".join(self._utterance))
+                )
                 self._utterance = None
         self._elapsed_ms += frame_ms
         return events

@@ -56,7 +56,7 @@ def test_greeting_then_keypad_reference_calls_the_tool_with_exactly_those_digits
     session.client_event(client.client_response_create())
     events = drained(session)
     assert "output_audio_buffer.started" in [e["type"] for e in events]
-    _, speech = session.drain()
+    _, _speech = session.drain()
     session.client_event(client.client_user_text("Keypad entry: 90210"))
     session.client_event(client.client_response_create())
     events = drained(session)
@@ -90,11 +90,15 @@ def test_function_output_is_confirmed_aloud_and_playback_ends() -> None:
     session.drain()
     session.client_event(client.client_function_output("call_9", "Case 456 is open"))
     session.client_event(client.client_response_create())
-    events, speech = session.drain()
+    _events, speech = session.drain()
     assert speech and "Case 456 is open" in speech[0].text
     session.playback_finished(speech[0].response_id)
     types = [e["type"] for e in drained(session)]
-    assert types[-3:] == ["output_audio_buffer.stopped", "response.output_item.done", "response.done"]
+    assert types[-3:] == [
+        "output_audio_buffer.stopped",
+        "response.output_item.done",
+        "response.done",
+    ]
 
 
 def test_transcription_session_never_answers() -> None:
