@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,11 +242,16 @@ class RealtimeSimulator:
         call.session.playback_finished(speak.response_id)
         self._flush(call)
 
-    def recognizer(self) -> Recognizer:
-        """The shared recogniser (its model loads on first use)."""
-        if self._recognizer is None:
-            self._recognizer = Recognizer(self.phrases)
-        return self._recognizer
+    def recognizer(self, session: dict[str, Any]) -> Recognizer:
+        """A recogniser biased toward the default phrases and the session's ``prompt``."""
+        transcription = session.get("audio", {}).get("input", {}).get("transcription") or {}
+        prompt = str(transcription.get("prompt") or "")
+        extra = tuple(p for p in re.split(r"[.!?;\n]+", prompt.lower()) if p.strip())
+        if not extra:
+            if self._recognizer is None:
+                self._recognizer = Recognizer(self.phrases)
+            return self._recognizer
+        return Recognizer(self.phrases + extra)
 
     async def _listen(self, call: SimulatedCall, track: MediaStreamTrack) -> None:
         turn = call.session.session.get("audio", {}).get("input", {}).get("turn_detection") or {}
@@ -257,6 +263,7 @@ class RealtimeSimulator:
         )
         resampler = AudioResampler(format="s16", layout="mono", rate=ASR_RATE)
         loop = asyncio.get_running_loop()
+        recognizer = await loop.run_in_executor(None, self.recognizer, call.session.session)
         while True:
             try:
                 frame = await track.recv()
@@ -273,7 +280,7 @@ class RealtimeSimulator:
                         item_id = call.session.speech_stopped(vad_event.audio_end_ms)
                         seconds = len(vad_event.audio) / 2 / ASR_RATE
                         text = await loop.run_in_executor(
-                            None, self.recognizer().recognize, vad_event.audio
+                            None, recognizer.recognize, vad_event.audio
                         )
                         call.session.transcribed(item_id, text, seconds)
                     self._flush(call)
