@@ -17,8 +17,9 @@ from relay_service.assistant.tools import (
     transfer_to_human_tool,
 )
 from relay_service.realtime.client import RealtimeError, RealtimeSettings
+from relay_service.realtime.events import client_user_text
 from relay_service.simulators.openai_realtime import RealtimeSimulator
-from tests.realtime.test_simulator_calls import KEY, simulator, speech_wav  # noqa: F401
+from tests.realtime.conftest import KEY, speech_wav
 from tests.support import LOOPBACK
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ async def next_event(
 
 
 async def test_keypad_reference_reaches_the_business_tool_exactly(
-    simulator: tuple[RealtimeSimulator, str],  # noqa: F811
+    simulator: tuple[RealtimeSimulator, str],
 ) -> None:
     _, url = simulator
     looked_up: list[str] = []
@@ -61,9 +62,7 @@ async def test_keypad_reference_reaches_the_business_tool_exactly(
         confirmation = await next_event(leg, "segment")
         assert isinstance(confirmation, TranscriptSegment)
         assert "open, visit booked" in confirmation.text
-        leg.client.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Can I talk to a person please"}]}})  # fmt: skip
+        leg.client.send(client_user_text("Can I talk to a person please"))
         leg.client.send({"type": "response.create"})
         transfer = await next_event(leg, "toolcall")
         assert isinstance(transfer, ToolCall) and transfer.name == "transfer_to_human"
@@ -75,7 +74,7 @@ async def test_keypad_reference_reaches_the_business_tool_exactly(
 
 async def test_transcription_leg_gives_segments(
     simulator: tuple[RealtimeSimulator, str],
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     _, url = simulator
     player = MediaPlayer(
@@ -96,7 +95,7 @@ async def test_transcription_leg_gives_segments(
 
 
 async def test_a_leg_that_cannot_connect_or_drops_says_so(
-    simulator: tuple[RealtimeSimulator, str],  # noqa: F811
+    simulator: tuple[RealtimeSimulator, str],
 ) -> None:
     sim, url = simulator
     sim.fail_next_calls = 2
