@@ -1,1 +1,1 @@
-"""Simulators of the outside services, shipped so the relay runs and is tested offline."""
+"""Built-in simulators of the WhatsApp Calling API and the OpenAI Realtime API."""
