@@ -11,10 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
+from webrtc_ext import PeerConnectionConfig
+
 from .agents import AgentConsole
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
+from .simulators.openai_realtime import RealtimeSimulator
 from .simulators.whatsapp import WhatsAppSimulator
 from .storage import CallRecord, Storage
 from .whatsapp.graph import GraphClient
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 CONSOLE_DIR = Path(__file__).parent / "console"
 WEBHOOK_PATH = "/webhook/whatsapp"
 SIMULATOR_PREFIX = "/whatsapp-sim"
+REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 
 
 class Service:
@@ -61,6 +65,16 @@ class Service:
                 host_addresses=settings.media_addresses,
                 no_media_timeout=settings.no_media_timeout,
             )
+        self.realtime_simulator: RealtimeSimulator | None = None
+        if settings.simulators and not settings.openai_base_url:
+            self.realtime_simulator = RealtimeSimulator(
+                api_keys={settings.openai_api_key} if settings.openai_api_key else None,
+                peer_config=PeerConnectionConfig(
+                    host_addresses=(
+                        None if settings.media_addresses is None else list(settings.media_addresses)
+                    )
+                ),
+            )
         self.ready = False
 
     def app(self) -> web.Application:
@@ -82,6 +96,8 @@ class Service:
         )
         if self.simulator is not None:
             app.add_subapp(SIMULATOR_PREFIX, self.simulator.app())
+        if self.realtime_simulator is not None:
+            app.add_subapp(REALTIME_SIMULATOR_PREFIX, self.realtime_simulator.app)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
@@ -139,6 +155,8 @@ class Service:
         detail = _call_json(call)
         detail["timeline"] = call.timeline
         detail["digits"] = await self.storage.dtmf_digits(call.id)
+        detail["transcript"] = await self.storage.transcript(call.id)
+        detail["tool_calls"] = await self.storage.tool_calls(call.id)
         detail["diagnostics"] = [
             {"id": d.id, "leg": d.leg, "filename": d.filename, "size": len(d.content)}
             for d in await self.storage.diagnostics(call.id)
