@@ -12,6 +12,7 @@ import fractions
 import logging
 import math
 import shutil
+import threading
 import time
 import wave
 from array import array
@@ -91,6 +92,8 @@ class Recognizer:
         from pocketsphinx import Decoder  # type: ignore[import-untyped]  # imported late: loading the model takes a moment
 
         self._decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
+        # One decoder, used from executor threads by every call that shares this recogniser.
+        self._lock = threading.Lock()
         self._default_search = self._decoder.current_search()
         words = [" ".join(p.lower().split()) for p in phrases if p.strip()]
         cleaned = [w for w in words if all(self._decoder.lookup_word(x) for x in w.split())]
@@ -110,11 +113,12 @@ class Recognizer:
 
     def recognize(self, pcm: bytes) -> str | None:
         """The words in 16 kHz 16-bit mono PCM, or ``None`` when nothing was recognised."""
-        if self._has_grammar:
-            text = self._decode(pcm, "phrases")
-            if text:
-                return text
-        return self._decode(pcm, self._default_search)
+        with self._lock:
+            if self._has_grammar:
+                text = self._decode(pcm, "phrases")
+                if text:
+                    return text
+            return self._decode(pcm, self._default_search)
 
 
 class SpeechTrack(AudioStreamTrack):

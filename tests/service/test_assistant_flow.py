@@ -10,11 +10,14 @@ import pytest
 
 from relay_service.app import Service
 from relay_service.simulators.openai_realtime import RealtimeSimulator
+from tests.realtime.conftest import speech_wav
 
 from .agent import Agent, until
 from .conftest import running_service
 
 pytestmark = pytest.mark.integration
+
+LEGS = ("assistant", "caller transcription", "agent transcription")
 
 
 def realtime_sim(service: Service) -> RealtimeSimulator:
@@ -123,3 +126,76 @@ async def test_agent_takes_over_while_the_assistant_talks(tmp_path: Path) -> Non
         record = await service.storage.find_call(call_id)
         assert record is not None
         assert "taken_over" in [e["event"] for e in record.timeline]
+
+
+async def test_realtime_api_unreachable_the_call_goes_to_a_human(tmp_path: Path) -> None:
+    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
+    async with running_service(tmp_path, **environ) as running:
+        service, simulator = running.service, running.service.simulator
+        assert simulator is not None
+        realtime_sim(service).fail_next_calls = 10
+        await running.login()
+        agent = Agent(running.session, running.url)
+        await agent.connect()
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await agent.wait_for_call("waiting")
+
+            def all_stopped(message: dict[str, Any]) -> bool:
+                calls = [c for c in message.get("calls", []) if c["id"] == call_id]
+                ai = calls[0]["ai"] if calls else {}
+                return len(ai) == 3 and all(s.startswith("stopped") for s in ai.values())
+
+            await agent.wait_for(all_stopped)
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            caller = simulator.calls[call_id].peer
+            await until(lambda: caller.loud_frames >= 25, 30, "agent at caller")
+            await until(lambda: agent.loud_frames >= 25, 30, "caller at agent")
+        finally:
+            await agent.close()
+        record = await service.storage.find_call(call_id)
+        assert record is not None
+        assert "assistant_failed" in [e["event"] for e in record.timeline]
+
+
+async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path: Path) -> None:
+    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
+    async with running_service(tmp_path, **environ) as running:
+        service, simulator = running.service, running.service.simulator
+        assert simulator is not None
+        await running.login()
+        agent = Agent(running.session, running.url)
+        await agent.connect()
+        wav = await speech_wav(tmp_path, "my reference number is one two three four five")
+        try:
+            call_id = await simulator.place_call(audio=wav)
+            await agent.wait_for_call("assistant")
+            said = await agent.wait_for(
+                lambda m: m["type"] == "transcript" and m["speaker"] == "caller" and m["final"],
+                timeout=45,
+            )
+            assert "reference number" in said["text"]
+
+            sim = realtime_sim(service)
+            (assistant,) = sessions(service, "realtime")
+            await sim._close(assistant)  # the Realtime side drops the assistant's call
+            await agent.wait_for_call("waiting")
+            for call in sessions(service, "transcription"):
+                await sim._close(call)
+            dropped = "stopped: the Realtime call dropped"
+            await agent.wait_for(
+                lambda m: m["type"] == "calls"
+                and any(c["id"] == call_id and c["ai"] == dict.fromkeys(LEGS, dropped)
+                        for c in m["calls"])
+            )  # fmt: skip
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            assert service.router.calls[call_id].state == "human"
+        finally:
+            await agent.close()
+        record = await service.storage.find_call(call_id)
+        assert record is not None
+        spoken = await service.storage.transcript(record.id)
+        assert any(s["speaker"] == "caller" and s["text"] == said["text"] for s in spoken)
+        assert "assistant_stopped" in [e["event"] for e in record.timeline]
