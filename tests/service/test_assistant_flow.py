@@ -3,6 +3,7 @@ OpenAI Realtime simulator, and a Python agent on the console's WebSocket."""
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from relay_service.app import Service
 from relay_service.simulators.openai_realtime import RealtimeSimulator
-from tests.realtime.conftest import speech_wav
+from relay_service.simulators.speech import synthesize
 
 from .agent import Agent, until
 from .conftest import running_service
@@ -18,6 +19,18 @@ from .conftest import running_service
 pytestmark = pytest.mark.integration
 
 LEGS = ("assistant", "caller transcription", "agent transcription")
+
+
+async def speech_file(tmp_path: Path, text: str, lead: float = 4.0) -> Path:
+    """``text`` spoken after ``lead`` seconds of quiet (the Realtime legs connect meanwhile)."""
+    pcm = await synthesize(text, 48000)
+    path = tmp_path / "caller-speech.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes(bytes(int(lead * 48000) * 2) + pcm + bytes(3 * 48000 * 2))
+    return path
 
 
 def realtime_sim(service: Service) -> RealtimeSimulator:
@@ -167,7 +180,7 @@ async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path:
         await running.login()
         agent = Agent(running.session, running.url)
         await agent.connect()
-        wav = await speech_wav(tmp_path, "my reference number is one two three four five")
+        wav = await speech_file(tmp_path, "my reference number is one two three four five")
         try:
             call_id = await simulator.place_call(audio=wav)
             await agent.wait_for_call("assistant")
