@@ -216,6 +216,8 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     print(f"Agent console: {settings.base_url}/console/index.html", flush=True)
+    if service.realtime_simulator is not None:
+        print(f"OpenAI Realtime simulator: {settings.realtime_base_url}", flush=True)
     if show_passwords:
         names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
         print(f"Sign in as (name / password): {names}", flush=True)

@@ -71,7 +71,9 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
                 return any(t["name"] == "lookup_case" for t in await tool_calls(service, call_id))
 
             await until(looked_up, 30, "lookup_case")
-            (lookup,) = [t for t in await tool_calls(service, call_id) if t["name"] == "lookup_case"]
+            (lookup,) = [
+                t for t in await tool_calls(service, call_id) if t["name"] == "lookup_case"
+            ]
             assert lookup["arguments"] == {"reference": "4711"} and lookup["ok"]
             assert "visit is booked" in lookup["output"]
 
