@@ -12,7 +12,12 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+from webrtc_ext import (
+    NominationMode,
+    PeerConnectionConfig,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from .assist import CallAi
 from .bridge import MediaBridge, RelayMediaBridge, Source
@@ -110,6 +115,7 @@ class CallRouter:
             ),
             port_range=self.settings.udp_port_range,
             audio_codecs=("audio/opus",),
+            nomination=NominationMode(self.settings.ice_nomination),
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
