@@ -72,6 +72,52 @@ ICE_CONNECTION_ATTRIBUTES = (
 )
 
 
+#: Private members of other aiortc objects read or wrapped by webrtc_ext.stats.
+RTP_RECEIVER_PRIVATE = ("remote_streams", "rtx_ssrc")
+STATS_ATTRIBUTES = {
+    "RTCDtlsTransport": ("_send_rtp", "_handle_rtp_data", "_handle_rtcp_data", "_get_stats"),
+    "RTCDtlsTransport()": ("_role", "_ssl"),
+    "RTCRtpSender()": ("_ssrc", "_rtx_ssrc"),
+    "RTCRtpTransceiver()": ("_codecs",),
+    "RTCCertificate()": ("_cert",),
+    "StreamStatistics()": ("jitter",),
+}
+
+
+def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
+    """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
+    assert name in RTP_RECEIVER_PRIVATE, name
+    return getattr(receiver, "_RTCRtpReceiver__" + name)
+
+
+def _missing_stats_internals() -> list[str]:
+    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    certificate = aiortc.RTCCertificate.generateCertificate()
+    dtls = aiortc.RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+    receiver = aiortc.RTCRtpReceiver("audio", dtls)
+    sender = aiortc.RTCRtpSender("audio", dtls)
+    probes: dict[str, object] = {
+        "RTCDtlsTransport": aiortc.RTCDtlsTransport,
+        "RTCDtlsTransport()": dtls,
+        "RTCRtpSender()": sender,
+        "RTCRtpTransceiver()": aiortc.RTCRtpTransceiver("audio", receiver, sender),
+        "RTCCertificate()": certificate,
+        "StreamStatistics()": StreamStatistics(48000),
+    }
+    missing = [
+        f"aiortc.{owner}.{name}"
+        for owner, names in STATS_ATTRIBUTES.items()
+        for name in names
+        if not hasattr(probes[owner], name)
+    ]
+    for name in RTP_RECEIVER_PRIVATE:
+        if not hasattr(receiver, "_RTCRtpReceiver__" + name):
+            missing.append(f"aiortc.RTCRtpReceiver().__{name}")
+    return missing
+
+
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     """Read aiortc's private ``RTCPeerConnection.__<name>`` member."""
     assert name in PEER_CONNECTION_PRIVATE, name
@@ -97,4 +143,4 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
-    return missing
+    return missing + _missing_stats_internals()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import aiortc
 from aiortc import (
@@ -24,6 +25,9 @@ from .config import PeerConnectionConfig
 from .ice import IceGatheringError
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import drop_malformed_candidates
+from .stats.builder import build_stats_report
+from .stats.collect import PeerConnectionStats
+from .stats.report import RTCStatsReport
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         self._config = PeerConnectionConfig.from_any(configuration)
         self._turn_ssl_context = turn_ssl_context
         super().__init__(self._config.to_aiortc())
+        self._stats = PeerConnectionStats()
+        self._before_close: list[Callable[[], Awaitable[None]]] = []
+        self.on("datachannel", self._stats.track_channel)
 
     @property
     def config(self) -> PeerConnectionConfig:
@@ -106,6 +113,7 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
             ice_transport, pc_private(self, "certificates")
         )
         dtls_transport.on("statechange", pc_private(self, "updateConnectionState"))
+        self._stats.transport_created(dtls_transport)
         pc_private(self, "dtlsTransports").add(dtls_transport)
 
         pc_private(self, "updateIceGatheringState")()
@@ -189,3 +197,27 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         if cleaned != sessionDescription.sdp:
             sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
         await super().setRemoteDescription(sessionDescription)
+
+    # -- statistics (docs/stats.md) ---------------------------------------------------------
+
+    async def getStats(self) -> RTCStatsReport:
+        """W3C webrtc-stats of the whole connection (see docs/stats.md for the types and ids)."""
+        snapshot = self._stats.snapshot(self.getTransceivers(), pc_private(self, "certificates"))
+        return build_stats_report(snapshot)
+
+    def createDataChannel(self, label: str, *args: Any, **kwargs: Any) -> aiortc.RTCDataChannel:
+        """aiortc's ``createDataChannel``, with the channel counted in ``data-channel`` stats."""
+        channel = super().createDataChannel(label, *args, **kwargs)
+        self._stats.track_channel(channel)
+        return channel
+
+    def on_before_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` at the start of :meth:`close`, while stats are still complete."""
+        self._before_close.append(callback)
+
+    async def close(self) -> None:
+        """aiortc's ``close``, after the ``on_before_close`` callbacks."""
+        callbacks, self._before_close = self._before_close, []
+        for callback in callbacks:
+            await callback()
+        await super().close()
