@@ -118,6 +118,11 @@ def _missing_stats_internals() -> list[str]:
     return missing
 
 
+def ice_transport_set_state(transport: aiortc.RTCIceTransport, state: str) -> None:
+    """Call aiortc's private ``RTCIceTransport.__setState`` (emits ``statechange``)."""
+    transport._RTCIceTransport__setState(state)  # type: ignore[attr-defined]
+
+
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     """Read aiortc's private ``RTCPeerConnection.__<name>`` member."""
     assert name in PEER_CONNECTION_PRIVATE, name
@@ -132,6 +137,8 @@ def missing_internals() -> list[str]:
             aiortc.RTCPeerConnection, "_RTCPeerConnection__" + name
         ):
             missing.append(f"aiortc.RTCPeerConnection.__{name}")
+    if not hasattr(aiortc.RTCIceTransport, "_RTCIceTransport__setState"):
+        missing.append("aiortc.RTCIceTransport.__setState")
     for name in ICE_CONNECTION_MEMBERS:
         if not hasattr(aioice.ice.Connection, name):
             missing.append(f"aioice.Connection.{name}")

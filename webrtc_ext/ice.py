@@ -550,9 +550,10 @@ class IceConnection(Connection):
             pair = self._next_check()
             if pair is not None:
                 self.check_start_task(pair)
-            elif self._completed_at is not None and not any(
-                p.task is not None for p in self._check_list
-            ):
+            elif self._completed_at is None:
+                # Nothing left to start: fail now if nothing can succeed any more.
+                self._check_list_maybe_fail()
+            elif not any(p.task is not None for p in self._check_list):
                 return
             self._maybe_nominate_regular()
             await asyncio.sleep(CHECK_INTERVAL)

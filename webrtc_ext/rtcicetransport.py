@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 
@@ -13,8 +14,11 @@ from aiortc.rtcicetransport import (
     candidate_from_aioice,
 )
 
+from ._internals import ice_transport_set_state
 from .config import PeerConnectionConfig
 from .ice import CandidatePairInfo, IceCandidatePair, IceConnection, IceGatheringError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,16 @@ class IceTransport(RTCIceTransport):
         super().__init__(gatherer)
         self._connection: IceConnection = gatherer._connection
         self._connection.on_selected_pair_change = self._selected_pair_changed
+        gatherer.on("statechange", self._gathering_state_changed)
+
+    def _gathering_state_changed(self) -> None:
+        # aiortc never starts a transport without local candidates, which would leave the
+        # connection "new" for ever: with none at all (every TURN server of a relay-only
+        # configuration refused us, say), the transport has failed.
+        gatherer = self.iceGatherer
+        if gatherer.state == "completed" and not gatherer.getLocalCandidates():
+            logger.warning("ICE failed: no local candidate was gathered")
+            ice_transport_set_state(self, "failed")
 
     def _selected_pair_changed(self, pair: IceCandidatePair) -> None:
         self.emit("selectedcandidatepairchange")
