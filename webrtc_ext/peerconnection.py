@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,8 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         super().__init__(self._config.to_aiortc())
         self._stats = PeerConnectionStats()
         self._before_close: list[Callable[[], Awaitable[None]]] = []
+        self._after_close: list[Callable[[], Awaitable[None]]] = []
+        self._closing: asyncio.Future[None] | None = None
         self.on("datachannel", self._stats.track_channel)
 
     @property
@@ -215,9 +218,27 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         """Run ``callback`` at the start of :meth:`close`, while stats are still complete."""
         self._before_close.append(callback)
 
+    def on_closed(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` at the end of :meth:`close`, once every state is ``closed``."""
+        self._after_close.append(callback)
+
     async def close(self) -> None:
         """aiortc's ``close``, after the ``on_before_close`` callbacks."""
-        callbacks, self._before_close = self._before_close, []
-        for callback in callbacks:
-            await callback()
+        # aiortc also closes by itself once every DTLS transport closed: every caller waits
+        # for the one closing, callbacks included.
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        await _run_callbacks(self._before_close)
         await super().close()
+        await _run_callbacks(self._after_close)
+
+
+async def _run_callbacks(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+    while callbacks:
+        try:
+            await callbacks.pop(0)()
+        except Exception:
+            logger.exception("a close callback failed")

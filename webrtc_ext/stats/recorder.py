@@ -121,6 +121,7 @@ class _Watched:
         self.core = core
         self.descriptions: dict[str, str | None] = {"local": None, "remote": None}
         self.dtls_states: dict[int, str] = {}
+        self.final_sampled = False
         self.closed = False
 
 
@@ -164,7 +165,8 @@ class StatsRecorder:
             "icecandidateerror",
             lambda error: core.event(self._now_ms(), "icecandidateerror", repr(error)),
         )
-        pc.on_before_close(lambda: self._connection_closing(watched))
+        pc.on_before_close(lambda: self._final_sample(watched))
+        pc.on_closed(lambda: self._connection_closed(watched))
         self._check(watched)
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
@@ -217,13 +219,15 @@ class StatsRecorder:
         while True:
             await asyncio.sleep(self.interval)
             for watched in self._watched:
-                if not watched.closed:
+                if not watched.final_sampled:
                     await self._sample(watched)
 
-    async def _connection_closing(self, watched: _Watched) -> None:
-        if watched.closed:
-            return
-        await self._sample(watched)
+    async def _final_sample(self, watched: _Watched) -> None:
+        if not watched.final_sampled:
+            await self._sample(watched)
+            watched.final_sampled = True
+
+    async def _connection_closed(self, watched: _Watched) -> None:
         watched.closed = True
         watched.core.event(self._now_ms(), "close")
         if all(w.closed for w in self._watched):
@@ -238,8 +242,7 @@ class StatsRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for watched in self._watched:
-            if not watched.closed:
-                await self._sample(watched)
+            await self._final_sample(watched)
         dump = build_dump([w.core for w in self._watched], self._now_ms())
         self._written = await asyncio.get_running_loop().run_in_executor(
             None, write_diagnostic_file, self.path, dump

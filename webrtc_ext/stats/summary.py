@@ -193,9 +193,10 @@ def _rtp_lines(direction: str, streams: list[RtpSummary]) -> list[str]:
         rate = "n/a" if s.bitrate_kbps is None else f"{s.bitrate_kbps:.1f} kbit/s"
         lost = "n/a" if s.packets_lost is None else str(s.packets_lost)
         verb = "sent" if direction == "out" else "received"
+        loss = "peer reports lost" if direction == "out" else "lost"
         line = (
             f"  {direction:>3} {s.kind} ssrc={s.ssrc}: {s.packets} packets {verb}, {rate}, "
-            f"lost {lost}, jitter {_ms(s.jitter)}, NACKs {s.nack_count}, "
+            f"{loss} {lost}, jitter {_ms(s.jitter)}, NACKs {s.nack_count}, "
             f"retransmitted {s.retransmitted_packets}"
         )
         if s.round_trip_time is not None:
