@@ -54,6 +54,8 @@ class SenderInput:
     rtx_ssrc: int | None
     mid: str | None
     codec: CodecInput | None
+    dtmf_events_sent: int | None = None
+    """RFC 4733 events sent, when the sender counts them (non-standard field)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ReceiverInput:
     rtx_ssrcs: Mapping[int, int] = field(default_factory=dict)
     """RTX SSRC to the media SSRC it repairs."""
     track_identifier: str | None = None
+    dtmf_events_received: int | None = None
+    """RFC 4733 events received, when the receiver counts them (non-standard field)."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +384,7 @@ def _add_outbound(
             retransmittedBytesSent=media.retransmitted_payload_bytes + rtx_bytes,
             nackCount=rtp.nacks_received.get(sender.ssrc, 0),
             lastPacketSentTimestamp=_ms(media.last_sent),
+            dtmfEventsSent=sender.dtmf_events_sent,
         )
     )
 
@@ -446,5 +451,6 @@ def _add_inbound(
                 retransmittedPacketsReceived=rtx_packets,
                 retransmittedBytesReceived=rtx_bytes,
                 lastPacketReceivedTimestamp=_ms(media.last_received),
+                dtmfEventsReceived=receiver.dtmf_events_received,
             )
         )

@@ -167,6 +167,12 @@ def _codec_input(codec: RTCRtpCodecParameters) -> CodecInput:
     )
 
 
+def _optional_count(owner: object, name: str) -> int | None:
+    """A counter another capability may add to senders/receivers (e.g. DTMF), if present."""
+    value = getattr(owner, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _rtp_inputs(
     dtls: RTCDtlsTransport, transceivers: list[RTCRtpTransceiver]
 ) -> tuple[list[SenderInput], list[ReceiverInput]]:
@@ -184,6 +190,7 @@ def _rtp_inputs(
                 rtx_ssrc=sender._rtx_ssrc,
                 mid=transceiver.mid,
                 codec=codec,
+                dtmf_events_sent=_optional_count(sender, "dtmfEventsSent"),
             )
         )
         rtx_ssrcs: dict[int, int] = dict(receiver_private(transceiver.receiver, "rtx_ssrc"))
@@ -200,6 +207,7 @@ def _rtp_inputs(
                 },
                 rtx_ssrcs=rtx_ssrcs,
                 track_identifier=getattr(transceiver.receiver.track, "id", None),
+                dtmf_events_received=_optional_count(transceiver.receiver, "dtmfEventsReceived"),
             )
         )
     return senders, receivers
