@@ -183,7 +183,27 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+def stats_entries() -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries(
+        {
+            "startTime": st.just("2023-11-14T22:13:20.000Z"),
+            "endTime": st.just("2023-11-14T22:13:21.000Z"),
+            "statsType": st.sampled_from(
+                ["transport", "candidate-pair", "outbound-rtp", "inbound-rtp", "x"]
+            ),
+            "values": st.lists(json_values, max_size=3).map(json.dumps),
+        }
+    )
+
+
+stats_keys = st.sampled_from(["T01", "CP1", "OT01A1", "IT01A2", "RIA1"]).flatmap(
+    lambda i: st.sampled_from(["selectedCandidatePairId", "remoteId", "bytesSent", "jitter",
+                               "packetsLost", "localCandidateId", "roundTripTime"])
+    .map(lambda f: f"{i}-{f}")
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["PeerConnections", "webrtcExt", "UserAgent", "x"]), json_values
@@ -191,9 +211,21 @@ json_values = st.recursive(
     | st.fixed_dictionaries(
         {"PeerConnections": st.dictionaries(st.text(max_size=3), json_values, max_size=2)}
     )
+    | st.fixed_dictionaries(
+        {
+            "PeerConnections": st.fixed_dictionaries(
+                {
+                    "pc": st.fixed_dictionaries(
+                        {"stats": st.dictionaries(stats_keys, stats_entries(), max_size=8)}
+                    )
+                }
+            )
+        }
+    )
 )
 def test_any_json_document_loads_or_raises_the_dedicated_error(document: object) -> None:
     try:
-        parse_dump(document)
+        loaded = parse_dump(document)
     except DiagnosticFileError:
-        pass
+        return
+    format_summary(loaded)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 from .dump import ConnectionDump, DiagnosticFile, StatsSeries
+from .summary import number
 
 
 class ChartsUnavailable(RuntimeError):
@@ -15,16 +17,22 @@ class ChartsUnavailable(RuntimeError):
 def _rate(series: StatsSeries) -> tuple[list[float], list[float]]:
     """Per-interval bitrate in kbit/s from a cumulative byte counter."""
     xs, ys = [], []
-    for i in range(1, len(series.values)):
-        dt = (series.times[i] - series.times[i - 1]) / 1000.0
-        if dt > 0:
-            xs.append(series.times[i])
-            ys.append(8 * (series.values[i] - series.values[i - 1]) / dt / 1000.0)
+    points = [(t, v) for t, v in zip(series.times, map(number, series.values), strict=True)]
+    numeric = [(t, v) for t, v in points if v is not None]
+    for (t0, v0), (t1, v1) in itertools.pairwise(numeric):
+        if t1 > t0:
+            xs.append(t1)
+            ys.append(8 * (v1 - v0) / ((t1 - t0) / 1000.0) / 1000.0)
     return xs, ys
 
 
+def _milliseconds(series: StatsSeries) -> tuple[list[float], list[Any]]:
+    values = [number(v) for v in series.values]
+    return list(series.times), [None if v is None else v * 1000 for v in values]
+
+
 def _plot(axis: Any, start: float, times: list[float], values: list[Any], label: str) -> None:
-    points = [(t, v) for t, v in zip(times, values, strict=True) if isinstance(v, int | float)]
+    points = [(t, v) for t, v in zip(times, map(number, values), strict=True) if v is not None]
     if points:
         axis.plot([(t - start) / 1000.0 for t, _ in points], [v for _, v in points], label=label)
 
@@ -48,11 +56,11 @@ def _panels(conn: ConnectionDump) -> list[tuple[str, list[tuple[str, list[float]
         if (s := conn.get(stats_id, "packetsLost")) is not None:
             loss.append((f"peer lost {stats_id}", list(s.times), list(s.values)))
         if (s := conn.get(stats_id, "roundTripTime")) is not None:
-            rtt.append((f"RTCP {stats_id}", list(s.times), [v * 1000 for v in s.values]))
+            rtt.append((f"RTCP {stats_id}", *_milliseconds(s)))
     for stats_id in conn.stats_ids("candidate-pair"):
         s = conn.get(stats_id, "currentRoundTripTime")
-        if s is not None and any(v for v in s.values):
-            rtt.append((f"ICE {stats_id[:12]}", list(s.times), [v * 1000 for v in s.values]))
+        if s is not None and any(number(v) for v in s.values):
+            rtt.append((f"ICE {stats_id[:12]}", *_milliseconds(s)))
     return [
         ("bitrate (kbit/s)", bitrate),
         ("packets lost (cumulative)", loss),

@@ -73,8 +73,24 @@ class ConnectionSummary:
     dtmf_events: int | None = None
 
 
+def number(value: Any) -> float | None:
+    """A number from a file value, or None (files may hold anything)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) else 0
+    value = number(value)
+    return int(value) if value is not None and abs(value) < 2**63 else 0
+
+
+def _opt_int(value: Any) -> int | None:
+    return _int(value) if number(value) is not None else None
+
+
+def _id(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _bitrate(series: StatsSeries | None) -> float | None:
@@ -86,14 +102,14 @@ def _bitrate(series: StatsSeries | None) -> float | None:
     return 8 * (_int(series.values[-1]) - _int(series.values[0])) / seconds / 1000.0
 
 
-def _candidate(conn: ConnectionDump, stats_id: str) -> CandidateSummary:
-    values = conn.latest(stats_id)
+def _candidate(conn: ConnectionDump, stats_id: str | None) -> CandidateSummary:
+    values = conn.latest(stats_id) if stats_id else {}
     return CandidateSummary(
         address=str(values.get("address", values.get("ip", "?"))),
         port=_int(values.get("port")),
         protocol=str(values.get("protocol", "?")),
         candidate_type=str(values.get("candidateType", "?")),
-        relay_protocol=values.get("relayProtocol"),
+        relay_protocol=_id(values.get("relayProtocol")),
     )
 
 
@@ -101,16 +117,16 @@ def _pairs(conn: ConnectionDump) -> tuple[list[PairSummary], PairSummary | None,
     selected_ids, changes = set(), 0
     for transport in conn.stats_ids("transport"):
         values = conn.latest(transport)
-        if values.get("selectedCandidatePairId"):
-            selected_ids.add(values["selectedCandidatePairId"])
+        if selected_id := _id(values.get("selectedCandidatePairId")):
+            selected_ids.add(selected_id)
         changes += _int(values.get("selectedCandidatePairChanges"))
     pairs = []
     for pair_id in conn.stats_ids("candidate-pair"):
         values = conn.latest(pair_id)
         pairs.append(
             PairSummary(
-                local=_candidate(conn, str(values.get("localCandidateId"))),
-                remote=_candidate(conn, str(values.get("remoteCandidateId"))),
+                local=_candidate(conn, _id(values.get("localCandidateId"))),
+                remote=_candidate(conn, _id(values.get("remoteCandidateId"))),
                 state=str(values.get("state", "?")),
                 nominated=bool(values.get("nominated")),
                 requests_sent=_int(values.get("requestsSent")),
@@ -124,7 +140,8 @@ def _pairs(conn: ConnectionDump) -> tuple[list[PairSummary], PairSummary | None,
 
 def _rtp(conn: ConnectionDump, stats_id: str, outbound: bool) -> RtpSummary:
     values = conn.latest(stats_id)
-    remote = conn.latest(str(values["remoteId"])) if values.get("remoteId") else {}
+    remote_id = _id(values.get("remoteId"))
+    remote = conn.latest(remote_id) if remote_id else {}
     counted = "bytesSent" if outbound else "bytesReceived"
     return RtpSummary(
         stats_id=stats_id,
@@ -133,13 +150,13 @@ def _rtp(conn: ConnectionDump, stats_id: str, outbound: bool) -> RtpSummary:
         packets=_int(values.get("packetsSent" if outbound else "packetsReceived")),
         bytes=_int(values.get(counted)),
         bitrate_kbps=_bitrate(conn.get(stats_id, counted)),
-        packets_lost=(remote if outbound else values).get("packetsLost"),
-        jitter=(remote if outbound else values).get("jitter"),
+        packets_lost=_opt_int((remote if outbound else values).get("packetsLost")),
+        jitter=number((remote if outbound else values).get("jitter")),
         nack_count=_int(values.get("nackCount")),
         retransmitted_packets=_int(
             values.get("retransmittedPacketsSent" if outbound else "retransmittedPacketsReceived")
         ),
-        round_trip_time=remote.get("roundTripTime") if outbound else None,
+        round_trip_time=number(remote.get("roundTripTime")) if outbound else None,
     )
 
 
@@ -157,10 +174,10 @@ def summarise_connection(conn: ConnectionDump) -> ConnectionSummary:
     pairs, selected, changes = _pairs(conn)
     rtt = None
     for transport in conn.stats_ids("transport"):
-        pair_id = conn.latest(transport).get("selectedCandidatePairId")
-        value = conn.latest(str(pair_id)).get("currentRoundTripTime") if pair_id else None
-        if isinstance(value, int | float):
-            rtt = float(value)
+        pair_id = _id(conn.latest(transport).get("selectedCandidatePairId"))
+        value = number(conn.latest(pair_id).get("currentRoundTripTime")) if pair_id else None
+        if value is not None:
+            rtt = value
     times = [e.timestamp for e in conn.events]
     states = [
         (e.timestamp, e.type, e.value)
