@@ -342,29 +342,8 @@ def _add_outbound(
     stats_id = f"O{tid}{letter}{sender.ssrc}"
     codec_id = _add_codec(report, sender.codec, tid, False, now)
     remote_id = None
-    block = rtp.reception_reports.get(sender.ssrc)
-    if block is not None:
-        remote_id = f"RI{letter}{sender.ssrc}"
-        clock_rate = sender.codec.clockRate if sender.codec else None
-        report.add(
-            _stats(
-                "remote-inbound-rtp",
-                remote_id,
-                now,
-                ssrc=sender.ssrc,
-                kind=sender.kind,
-                transportId=tid,
-                codecId=codec_id,
-                localId=stats_id,
-                packetsLost=block.packets_lost,
-                jitter=block.jitter / clock_rate if clock_rate else None,
-                fractionLost=block.fraction_lost / 256,
-                roundTripTime=block.round_trip_time,
-                totalRoundTripTime=block.total_round_trip_time,
-                roundTripTimeMeasurements=block.round_trip_time_measurements,
-                reportsReceived=block.reports_received,
-            )
-        )
+    if sender.ssrc in rtp.reception_reports:
+        remote_id = _add_remote_inbound(report, sender, rtp, tid, codec_id, now)
     report.add(
         _stats(
             "outbound-rtp",
@@ -406,26 +385,8 @@ def _add_inbound(
         stats_id = f"I{tid}{letter}{ssrc}"
         codec_id = _add_codec(report, receiver.codec, tid, True, now)
         remote_id = None
-        sender_report = rtp.sender_reports.get(ssrc)
-        if sender_report is not None:
-            remote_id = f"RO{letter}{ssrc}"
-            report.add(
-                _stats(
-                    "remote-outbound-rtp",
-                    remote_id,
-                    now,
-                    ssrc=ssrc,
-                    kind=receiver.kind,
-                    transportId=tid,
-                    codecId=codec_id,
-                    localId=stats_id,
-                    packetsSent=sender_report.packets_sent,
-                    bytesSent=sender_report.bytes_sent,
-                    remoteTimestamp=(sender_report.ntp_timestamp / (1 << 32) - NTP_UNIX_OFFSET)
-                    * 1000.0,
-                    reportsSent=sender_report.reports_sent,
-                )
-            )
+        if ssrc in rtp.sender_reports:
+            remote_id = _add_remote_outbound(report, receiver, rtp, ssrc, tid, codec_id, now)
         received = media.packets + rtx_packets
         report.add(
             _stats(
@@ -454,3 +415,68 @@ def _add_inbound(
                 dtmfEventsReceived=receiver.dtmf_events_received,
             )
         )
+
+
+def _add_remote_outbound(
+    report: RTCStatsReport,
+    receiver: ReceiverInput,
+    rtp: RtpCounters,
+    ssrc: int,
+    tid: str,
+    codec_id: str | None,
+    now: float,
+) -> str:
+    sender_report = rtp.sender_reports[ssrc]
+    stats_id = f"RO{_kind_letter(receiver.kind)}{ssrc}"
+    report.add(
+        _stats(
+            "remote-outbound-rtp",
+            stats_id,
+            now,
+            ssrc=ssrc,
+            kind=receiver.kind,
+            transportId=tid,
+            codecId=codec_id,
+            localId=f"I{tid}{_kind_letter(receiver.kind)}{ssrc}",
+            packetsSent=sender_report.packets_sent,
+            bytesSent=sender_report.bytes_sent,
+            remoteTimestamp=(sender_report.ntp_timestamp / (1 << 32) - NTP_UNIX_OFFSET) * 1000.0,
+            reportsSent=sender_report.reports_sent,
+        )
+    )
+    return stats_id
+
+
+def _add_remote_inbound(
+    report: RTCStatsReport,
+    sender: SenderInput,
+    rtp: RtpCounters,
+    tid: str,
+    codec_id: str | None,
+    now: float,
+) -> str:
+    block = rtp.reception_reports[sender.ssrc]
+    letter = _kind_letter(sender.kind)
+    stats_id = f"RI{letter}{sender.ssrc}"
+    clock_rate = sender.codec.clockRate if sender.codec else None
+    report.add(
+        _stats(
+            "remote-inbound-rtp",
+            stats_id,
+            now,
+            # Our SSRC: the report block is about the stream we send.
+            ssrc=sender.ssrc,
+            kind=sender.kind,
+            transportId=tid,
+            codecId=codec_id,
+            localId=f"O{tid}{letter}{sender.ssrc}",
+            packetsLost=block.packets_lost,
+            jitter=block.jitter / clock_rate if clock_rate else None,
+            fractionLost=block.fraction_lost / 256,
+            roundTripTime=block.round_trip_time,
+            totalRoundTripTime=block.total_round_trip_time,
+            roundTripTimeMeasurements=block.round_trip_time_measurements,
+            reportsReceived=block.reports_received,
+        )
+    )
+    return stats_id
