@@ -7,6 +7,8 @@ moves one of them. ``docs/internals.md`` explains why each is needed.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Any
 
 import aioice.ice
@@ -97,7 +99,13 @@ def _missing_stats_internals() -> list[str]:
     certificate = aiortc.RTCCertificate.generateCertificate()
     dtls = aiortc.RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
     receiver = aiortc.RTCRtpReceiver("audio", dtls)
-    sender = aiortc.RTCRtpSender("audio", dtls)
+
+    async def make_sender() -> aiortc.RTCRtpSender:
+        return aiortc.RTCRtpSender("audio", dtls)
+
+    # RTCRtpSender wants an event loop: build it in a thread of its own, whatever the caller.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sender = pool.submit(asyncio.run, make_sender()).result()
     probes: dict[str, object] = {
         "RTCDtlsTransport": aiortc.RTCDtlsTransport,
         "RTCDtlsTransport()": dtls,
