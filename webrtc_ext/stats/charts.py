@@ -50,8 +50,9 @@ def _panels(conn: ConnectionDump) -> list[tuple[str, list[tuple[str, list[float]
             bitrate.append((f"received {stats_id}", *_rate(s)))
         if (s := conn.get(stats_id, "packetsLost")) is not None:
             loss.append((f"lost {stats_id}", list(s.times), list(s.values)))
-        if (s := conn.get(stats_id, "nackCount")) is not None:
-            repair.append((f"nackCount {stats_id}", list(s.times), list(s.values)))
+        for name in ("nackCount", "retransmittedPacketsReceived"):
+            if (s := conn.get(stats_id, name)) is not None:
+                repair.append((f"{name} {stats_id}", list(s.times), list(s.values)))
     for stats_id in conn.stats_ids("remote-inbound-rtp"):
         if (s := conn.get(stats_id, "packetsLost")) is not None:
             loss.append((f"peer lost {stats_id}", list(s.times), list(s.values)))
