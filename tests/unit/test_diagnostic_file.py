@@ -64,6 +64,8 @@ def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
     sent = conn.get("OT01A1", "packetsSent")
     assert sent is not None and sent.values == (0, 50, 100, 150, 200)
     assert sent.times == tuple(T0 + 1000 * i for i in range(5))
+    stamps = json.loads(gzip.decompress(path.read_bytes()))["PeerConnections"]["pc-1"]["stats"]
+    assert "OT01A1-timestamp" in stamps, "Chromium's viewers need the timestamp series"
     summary = summarise_connection(conn)
     assert summary.selected_pair is not None
     assert str(summary.selected_pair.local) == "relay udp 127.0.0.1:5000 via TURN/tcp"
@@ -113,13 +115,35 @@ def test_schema_1_file_still_loads(tmp_path: Path) -> None:
 
 
 def test_plain_chromium_dump_loads(tmp_path: Path) -> None:
-    dump = json.loads(json.dumps(SCHEMA_1))
-    del dump["webrtcExt"]
+    # Chromium (M117+) dumps: no marker, an "<id>-timestamp" series per stats object, and a
+    # field that appears late is aligned from the end.
+    stamps = [T0, T0 + 1000, T0 + 2000]
+    window = {"startTime": "2023-11-14T22:13:20.000Z", "endTime": "2023-11-14T22:13:22.000Z"}
+    dump = {
+        "getUserMedia": [],
+        "PeerConnections": {
+            "7-1": {
+                "rtcConfiguration": "{iceServers: []}",
+                "updateLog": [{"time": "2023-11-14T22:13:20.000Z", "type": "createOffer",
+                               "value": ""}],
+                "stats": {
+                    "RIA1-timestamp": {**window, "statsType": "remote-inbound-rtp",
+                                       "values": json.dumps(stamps)},
+                    "RIA1-roundTripTime": {**window, "statsType": "remote-inbound-rtp",
+                                           "values": "[0.02,0.03]"},
+                },
+            }
+        },
+    }  # fmt: skip
     path = tmp_path / "webrtc_internals_dump.txt"
     path.write_text(json.dumps(dump))
     loaded = load_diagnostic_file(path)
     assert loaded.schema_version == 0
-    assert "pc-1" in format_summary(loaded)
+    conn = loaded.connections["7-1"]
+    rtt = conn.get("RIA1", "roundTripTime")
+    assert rtt is not None and rtt.times == (T0 + 1000, T0 + 2000)
+    assert conn.configuration == {"text": "{iceServers: []}"}
+    assert "7-1" in format_summary(loaded)
 
 
 @pytest.mark.parametrize(

@@ -201,19 +201,40 @@ def _event_time(entry: Mapping[str, Any]) -> float:
     return parse_iso_time(str(entry["time"]))
 
 
-def _series_times(entry: Mapping[str, Any], count: int) -> tuple[float, ...]:
+def _series_times(
+    entry: Mapping[str, Any], count: int, timestamps: list[float] | None
+) -> tuple[float, ...]:
     times = entry.get("times")
     if isinstance(times, str):
         parsed = json.loads(times)
-        if len(parsed) == count:
+        if isinstance(parsed, list) and len(parsed) == count:
             return tuple(float(t) for t in parsed)
-    # Schema 1 and Chromium dumps: samples spread evenly from startTime to endTime, as
-    # Chromium's own viewers assume.
+    if timestamps is not None and len(timestamps) >= count:
+        # Schema 1 and Chromium dumps (M117+): the object's ``<id>-timestamp`` series, aligned
+        # from the end as Chromium's viewers do (a field may appear late, never early).
+        return tuple(timestamps[len(timestamps) - count :])
+    # Older dumps: samples spread evenly from startTime to endTime.
     start, end = parse_iso_time(entry["startTime"]), parse_iso_time(entry["endTime"])
     if count <= 1:
         return (end,) * count
     step = (end - start) / (count - 1)
     return tuple(start + i * step for i in range(count))
+
+
+def _timestamp_series(stats: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Each stats id's ``<id>-timestamp`` values, when numeric."""
+    found = {}
+    for key, entry in stats.items():
+        stats_id, _, field_name = str(key).rpartition("-")
+        if field_name != "timestamp" or not isinstance(entry, dict):
+            continue
+        values = entry.get("values")
+        values = json.loads(values) if isinstance(values, str) else values
+        if isinstance(values, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            found[stats_id] = [float(v) for v in values]
+    return found
 
 
 def _parse_connection(pc_id: str, record: Any) -> ConnectionDump:
@@ -224,7 +245,9 @@ def _parse_connection(pc_id: str, record: Any) -> ConnectionDump:
         for e in record.get("updateLog", [])
     )
     series: dict[tuple[str, str], StatsSeries] = {}
-    for key, entry in record.get("stats", {}).items():
+    stats = record.get("stats", {})
+    timestamps = _timestamp_series(stats)
+    for key, entry in stats.items():
         stats_id, _, field_name = str(key).rpartition("-")
         if not stats_id:
             continue
@@ -236,7 +259,7 @@ def _parse_connection(pc_id: str, record: Any) -> ConnectionDump:
             stats_id=stats_id,
             stats_type=str(entry["statsType"]),
             field=field_name,
-            times=_series_times(entry, len(values)),
+            times=_series_times(entry, len(values), timestamps.get(stats_id)),
             values=tuple(values),
         )
     return ConnectionDump(

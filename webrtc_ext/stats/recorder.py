@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Fields that identify an object rather than measure it: not recorded as series.
-_NOT_SERIES = frozenset({"id", "type", "timestamp"})
+#: Fields that identify an object rather than measure it: not recorded as series. The
+#: ``timestamp`` series is kept: Chromium's dump viewers need ``<id>-timestamp``.
+_NOT_SERIES = frozenset({"id", "type"})
 
 
 class _Series:
@@ -60,7 +61,8 @@ class RecordingCore:
         self.samples += 1
         for stats_id, stats in report.items():
             stats_type = str(stats.get("type", ""))
-            for name, value in stats.items():
+            fields = {"timestamp": now_ms, **stats}
+            for name, value in fields.items():
                 if name in _NOT_SERIES:
                     continue
                 key = f"{stats_id}-{name}"
