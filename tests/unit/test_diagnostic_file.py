@@ -102,6 +102,14 @@ SCHEMA_1 = {
 }  # fmt: skip
 
 
+def test_non_finite_numbers_are_recorded_as_null(tmp_path: Path) -> None:
+    core = RecordingCore("pc", {})
+    core.sample(T0, {"X": {"id": "X", "type": "t", "a": float("nan"), "b": float("inf")}})
+    path = write_diagnostic_file(tmp_path / "n.json.gz", build_dump([core], T0))
+    conn = load_diagnostic_file(path).connections["pc"]
+    assert conn.latest("X") == {"timestamp": T0, "a": None, "b": None}
+
+
 def test_schema_1_file_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "old.json.gz"
     path.write_bytes(gzip.compress(json.dumps(SCHEMA_1).encode()))

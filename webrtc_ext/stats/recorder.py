@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -69,6 +70,8 @@ class RecordingCore:
                 series = self._series.get(key)
                 if series is None:
                     series = self._series[key] = _Series(stats_type)
+                if isinstance(value, float) and not math.isfinite(value):
+                    value = None  # JSON (and the viewers) have no NaN or infinity
                 series.times.append(now_ms)
                 series.values.append(value)
 
