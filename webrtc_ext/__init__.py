@@ -15,24 +15,41 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
+from .certificates import CertificateError, RTCCertificate
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
+from .dtmf import (
+    InvalidCharacterError,
+    RTCDTMFSender,
+    RTCDTMFToneChangeEvent,
+    TelephoneEvent,
+    TelephoneEventDecoder,
+)
 from .ice import CandidatePairInfo, IceGatheringError
 from .peerconnection import RTCPeerConnection
+from .rtcdtlstransport import DtlsCounters, RTCDtlsError, RTCDtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CandidatePairInfo",
+    "CertificateError",
     "ConfigurationError",
+    "DtlsCounters",
     "IceGatherer",
     "IceGatheringError",
     "IceTransport",
+    "InvalidCharacterError",
     "MediaStreamTrack",
     "NominationMode",
     "PeerConnectionConfig",
     "RTCBundlePolicy",
+    "RTCCertificate",
     "RTCConfiguration",
+    "RTCDTMFSender",
+    "RTCDTMFToneChangeEvent",
+    "RTCDtlsError",
+    "RTCDtlsTransport",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
     "RTCIceServer",
@@ -40,4 +57,6 @@ __all__ = [
     "RTCPeerConnection",
     "RTCRtpSender",
     "RTCSessionDescription",
+    "TelephoneEvent",
+    "TelephoneEventDecoder",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import aioice.ice
 import aiortc
+import aiortc.rtcsctptransport
 
 #: aiortc.RTCPeerConnection private members read or replaced (name-mangled ``__name``).
 PEER_CONNECTION_PRIVATE = (
@@ -28,6 +29,48 @@ PEER_CONNECTION_PRIVATE = (
     "updateIceConnectionState",
     "updateIceGatheringState",
 )
+
+#: aiortc.RTCDtlsTransport private counters that webrtc_ext.RTCDtlsTransport keeps up to date
+#: (name-mangled ``__name``; they feed aiortc's transport stats).
+DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
+
+#: aiortc.rtcsctptransport module constants: the DATA chunk size limit webrtc_ext lowers so
+#: that an SCTP packet fits one DTLS record within the MTU, and the header sizes it uses.
+SCTP_MODULE_CONSTANTS = (
+    "SCTP_COMMON_HEADER_LENGTH",
+    "SCTP_DATA_CHUNK_HEADER_LENGTH",
+    "USERDATA_MAX_LENGTH",
+)
+
+#: aiortc.RTCRtpSender private members that webrtc_ext.dtmf.sender.SequencedRtpSender reads
+#: or writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space.
+RTP_SENDER_PRIVATE = (
+    "encoder",
+    "mid",
+    "ntp_timestamp",
+    "octet_count",
+    "packet_count",
+    "rtp_exited",
+    "rtp_header_extensions_map",
+    "rtp_history",
+    "rtp_started",
+    "rtp_timestamp",
+    "track",
+)
+
+#: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).
+RTP_METHODS = (
+    (aiortc.RTCRtpSender, "_next_encoded_frame"),
+    (aiortc.RTCRtpSender, "_run_rtp"),
+    (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
+)
+
+#: aiortc.RTCRtpReceiver private members read by webrtc_ext.dtmf.receiver.
+RTP_RECEIVER_PRIVATE = ("remote_streams", "rtx_ssrc")
+
+#: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
+#: telephone-event packets are counted without touching the jitter estimate.
+STREAM_STATISTICS_ATTRIBUTES = ("_jitter_q4", "_last_arrival", "_last_timestamp")
 
 #: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
 ICE_CONNECTION_MEMBERS = (
@@ -74,8 +117,8 @@ ICE_CONNECTION_ATTRIBUTES = (
 )
 
 
-#: Private members of other aiortc objects read or wrapped by webrtc_ext.stats.
-RTP_RECEIVER_PRIVATE = ("remote_streams", "rtx_ssrc")
+#: Private members of other aiortc objects read or wrapped by webrtc_ext.stats (which also
+#: reads RTCRtpReceiver.__remote_streams and __rtx_ssrc, listed in RTP_RECEIVER_PRIVATE).
 STATS_ATTRIBUTES = {
     "RTCDtlsTransport": ("_send_rtp", "_handle_rtp_data", "_handle_rtcp_data", "_get_stats"),
     "RTCDtlsTransport()": ("_role", "_ssl"),
@@ -84,12 +127,6 @@ STATS_ATTRIBUTES = {
     "RTCCertificate()": ("_cert",),
     "StreamStatistics()": ("jitter",),
 }
-
-
-def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
-    """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
-    assert name in RTP_RECEIVER_PRIVATE, name
-    return getattr(receiver, "_RTCRtpReceiver__" + name)
 
 
 def _missing_stats_internals() -> list[str]:
@@ -137,6 +174,76 @@ def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     return getattr(pc, "_RTCPeerConnection__" + name)
 
 
+def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
+    """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
+    assert name in DTLS_TRANSPORT_PRIVATE, name
+    attribute = "_RTCDtlsTransport__" + name
+    setattr(transport, attribute, getattr(transport, attribute) + amount)
+
+
+def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
+    """Make aiortc's SCTP packets at most ``sctp_packet_limit`` bytes; the new DATA limit.
+
+    aiortc reads ``USERDATA_MAX_LENGTH`` as a module global, so the limit is process-wide:
+    it only ever goes down, to fit the smallest MTU of any connection.
+    """
+    sctp = aiortc.rtcsctptransport
+    overhead = sctp.SCTP_COMMON_HEADER_LENGTH + sctp.SCTP_DATA_CHUNK_HEADER_LENGTH
+    limit = (sctp_packet_limit - overhead) // 4 * 4  # chunks are padded to 4 bytes
+    if limit < 4:
+        raise ValueError(f"no room for SCTP data in a {sctp_packet_limit}-byte record")
+    if limit < sctp.USERDATA_MAX_LENGTH:
+        sctp.USERDATA_MAX_LENGTH = limit
+    return int(sctp.USERDATA_MAX_LENGTH)
+
+
+def sender_private(sender: aiortc.RTCRtpSender, name: str) -> Any:
+    """Read aiortc's private ``RTCRtpSender.__<name>`` member."""
+    assert name in RTP_SENDER_PRIVATE, name
+    return getattr(sender, "_RTCRtpSender__" + name)
+
+
+def set_sender_private(sender: aiortc.RTCRtpSender, name: str, value: Any) -> None:
+    """Write aiortc's private ``RTCRtpSender.__<name>`` member."""
+    assert name in RTP_SENDER_PRIVATE, name
+    setattr(sender, "_RTCRtpSender__" + name, value)
+
+
+def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
+    """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
+    assert name in RTP_RECEIVER_PRIVATE, name
+    return getattr(receiver, "_RTCRtpReceiver__" + name)
+
+
+def missing_rtp_internals(
+    sender: aiortc.RTCRtpSender, receiver: aiortc.RTCRtpReceiver
+) -> list[str]:
+    """The RTP sender/receiver internals listed here that these aiortc objects lack.
+
+    Needs a sender and receiver built inside a running event loop (aiortc's need one).
+    """
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    missing = [
+        f"aiortc.RTCRtpSender().__{name}"
+        for name in RTP_SENDER_PRIVATE
+        if not hasattr(sender, "_RTCRtpSender__" + name)
+    ]
+    missing += [
+        f"aiortc.RTCRtpReceiver().__{name}"
+        for name in RTP_RECEIVER_PRIVATE
+        if not hasattr(receiver, "_RTCRtpReceiver__" + name)
+    ]
+    missing += [f"{cls.__name__}.{name}" for cls, name in RTP_METHODS if not hasattr(cls, name)]
+    stats = StreamStatistics(8000)
+    missing += [
+        f"StreamStatistics().{name}"
+        for name in STREAM_STATISTICS_ATTRIBUTES
+        if not hasattr(stats, name)
+    ]
+    return missing
+
+
 def missing_internals() -> list[str]:
     """The private members listed here that the installed aiortc/aioice no longer have."""
     missing = []
@@ -158,4 +265,14 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
+    for name in SCTP_MODULE_CONSTANTS:
+        if not isinstance(getattr(aiortc.rtcsctptransport, name, None), int):
+            missing.append(f"aiortc.rtcsctptransport.{name}")
+    dtls = aiortc.RTCDtlsTransport(
+        aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
+        [aiortc.RTCCertificate.generateCertificate()],
+    )
+    for name in DTLS_TRANSPORT_PRIVATE:
+        if not hasattr(dtls, "_RTCDtlsTransport__" + name):
+            missing.append(f"aiortc.RTCDtlsTransport().__{name}")
     return missing + _missing_stats_internals()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+from aiortc import RTCBundlePolicy, RTCCertificate, RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 
@@ -73,6 +73,14 @@ class PeerConnectionConfig:
     dtls_mtu: int = 1200
     """Largest UDP payload a DTLS datagram may have (WebRTC's 1200-byte guidance)."""
 
+    certificates: Sequence[RTCCertificate] = ()
+    """DTLS certificates (W3C ``RTCConfiguration.certificates``); the first one is used. Empty:
+    a fresh ECDSA certificate per connection, as aiortc does. See
+    :meth:`webrtc_ext.RTCCertificate.from_pem` and ``generateCertificate``."""
+
+    dtls_handshake_timeout: float = 30.0
+    """Seconds the DTLS handshake may take, retransmissions included, before it fails."""
+
     audio_codecs: Sequence[str] | None = None
     """Restrict and order audio codecs by MIME type, e.g. ``("audio/opus",)``. ``None`` keeps
     aiortc's list."""
@@ -99,6 +107,8 @@ class PeerConnectionConfig:
             raise ConfigurationError(
                 f"dtls_mtu must be between 228 and 65507 bytes, not {self.dtls_mtu}"
             )
+        if self.dtls_handshake_timeout <= 0:
+            raise ConfigurationError("dtls_handshake_timeout must be positive")
         if self.regular_nomination_timeout < 0 or self.upgrade_window < 0:
             raise ConfigurationError("nomination timeouts must not be negative")
         if not (self.use_ipv4 or self.use_ipv6):

@@ -23,7 +23,12 @@ from aiortc.rtcdtlstransport import RTCCertificate
 
 from ._internals import pc_private
 from .config import PeerConnectionConfig
+from .dtmf.connection import DtmfPeerConnectionMixin
+from .dtmf.negotiation import TelephoneEventTransceiver
+from .dtmf.receiver import DtmfReceiverMixin
+from .dtmf.sender import DtmfSenderMixin
 from .ice import IceGatheringError
+from .rtcdtlstransport import RTCDtlsTransport as DtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import drop_malformed_candidates
 from .stats.builder import build_stats_report
@@ -33,14 +38,15 @@ from .stats.report import RTCStatsReport
 logger = logging.getLogger(__name__)
 
 
-class RTCPeerConnection(aiortc.RTCPeerConnection):
+class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
     """aiortc's :class:`~aiortc.RTCPeerConnection` with the library's capabilities on top.
 
     It keeps aiortc's whole API. ``configuration`` may be aiortc's own
     :class:`~aiortc.RTCConfiguration` or a :class:`PeerConnectionConfig`.
 
     Extra events: ``icecandidateerror`` (an :class:`IceGatheringError`) for each STUN/TURN
-    server that gave no candidate.
+    server that gave no candidate; ``dtmf`` (a :class:`TelephoneEvent`) for each key press
+    received (see docs/dtmf.md).
     """
 
     # The class shares aiortc's name on purpose: Python mangles ``__name`` attributes with the
@@ -55,6 +61,7 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
     ) -> None:
         self._config = PeerConnectionConfig.from_any(configuration)
         self._turn_ssl_context = turn_ssl_context
+        self._dtmf_enabled = self._config.dtmf
         super().__init__(self._config.to_aiortc())
         self._stats = PeerConnectionStats()
         self._before_close: list[Callable[[], Awaitable[None]]] = []
@@ -82,15 +89,22 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
     def _create_dtls_transport(
         self, ice_transport: IceTransport, certificates: list[RTCCertificate]
     ) -> RTCDtlsTransport:
-        return RTCDtlsTransport(ice_transport, certificates)
+        return DtlsTransport(
+            ice_transport,
+            list(self._config.certificates[:1]) or certificates,
+            mtu=self._config.dtls_mtu,
+            handshake_timeout=self._config.dtls_handshake_timeout,
+        )
 
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
     ) -> RTCRtpSender:
-        return RTCRtpSender(track_or_kind, transport)
+        return DtmfSenderMixin(track_or_kind, transport)
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
-        return RTCRtpReceiver(kind, transport)
+        receiver = DtmfReceiverMixin(kind, transport)
+        self._wire_dtmf_receiver(receiver)
+        return receiver
 
     # -- aiortc private members, replaced ---------------------------------------------------
 
@@ -144,11 +158,12 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         if dtls_transport is None:
             dtls_transport = pc_private(self, "createDtlsTransport")()
 
-        transceiver = RTCRtpTransceiver(
+        transceiver = TelephoneEventTransceiver(
             direction=direction,
             kind=kind,
             sender=self._create_rtp_sender(sender_track or kind, dtls_transport),
             receiver=self._create_rtp_receiver(kind, dtls_transport),
+            telephone_events=self._telephone_event_codecs,
         )
         transceiver.receiver._set_rtcp_ssrc(transceiver.sender._ssrc)
         transceiver.sender._stream_id = pc_private(self, "stream_id")
@@ -199,6 +214,7 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
         cleaned = drop_malformed_candidates(sessionDescription.sdp)
         if cleaned != sessionDescription.sdp:
             sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
+        self._note_remote_description(sessionDescription.sdp)
         await super().setRemoteDescription(sessionDescription)
 
     # -- statistics (docs/stats.md) ---------------------------------------------------------

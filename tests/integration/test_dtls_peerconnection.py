@@ -1,0 +1,96 @@
+"""RTCPeerConnection with a configured certificate and DTLS MTU: a real call over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support import LOOPBACK, audio_call
+from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection, RTCSessionDescription
+
+pytestmark = pytest.mark.integration
+
+
+def dtls_transport(pc: RTCPeerConnection) -> RTCDtlsTransport:
+    transport = pc.getTransceivers()[0].receiver.transport
+    assert isinstance(transport, RTCDtlsTransport)
+    return transport
+
+
+@pytest.mark.parametrize("mtu", [1200, 600])
+async def test_call_with_rsa_4096_certificate_keeps_datagrams_within_mtu(mtu: int) -> None:
+    certificate = RTCCertificate.generateCertificate({"name": "RSA", "modulusLength": 4096})
+    offerer_config = LOOPBACK.with_changes(certificates=[certificate], dtls_mtu=mtu)
+    answerer_config = LOOPBACK.with_changes(dtls_mtu=mtu)
+
+    async with audio_call(offerer_config, answerer_config, timeout=30) as call:
+        sha256 = certificate.getFingerprints()[0].value
+        assert f"a=fingerprint:sha-256 {sha256}" in call.offerer.localDescription.sdp
+        for pc in (call.offerer, call.answerer):
+            transport = dtls_transport(pc)
+            assert transport.state == "connected"
+            assert transport.mtu == mtu
+            assert 0 < transport.counters.max_datagram_bytes <= mtu
+        peer = dtls_transport(call.answerer)._connection.get_peer_certificate(as_cryptography=True)
+        assert peer == certificate.certificate
+
+
+async def test_large_data_channel_messages_travel_in_datagrams_within_mtu() -> None:
+    """SCTP packets are sized so that each DTLS application record fits the MTU."""
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    answerer.on("datachannel", lambda channel: channel.on("message", received.put_nowait))
+    try:
+        channel = offerer.createDataChannel("bulk")
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        await offerer.setRemoteDescription(answerer.localDescription)
+        await asyncio.wait_for(opened.wait(), 30)
+        message = bytes(range(256)) * 40  # 10 kB: several full-size DATA chunks
+        channel.send(message)
+        assert await asyncio.wait_for(received.get(), 30) == message
+        for pc in (offerer, answerer):
+            transport = pc.sctp.transport  # type: ignore[union-attr]
+            assert isinstance(transport, RTCDtlsTransport)
+            assert transport.counters.max_datagram_bytes <= 1200
+    finally:
+        await offerer.close()
+        await answerer.close()
+
+
+async def test_tampered_fingerprint_in_the_answer_fails_the_call_with_a_clear_error() -> None:
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    failed = asyncio.Event()
+    offerer.on(
+        "connectionstatechange", lambda: offerer.connectionState == "failed" and failed.set()
+    )
+    try:
+        offerer.addTransceiver("audio")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        real = answerer.localDescription.sdp
+        genuine = dtls_transport(answerer).getLocalParameters().fingerprints[0].value
+        forged = RTCCertificate.generateCertificate().getFingerprints()[0].value
+        assert genuine in real
+        await offerer.setRemoteDescription(
+            RTCSessionDescription(real.replace(genuine, forged), "answer")
+        )
+        await asyncio.wait_for(failed.wait(), 30)
+        error = dtls_transport(offerer).error
+        assert error is not None and error.errorDetail == "fingerprint-failure"
+        assert forged in error.message
+        # The alert reaches the other side: it fails too instead of waiting for its timeout.
+        for _ in range(100):
+            if dtls_transport(answerer).state == "failed":
+                break
+            await asyncio.sleep(0.1)
+        peer_error = dtls_transport(answerer).error
+        assert peer_error is not None and "alert" in peer_error.message
+    finally:
+        await offerer.close()
+        await answerer.close()

@@ -1,0 +1,27 @@
+"""DTMF over RTP (RFC 4733): negotiation, a loss-proof decoder, and the W3C RTCDTMFSender."""
+
+from .receiver import DtmfReceiver, DtmfReceiverMixin
+from .rfc4733 import MarkerBitDecoder, TelephoneEvent, TelephoneEventDecoder, TelephoneEventPayload
+from .sender import (
+    DtmfSenderMixin,
+    InvalidCharacterError,
+    RTCDTMFSender,
+    RTCDTMFToneChangeEvent,
+    SequencedRtpSender,
+)
+from .tones import TonePlayer
+
+__all__ = [
+    "DtmfReceiver",
+    "DtmfReceiverMixin",
+    "DtmfSenderMixin",
+    "InvalidCharacterError",
+    "MarkerBitDecoder",
+    "RTCDTMFSender",
+    "RTCDTMFToneChangeEvent",
+    "SequencedRtpSender",
+    "TelephoneEvent",
+    "TelephoneEventDecoder",
+    "TelephoneEventPayload",
+    "TonePlayer",
+]
