@@ -72,10 +72,11 @@ def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
     (out,) = summary.outbound
     assert (out.packets, out.nack_count, out.retransmitted_packets) == (200, 4, 4)
     assert out.bitrate_kbps == pytest.approx(8 * 16000 / 4 / 1000)
-    assert summary.dtmf_events == 3 and summary.ice_round_trip_time == 0.02
+    assert summary.dtmf_sent == 3 and summary.dtmf_received is None
+    assert summary.ice_round_trip_time == 0.02
     text = format_summary(loaded)
     assert "path chosen: relay udp 127.0.0.1:5000 via TURN/tcp -> host udp" in text
-    assert "NACKs 4, retransmitted 4" in text and "DTMF events: 3" in text
+    assert "NACKs 4, retransmitted 4" in text and "DTMF: 0 received, 3 sent" in text
 
 
 #: A schema-1 file: no per-series "times", no numeric update-log "timestamp".

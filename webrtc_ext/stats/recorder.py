@@ -126,6 +126,7 @@ class _Watched:
         self.core = core
         self.descriptions: dict[str, str | None] = {"local": None, "remote": None}
         self.dtls_states: dict[int, str] = {}
+        self.dtmf_senders: set[int] = set()
         self.final_sampled = False
         self.closed = False
 
@@ -170,6 +171,10 @@ class StatsRecorder:
             "icecandidateerror",
             lambda error: core.event(self._now_ms(), "icecandidateerror", repr(error)),
         )
+        pc.on(
+            "dtmf",
+            lambda event: core.event(self._now_ms(), "dtmf", str(getattr(event, "digit", event))),
+        )
         pc.on_before_close(lambda: self._final_sample(watched))
         pc.on_closed(lambda: self._connection_closed(watched))
         self._check(watched)
@@ -195,6 +200,8 @@ class StatsRecorder:
                 watched.descriptions[side] = text
                 event = "setLocalDescription" if side == "local" else "setRemoteDescription"
                 watched.core.event(now, event, text)
+        for transceiver in pc.getTransceivers():
+            self._watch_dtmf_sender(watched, transceiver.sender)
         for number, dtls in pc._stats.numbered_transports():
             if id(dtls) not in watched.dtls_states:
                 dtls.on("statechange", lambda: self._check(watched))
@@ -208,6 +215,19 @@ class StatsRecorder:
             if watched.dtls_states.get(id(dtls)) != dtls.state:
                 watched.dtls_states[id(dtls)] = dtls.state
                 watched.core.event(now, "dtlsstatechange", f"T{number:02d}: {dtls.state}")
+
+    def _watch_dtmf_sender(self, watched: _Watched, sender: Any) -> None:
+        """Log the tones an ``RTCDTMFSender`` plays (W3C ``tonechange``), once per sender."""
+        dtmf = getattr(sender, "dtmf", None)
+        if dtmf is None or not hasattr(dtmf, "on") or id(dtmf) in watched.dtmf_senders:
+            return
+        watched.dtmf_senders.add(id(dtmf))
+        dtmf.on(
+            "tonechange",
+            lambda event: watched.core.event(
+                self._now_ms(), "tonechange", str(getattr(event, "tone", event))
+            ),
+        )
 
     async def _sample(self, watched: _Watched) -> None:
         try:

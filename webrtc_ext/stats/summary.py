@@ -8,9 +8,6 @@ from typing import Any
 
 from .dump import ConnectionDump, DiagnosticFile, StatsSeries
 
-#: Non-standard counters a DTMF implementation may report on inbound/outbound-rtp.
-DTMF_FIELDS = ("dtmfEventsReceived", "dtmfEventsSent")
-
 
 @dataclass(frozen=True)
 class CandidateSummary:
@@ -70,7 +67,10 @@ class ConnectionSummary:
     ice_round_trip_time: float | None
     outbound: list[RtpSummary] = field(default_factory=list)
     inbound: list[RtpSummary] = field(default_factory=list)
-    dtmf_events: int | None = None
+    dtmf_received: int | None = None
+    """Key presses received (``dtmf`` update-log events, or a ``dtmfEventsReceived`` field)."""
+    dtmf_sent: int | None = None
+    """Tones sent (non-empty ``tonechange`` events, or a ``dtmfEventsSent`` field)."""
 
 
 def number(value: Any) -> float | None:
@@ -160,13 +160,13 @@ def _rtp(conn: ConnectionDump, stats_id: str, outbound: bool) -> RtpSummary:
     )
 
 
-def _dtmf(conn: ConnectionDump, ids: Sequence[str]) -> int | None:
-    found = [
-        _int(series.last)
-        for (stats_id, name), series in conn.series.items()
-        if stats_id in ids and name in DTMF_FIELDS
-    ]
-    return sum(found) if found else None
+def _dtmf(conn: ConnectionDump, ids: Sequence[str], name: str, event: str) -> int | None:
+    counted = [_int(s.last) for (i, f), s in conn.series.items() if i in ids and f == name]
+    if counted:
+        return sum(counted)
+    # A tonechange "" ends the tones and "," is a pause: neither is a key.
+    events = [e for e in conn.events_of(event) if e.value not in ("", ",")]
+    return len(events) if events else None
 
 
 def summarise_connection(conn: ConnectionDump) -> ConnectionSummary:
@@ -196,7 +196,8 @@ def summarise_connection(conn: ConnectionDump) -> ConnectionSummary:
         ice_round_trip_time=rtt,
         outbound=[_rtp(conn, i, True) for i in outbound_ids],
         inbound=[_rtp(conn, i, False) for i in inbound_ids],
-        dtmf_events=_dtmf(conn, outbound_ids + inbound_ids),
+        dtmf_received=_dtmf(conn, inbound_ids, "dtmfEventsReceived", "dtmf"),
+        dtmf_sent=_dtmf(conn, outbound_ids, "dtmfEventsSent", "tonechange"),
     )
 
 
@@ -254,5 +255,5 @@ def format_summary(diagnostic: DiagnosticFile) -> str:
                 f"{p.responses_received} answered"
             )
         lines += _rtp_lines("out", s.outbound) + _rtp_lines("in", s.inbound)
-        lines.append(f"  DTMF events: {'n/a' if s.dtmf_events is None else s.dtmf_events}")
+        lines.append(f"  DTMF: {s.dtmf_received or 0} received, {s.dtmf_sent or 0} sent")
     return "\n".join(lines)
