@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiortc import RTCCertificate
 
 from tests.stats_support import wait_for
 from tests.support import LOOPBACK
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_data_channel_only_connection_has_full_stats() -> None:
-    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    certificate = RTCCertificate.generateCertificate()
+    offerer = RTCPeerConnection(LOOPBACK.with_changes(certificates=[certificate]))
+    answerer = RTCPeerConnection(LOOPBACK)
     received: list[str | bytes] = []
     answered = asyncio.get_running_loop().create_future()
 
@@ -48,6 +51,12 @@ async def test_data_channel_only_connection_has_full_stats() -> None:
         assert transport.selectedCandidatePairId in report
         assert {transport.localCertificateId, transport.remoteCertificateId} <= set(report)
         assert len(report.of_type("certificate")) == 2
+        ours = report[transport.localCertificateId]
+        (sha256,) = [f for f in certificate.getFingerprints() if f.algorithm == "sha-256"]
+        assert ours.fingerprint == sha256.value, "the configured certificate is the one used"
+        assert f"a=fingerprint:sha-256 {ours.fingerprint}" in offerer.localDescription.sdp
+        (peer_transport,) = (await answerer.getStats()).of_type("transport")
+        assert peer_transport.remoteCertificateId == transport.localCertificateId
         assert report.of_type("local-candidate") and report.of_type("remote-candidate")
         remote = (await answerer.getStats()).of_type("data-channel")[0]
         assert (remote.messagesReceived, remote.messagesSent) == (3, 1)

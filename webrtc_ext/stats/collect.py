@@ -146,6 +146,15 @@ def _local_certificate(certificates: list[RTCCertificate]) -> CertificateInput |
     return _certificate_input(certificates[0]._cert) if certificates else None
 
 
+def _transport_local_certificate(
+    dtls: RTCDtlsTransport, fallback: CertificateInput | None
+) -> CertificateInput | None:
+    """The certificate this transport presents (it may come from the configuration)."""
+    ssl = dtls._ssl
+    cert = ssl.get_certificate(as_cryptography=True) if ssl is not None else None
+    return _certificate_input(cert) if cert is not None else fallback
+
+
 def _remote_certificate(dtls: RTCDtlsTransport) -> CertificateInput | None:
     ssl = dtls._ssl
     if ssl is None or dtls.state != "connected":
@@ -249,7 +258,7 @@ def _transport_input(
         pairs=pairs,
         local_candidates=local_candidates,
         remote_candidates=remote_candidates,
-        local_certificate=local_certificate,
+        local_certificate=_transport_local_certificate(dtls, local_certificate),
         remote_certificate=_remote_certificate(dtls),
         rtp=counters,
         senders=senders,
