@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,22 @@ async def test_audio_loss_is_counted_on_both_sides() -> None:
         assert remote.ssrc == outbound.ssrc, "remote-inbound-rtp carries OUR ssrc"
         assert remote.localId == outbound.id and outbound.remoteId == remote.id
         assert remote.roundTripTime is not None and remote.roundTripTime >= 0
+
+
+def assert_chromium_viewer_shape(path: Path) -> None:
+    """What Chromium's dump viewers need: per-object timestamps, JSON value arrays, ISO times."""
+    document = json.loads(gzip.decompress(path.read_bytes()))
+    assert isinstance(document["getUserMedia"], list)
+    for record in document["PeerConnections"].values():
+        assert isinstance(record["rtcConfiguration"], str)
+        assert all({"time", "type", "value"} <= set(e) for e in record["updateLog"])
+        stats = record["stats"]
+        for key, entry in stats.items():
+            stats_id, _, _ = key.rpartition("-")
+            stamps = json.loads(stats[f"{stats_id}-timestamp"]["values"])
+            assert len(json.loads(entry["values"])) <= len(stamps)
+            assert entry["startTime"].endswith("Z") and entry["endTime"].endswith("Z")
+            assert isinstance(entry["statsType"], str)
 
 
 async def _true(value: bool) -> bool:
@@ -110,6 +128,10 @@ async def test_video_nacks_and_retransmissions_match_the_network(tmp_path: Path)
     sent = offerer.get(out.stats_id, "packetsSent")
     assert sent is not None and len(sent.values) >= 3
     assert list(sent.values) == sorted(sent.values)
+
+    assert_chromium_viewer_shape(path)
+    (transport,) = offerer.stats_ids("transport")
+    assert offerer.latest(transport)["remoteCertificateId"], "still known after close"
 
     charts = tmp_path / "charts"
     assert webrtc_diag([str(path), "--charts", str(charts)]) == 0

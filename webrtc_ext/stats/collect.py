@@ -55,6 +55,7 @@ class PeerConnectionStats:
         self._clock = clock
         self._transports: dict[RTCDtlsTransport, tuple[int, RtpCounters]] = {}
         self._channels: dict[RTCDataChannel, _ChannelCounters] = {}
+        self._remote_certificates: dict[RTCDtlsTransport, CertificateInput] = {}
         self.data_channels_opened = 0
         self.data_channels_closed = 0
 
@@ -108,10 +109,15 @@ class PeerConnectionStats:
     ) -> PeerConnectionInput:
         """Plain values of everything the stats report is built from, taken now."""
         local_certificate = _local_certificate(certificates)
-        transports = [
-            _transport_input(dtls, number, counters, transceivers, local_certificate)
-            for dtls, (number, counters) in self._transports.items()
-        ]
+        transports = []
+        for dtls, (number, counters) in self._transports.items():
+            remote = _remote_certificate(dtls) or self._remote_certificates.get(dtls)
+            if remote is not None:
+                # Kept after the transport closes: the last samples still show the peer's.
+                self._remote_certificates[dtls] = remote
+            transports.append(
+                _transport_input(dtls, number, counters, transceivers, local_certificate, remote)
+            )
         channels = [
             DataChannelInput(
                 id=channel.id,
@@ -228,6 +234,7 @@ def _transport_input(
     counters: RtpCounters,
     transceivers: list[RTCRtpTransceiver],
     local_certificate: CertificateInput | None,
+    remote_certificate: CertificateInput | None,
 ) -> TransportInput:
     from ..rtcicetransport import IceTransport
 
@@ -259,7 +266,7 @@ def _transport_input(
         local_candidates=local_candidates,
         remote_candidates=remote_candidates,
         local_certificate=_transport_local_certificate(dtls, local_certificate),
-        remote_certificate=_remote_certificate(dtls),
+        remote_certificate=remote_certificate,
         rtp=counters,
         senders=senders,
         receivers=receivers,
