@@ -50,15 +50,24 @@ class RecordingCore:
         self.update_log: list[dict[str, Any]] = []
         self._series: dict[str, _Series] = {}
         self.samples = 0
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """Ignore every later event and sample (the record is being written)."""
+        self.frozen = True
 
     def event(self, now_ms: float, type: str, value: str = "") -> None:
         """Log one API call, state change or SDP at ``now_ms`` (ms since the epoch)."""
+        if self.frozen:
+            return
         self.update_log.append(
             {"time": iso_time(now_ms), "timestamp": now_ms, "type": type, "value": value}
         )
 
     def sample(self, now_ms: float, report: Mapping[str, Mapping[str, Any]]) -> None:
         """Record one stats report (id to W3C stats dictionary) taken at ``now_ms``."""
+        if self.frozen:
+            return
         self.samples += 1
         for stats_id, stats in report.items():
             stats_type = str(stats.get("type", ""))
@@ -148,7 +157,8 @@ class StatsRecorder:
         self._clock = clock
         self._watched: list[_Watched] = []
         self._task: asyncio.Task[None] | None = None
-        self._written: Path | None = None
+        self._closing: asyncio.Future[Path] | None = None
+        self._finished = False
 
     def _now_ms(self) -> float:
         return self._clock() * 1000.0
@@ -230,6 +240,8 @@ class StatsRecorder:
         )
 
     async def _sample(self, watched: _Watched) -> None:
+        if self._finished:
+            return
         try:
             report = await watched.pc.getStats()
         except Exception:
@@ -237,8 +249,9 @@ class StatsRecorder:
                 "could not sample stats of %s", watched.core.connection_id, exc_info=True
             )
             return
-        self._check(watched)
-        watched.core.sample(self._now_ms(), report)
+        if not self._finished:
+            self._check(watched)
+            watched.core.sample(self._now_ms(), report)
 
     async def _run(self) -> None:
         while True:
@@ -260,20 +273,27 @@ class StatsRecorder:
 
     async def close(self) -> Path:
         """Take a last sample of open connections and write the file (once); its path."""
-        if self._written is not None:
-            return self._written
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._write())
+        return await asyncio.shield(self._closing)
+
+    async def _write(self) -> Path:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for watched in self._watched:
             await self._final_sample(watched)
-        dump = build_dump([w.core for w in self._watched], self._now_ms())
-        self._written = await asyncio.get_running_loop().run_in_executor(
-            None, write_diagnostic_file, self.path, dump
+        # Nothing is recorded from now on, so the cores can be serialised off the loop.
+        self._finished = True
+        cores, now = [w.core for w in self._watched], self._now_ms()
+        for core in cores:
+            core.freeze()
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: write_diagnostic_file(self.path, build_dump(cores, now))
         )
-        logger.info("wrote diagnostic file %s", self._written)
-        return self._written
+        logger.info("wrote diagnostic file %s", path)
+        return path
 
 
 def _pair_text(ice: Any, number: int) -> str:
