@@ -8,6 +8,7 @@ Change one import and keep aiortc's whole API::
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceCandidate,
     RTCIceServer,
     RTCRtpSender,
@@ -48,6 +49,7 @@ __all__ = [
     "RTCConfiguration",
     "RTCDTMFSender",
     "RTCDTMFToneChangeEvent",
+    "RTCDataChannel",
     "RTCDtlsError",
     "RTCDtlsTransport",
     "RTCIceCandidate",

@@ -80,18 +80,21 @@ ICE_CONNECTION_MEMBERS = (
     "_pair_remote_candidate",
     "_remote_candidates_expected",
     "_unfreeze_initial",
+    "add_remote_candidate",
     "build_request",
     "check_complete",
     "check_incoming",
     "check_start",
     "check_start_task",
     "check_state",
+    "close",
     "connect",
     "gather_candidates",
     "get_component_candidates",
     "query_consent",
     "request_received",
     "sort_check_list",
+    "switch_role",
 )
 
 #: aioice.Connection instance attributes that IceConnection reads or writes.
@@ -166,6 +169,10 @@ def _missing_stats_internals() -> list[str]:
 def ice_transport_set_state(transport: aiortc.RTCIceTransport, state: str) -> None:
     """Call aiortc's private ``RTCIceTransport.__setState`` (emits ``statechange``)."""
     transport._RTCIceTransport__setState(state)  # type: ignore[attr-defined]
+
+
+#: aiortc.RTCIceGatherer / RTCIceTransport instance attributes that webrtc_ext replaces or reads.
+ICE_TRANSPORT_ATTRIBUTES = ("_connection",)
 
 
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
@@ -261,6 +268,12 @@ def missing_internals() -> list[str]:
     for name in ICE_CONNECTION_ATTRIBUTES:
         if not hasattr(probe, name):
             missing.append(f"aioice.Connection().{name}")
+    gatherer = aiortc.RTCIceGatherer(iceServers=[])
+    transport = aiortc.RTCIceTransport(gatherer)
+    for name in ICE_TRANSPORT_ATTRIBUTES:
+        for owner in (gatherer, transport):
+            if not hasattr(owner, name):
+                missing.append(f"aiortc.{type(owner).__name__}().{name}")
     pc = aiortc.RTCPeerConnection()
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):

@@ -31,7 +31,7 @@ class ConfigurationError(ValueError):
 class PeerConnectionConfig:
     """Everything :class:`webrtc_ext.RTCPeerConnection` can be configured with.
 
-    It is a superset of aiortc's :class:`~aiortc.RTCConfiguration`: the first three fields
+    It is a superset of aiortc's :class:`~aiortc.RTCConfiguration`: the first four fields
     mean the same thing, the rest are the library's own.
     """
 
@@ -41,6 +41,8 @@ class PeerConnectionConfig:
 
     ice_transport_policy: RTCIceTransportPolicy = RTCIceTransportPolicy.ALL
     bundle_policy: RTCBundlePolicy = RTCBundlePolicy.BALANCED
+    always_negotiate_data_channels: bool = False
+    """aiortc's ``alwaysNegotiateDataChannels``: an ``application`` m-line in every offer."""
 
     nomination: NominationMode = NominationMode.AGGRESSIVE
     """Nomination on the controlling side. Aggressive by default: a peer that waits for
@@ -128,6 +130,7 @@ class PeerConnectionConfig:
                 ice_servers=tuple(configuration.iceServers or ()),
                 ice_transport_policy=configuration.iceTransportPolicy,
                 bundle_policy=configuration.bundlePolicy,
+                always_negotiate_data_channels=configuration.alwaysNegotiateDataChannels,
             )
         raise TypeError(
             "configuration must be a PeerConnectionConfig or an aiortc RTCConfiguration, "
@@ -141,6 +144,7 @@ class PeerConnectionConfig:
             iceServers=list(self.ice_servers),
             iceTransportPolicy=self.ice_transport_policy,
             bundlePolicy=self.bundle_policy,
+            alwaysNegotiateDataChannels=self.always_negotiate_data_channels,
         )
 
     def with_changes(self, **changes: Any) -> PeerConnectionConfig:

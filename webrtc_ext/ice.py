@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import aioice.ice
 from aioice import Candidate, Connection, TransportPolicy, stun
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import (
@@ -127,6 +128,31 @@ def parse_ice_servers(servers: Sequence[RTCIceServer]) -> IceServers:
                     )
                 )
     return IceServers(tuple(stun_servers), tuple(turn_servers), tuple(rejected))
+
+
+#: The largest value of a 32-bit PRIORITY (RFC 8445 §7.1.1, RFC 8445 §5.1.2).
+MAX_PRIORITY = 2**32 - 1
+
+
+def host_local_preference(index: int) -> int:
+    """The local preference of the host candidate on the ``index``-th address, first preferred.
+
+    RFC 8445 §5.1.2.1: candidates of one type and component MUST have unique local
+    preferences. With equal ones (aioice gives every host candidate 65535) two pairs can tie,
+    and with aggressive nomination the two agents may then select different pairs.
+    """
+    return max(65535 - index, 0)
+
+
+def remote_candidate_problem(candidate: Candidate) -> str | None:
+    """Why a remote candidate can never be checked (RFC 8445 §5.1), or ``None`` if it can."""
+    if not 1 <= candidate.port <= 65535:
+        return f"port {candidate.port} is not between 1 and 65535"
+    if not 1 <= candidate.component <= 256:
+        return f"component {candidate.component} is not between 1 and 256"
+    if not 1 <= candidate.priority <= MAX_PRIORITY:
+        return f"priority {candidate.priority} is not between 1 and 2**32-1"
+    return None
 
 
 @dataclass(frozen=True)
@@ -392,7 +418,7 @@ class IceConnection(Connection):
         """Host candidates on every address, then srflx and relay ones from every server."""
         candidates: list[Candidate] = []
         host_protocols: list[IceProtocol] = []
-        for address in addresses:
+        for index, address in enumerate(addresses):
             protocol = await self._bind(address)
             if protocol is None:
                 continue
@@ -401,7 +427,7 @@ class IceConnection(Connection):
                 foundation=candidate_foundation("host", "udp", host),
                 component=component,
                 transport="udp",
-                priority=candidate_priority(component, "host"),
+                priority=candidate_priority(component, "host", host_local_preference(index)),
                 host=host,
                 port=port,
                 type="host",
@@ -482,6 +508,19 @@ class IceConnection(Connection):
         return candidate_pair_priority(
             pair.local_candidate, pair.remote_candidate, self.ice_controlling
         )
+
+    async def add_remote_candidate(self, remote_candidate: Candidate | None) -> None:
+        """aioice's ``add_remote_candidate``, dropping candidates that can never be checked.
+
+        A port outside 1-65535 would otherwise reach ``sendto``, whose OverflowError is fatal
+        to the asyncio transport: the socket closes and the whole call fails.
+        """
+        if remote_candidate is not None:
+            problem = remote_candidate_problem(remote_candidate)
+            if problem is not None:
+                logger.warning("dropped remote candidate %s: %s", remote_candidate, problem)
+                return
+        await super().add_remote_candidate(remote_candidate)
 
     def _pair_remote_candidate(self, remote_candidate: Candidate) -> None:
         for protocol in self._protocols:
@@ -795,7 +834,9 @@ class IceConnection(Connection):
         assert self.remote_password is not None
         failures = 0
         while True:
-            await asyncio.sleep(5 * (0.8 + 0.4 * random.random()))
+            # aioice's module settings, read each time so that they can be tuned (as aiortc's
+            # own tests do).
+            await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
             for pair in list(self._nominated.values()):
                 request = self.build_request(pair, nominate=False)
                 if isinstance(pair, IceCandidatePair):
@@ -815,7 +856,7 @@ class IceConnection(Connection):
                     if isinstance(pair, IceCandidatePair):
                         pair.responses_received += 1
                         pair.record_round_trip(time.monotonic() - sent_at)
-                if failures >= 6:
+                if failures >= aioice.ice.CONSENT_FAILURES:
                     logger.info("consent to send expired")
                     self._query_consent_task = None
                     await self.close()

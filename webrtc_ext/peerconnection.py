@@ -30,7 +30,7 @@ from .dtmf.sender import DtmfSenderMixin
 from .ice import IceGatheringError
 from .rtcdtlstransport import RTCDtlsTransport as DtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport
-from .sdp import drop_malformed_candidates
+from .sdp import check_parses, drop_malformed_candidates
 from .stats.builder import build_stats_report
 from .stats.collect import PeerConnectionStats
 from .stats.report import RTCStatsReport
@@ -212,6 +212,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
     async def setRemoteDescription(self, sessionDescription: RTCSessionDescription) -> None:
         """aiortc's ``setRemoteDescription``, dropping malformed candidate lines with a log line."""
         cleaned = drop_malformed_candidates(sessionDescription.sdp)
+        check_parses(cleaned)
         if cleaned != sessionDescription.sdp:
             sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
         self._note_remote_description(sessionDescription.sdp)

@@ -1,0 +1,165 @@
+"""Agent sign-in and the console's WebSocket: call list push, answer, hang-up, DTMF."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .router import Call, CallRouter, CallUnavailable
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "relay_session"
+
+
+class AgentConsole:
+    """Signed-in agents and their live connections."""
+
+    def __init__(self, agents: Mapping[str, str], router: CallRouter) -> None:
+        self.agents = agents
+        self.router = router
+        self.sessions: dict[str, str] = {}
+        self.sockets: dict[web.WebSocketResponse, str] = {}
+        router.listeners.append(self._on_call_event)
+
+    def routes(self) -> list[web.RouteDef]:
+        """Login, logout and the WebSocket."""
+        return [
+            web.post("/api/login", self.login),
+            web.post("/api/logout", self.logout),
+            web.get("/api/me", self.me),
+            web.get("/api/ws", self.websocket),
+        ]
+
+    def agent_of(self, request: web.Request) -> str | None:
+        """The signed-in agent of a request, if any."""
+        token = request.cookies.get(COOKIE)
+        return self.sessions.get(token) if token else None
+
+    def require_agent(self, request: web.Request) -> str:
+        """The signed-in agent, or a 401."""
+        agent = self.agent_of(request)
+        if agent is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        return agent
+
+    async def login(self, request: web.Request) -> web.Response:
+        """Check a name and password; set the session cookie."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return web.json_response({"error": "expected JSON {name, password}"}, status=400)
+        name, password = str(body.get("name", "")), str(body.get("password", ""))
+        expected = self.agents.get(name)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            logger.info("failed sign-in for %r", name)
+            return web.json_response({"error": "wrong name or password"}, status=401)
+        token = secrets.token_urlsafe(32)
+        self.sessions[token] = name
+        response = web.json_response({"name": name})
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        """Forget the session."""
+        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        response = web.json_response({})
+        response.del_cookie(COOKIE)
+        return response
+
+    async def me(self, request: web.Request) -> web.Response:
+        """Who is signed in."""
+        return web.json_response({"name": self.require_agent(request)})
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """The console's live channel."""
+        agent = self.require_agent(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.host:
+            raise web.HTTPForbidden(text="cross-origin console connection refused")
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        self.sockets[ws] = agent
+        answered: set[str] = set()
+        try:
+            await ws.send_json(self._calls_message())
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                await self._handle(ws, agent, message.data, answered)
+        finally:
+            self.sockets.pop(ws, None)
+            # The agent's tab closed: the calls it held end cleanly.
+            for call_id in answered:
+                call = self.router.calls.get(call_id)
+                if call is not None and call.agent == agent:
+                    await self.router.end(call, "agent disconnected", tell_whatsapp=True)
+        return ws
+
+    async def _handle(
+        self, ws: web.WebSocketResponse, agent: str, data: str, answered: set[str]
+    ) -> None:
+        try:
+            message = json.loads(data)
+            kind = message["type"]
+            call_id = str(message.get("call_id", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            await ws.send_json({"type": "error", "message": "bad message"})
+            return
+        try:
+            if kind == "dial":
+                call_id, sdp = await self.router.dial(
+                    agent, str(message["to"]), str(message["sdp"])
+                )
+                answered.add(call_id)
+                await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
+            elif kind == "answer":
+                answered.add(call_id)
+                sdp = await self.router.answer(call_id, agent, str(message["sdp"]))
+                await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
+            elif kind == "hangup":
+                await self.router.hangup(call_id, agent)
+            else:
+                await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
+        except KeyError as exc:
+            await ws.send_json({"type": "error", "message": f"missing {exc}"})
+        except CallUnavailable as exc:
+            answered.discard(call_id)
+            await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
+
+    def _calls_message(self) -> dict[str, Any]:
+        return {"type": "calls", "calls": [c.summary() for c in self.router.active_calls()]}
+
+    def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
+        messages: list[dict[str, Any]] = [self._calls_message()]
+        if kind == "dtmf":
+            messages.append({"type": "dtmf", "call_id": call.wa_call_id, "digit": data["digit"]})
+        if call.state == "ended":
+            messages.append(
+                {"type": "ended", "call_id": call.wa_call_id, "reason": call.end_reason}
+            )
+        for ws in list(self.sockets):
+            self.router.spawn(_send(ws, messages))
+
+    async def close(self) -> None:
+        """Close every console connection."""
+        for ws in list(self.sockets):
+            await ws.close()
+
+
+async def _send(ws: web.WebSocketResponse, messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        if ws.closed:
+            return
+        try:
+            await ws.send_json(message)
+        except ConnectionError:
+            return

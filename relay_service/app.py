@@ -1,0 +1,214 @@
+"""The aiohttp application: webhook, console, call history, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .agents import AgentConsole
+from .metrics import Metrics
+from .router import CallRouter
+from .settings import Settings
+from .simulators.whatsapp import WhatsAppSimulator
+from .storage import CallRecord, Storage
+from .whatsapp.graph import GraphClient
+from .whatsapp.webhook import WhatsAppWebhook
+
+logger = logging.getLogger(__name__)
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+WEBHOOK_PATH = "/webhook/whatsapp"
+SIMULATOR_PREFIX = "/whatsapp-sim"
+
+
+class Service:
+    """Every part of the relay, wired together; :meth:`app` is the aiohttp application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.storage = Storage(settings.database_url)
+        self.graph = GraphClient(
+            settings.graph_base_url,
+            settings.whatsapp_graph_version,
+            settings.whatsapp_phone_number_id,
+            settings.whatsapp_access_token,
+            timeout=settings.graph_timeout,
+            metrics=self.metrics,
+        )
+        self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
+        self.console = AgentConsole(settings.agents, self.router)
+        self.webhook = WhatsAppWebhook(
+            settings.whatsapp_verify_token,
+            settings.whatsapp_app_secret,
+            self.router.handle_event,
+            self.router.spawn,
+            self.metrics,
+        )
+        self.simulator: WhatsAppSimulator | None = None
+        if settings.simulators:
+            self.simulator = WhatsAppSimulator(
+                webhook_url=settings.base_url + WEBHOOK_PATH,
+                app_secret=settings.whatsapp_app_secret,
+                access_token=settings.whatsapp_access_token,
+                phone_number_id=settings.whatsapp_phone_number_id,
+                host_addresses=settings.media_addresses,
+                no_media_timeout=settings.no_media_timeout,
+            )
+        self.ready = False
+
+    def app(self) -> web.Application:
+        """The application with every route and the start/stop hooks."""
+        app = web.Application()
+        app.add_routes(self.webhook.routes(WEBHOOK_PATH))
+        app.add_routes(self.console.routes())
+        app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics_page),
+                web.get("/", self.index),
+                web.get("/api/calls", self.list_calls),
+                web.get("/api/calls/{id}", self.call_detail),
+                web.get("/api/calls/{id}/diagnostics/{diag}", self.download_diagnostic),
+                web.post("/api/simulator/calls", self.simulate_call),
+                web.static("/console", CONSOLE_DIR),
+            ]
+        )
+        if self.simulator is not None:
+            app.add_subapp(SIMULATOR_PREFIX, self.simulator.app())
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        await self.storage.start()
+        self.ready = True
+        logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        self.ready = False
+        if self.simulator is not None:
+            self.simulator.release()
+        await self.console.close()
+
+    async def _cleanup(self, app: web.Application) -> None:
+        if self.simulator is not None:
+            await self.simulator.close()
+        await self.router.close()
+        await self.graph.close()
+        await self.storage.close()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """200 once the service is ready, 503 before and while stopping."""
+        if not self.ready:
+            return web.Response(status=503, text="starting")
+        return web.Response(text="ok")
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        """Prometheus metrics."""
+        return web.Response(
+            text=self.metrics.render(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    async def index(self, request: web.Request) -> web.Response:
+        """The console's page."""
+        raise web.HTTPFound("/console/index.html")
+
+    async def list_calls(self, request: web.Request) -> web.Response:
+        """Stored calls, newest first."""
+        self.console.require_agent(request)
+        calls = await self.storage.list_calls()
+        return web.json_response([_call_json(c) for c in calls])
+
+    async def call_detail(self, request: web.Request) -> web.Response:
+        """One stored call with its timeline, digits and diagnostic files."""
+        self.console.require_agent(request)
+        call = await self.storage.get_call(_int_param(request, "id"))
+        if call is None:
+            raise web.HTTPNotFound(text="no such call")
+        detail = _call_json(call)
+        detail["timeline"] = call.timeline
+        detail["digits"] = await self.storage.dtmf_digits(call.id)
+        detail["diagnostics"] = [
+            {"id": d.id, "leg": d.leg, "filename": d.filename, "size": len(d.content)}
+            for d in await self.storage.diagnostics(call.id)
+        ]
+        return web.json_response(detail)
+
+    async def download_diagnostic(self, request: web.Request) -> web.Response:
+        """A leg's diagnostic file as an attachment."""
+        self.console.require_agent(request)
+        wanted = _int_param(request, "diag")
+        for item in await self.storage.diagnostics(_int_param(request, "id")):
+            if item.id == wanted:
+                return web.Response(
+                    body=item.content,
+                    content_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{item.filename}"'},
+                )
+        raise web.HTTPNotFound(text="no such diagnostic file")
+
+    async def simulate_call(self, request: web.Request) -> web.Response:
+        """Demo: the WhatsApp simulator places a call to us."""
+        self.console.require_agent(request)
+        if self.simulator is None:
+            raise web.HTTPNotFound(text="simulators are off")
+        call_id = await self.simulator.place_call()
+        return web.json_response({"id": call_id})
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise web.HTTPNotFound(text=f"bad {name}") from None
+
+
+def _call_json(call: CallRecord) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "wa_call_id": call.wa_call_id,
+        "from": call.from_number,
+        "name": call.caller_name,
+        "direction": call.direction,
+        "state": call.state,
+        "agent": call.agent,
+        "end_reason": call.end_reason,
+        "created_at": call.created_at.isoformat(),
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+    }
+
+
+async def run(settings: Settings, *, show_passwords: bool = False) -> None:
+    """Serve until cancelled (Ctrl-C)."""
+    service = Service(settings)
+    runner = web.AppRunner(service.app())
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    print(f"Agent console: {settings.base_url}/console/index.html", flush=True)
+    if show_passwords:
+        names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
+        print(f"Sign in as (name / password): {names}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C and Kubernetes' SIGTERM both end calls cleanly before exiting.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping: ending calls")
+        await runner.cleanup()

@@ -1,0 +1,84 @@
+"""The ``relay-service`` command: ``serve`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .app import run
+from .settings import Settings, SettingsError
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    top = argparse.ArgumentParser(
+        prog="relay-service", description="WhatsApp voice calls answered in the browser."
+    )
+    top.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the service as configured by the environment / .env")
+    demo = commands.add_parser(
+        "demo", help="run the service with the WhatsApp simulator on loopback"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    return top
+
+
+def media_for(host: str) -> str:
+    """Media addresses that match the HTTP address a browser will use."""
+    if host in ("0.0.0.0", "::", ""):
+        return "*"
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return "127.0.0.1"
+    return host
+
+
+def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
+    """The environment of ``relay-service demo``: simulators on, loopback, a scratch database."""
+    environ = dict(os.environ)
+    environ.update(
+        {
+            "RELAY_HOST": host,
+            "RELAY_PORT": str(port),
+            "SIMULATORS": "on",
+            "RELAY_MEDIA_ADDRESSES": environ.get("RELAY_MEDIA_ADDRESSES", media_for(host)),
+            "RELAY_DATA_DIR": environ.get("RELAY_DATA_DIR", data_dir),
+        }
+    )
+    for name in ("WHATSAPP_GRAPH_BASE_URL", "RELAY_PUBLIC_URL", "RELAY_DATABASE_URL"):
+        environ.pop(name, None)
+    return environ
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with contextlib.ExitStack() as stack:
+        try:
+            if args.command == "demo":
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-demo-"))
+                environ = demo_environment(args.host, args.port, scratch)
+                settings = Settings.from_env(environ, dotenv=None)
+            else:
+                settings = Settings.from_env(dotenv=Path(".env"))
+        except SettingsError as exc:
+            print(f"relay-service: {exc}", file=sys.stderr)
+            return 2
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, show_passwords=args.command == "demo"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""OpenAI Realtime over WebRTC: the event shapes, and a client built on the ``openai`` SDK."""

@@ -1,0 +1,217 @@
+"""Typed service configuration read from environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+META_GRAPH_BASE_URL = "https://graph.facebook.com"
+
+
+class SettingsError(ValueError):
+    """One or more configuration values are missing or invalid; the message lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the relay service is configured with (see docs/service.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    data_dir: Path = Path("relay-data")
+    database_url: str = ""
+    media_addresses: tuple[str, ...] | None = ("127.0.0.1",)
+    """Local addresses for ICE host candidates; ``None`` (``*``): every non-loopback interface."""
+    udp_port_range: tuple[int, int] | None = None
+    whatsapp_verify_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_graph_base_url: str = ""
+    whatsapp_graph_version: str = "v23.0"
+    graph_timeout: float = 10.0
+    greeting_file: Path | None = None
+    simulators: bool = True
+    agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
+    no_media_timeout: float = 20.0
+    ring_timeout: float = 60.0
+
+    @property
+    def graph_base_url(self) -> str:
+        """The Graph API base URL: configured, else the simulator's when on, else Meta's."""
+        if self.whatsapp_graph_base_url:
+            return self.whatsapp_graph_base_url.rstrip("/")
+        if self.simulators:
+            return self.base_url + "/whatsapp-sim"
+        return META_GRAPH_BASE_URL
+
+    @property
+    def base_url(self) -> str:
+        """The URL this service is reachable at (``RELAY_PUBLIC_URL`` or host and port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # A wildcard listen address is reached locally through loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+    ) -> Settings:
+        """Read and validate the settings; ``environ`` wins over the ``.env`` file."""
+        values: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update(read_dotenv(dotenv))
+        values.update(os.environ if environ is None else environ)
+        return _Parser(values).settings()
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes, optional ``export``)."""
+    result: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        result[key] = value
+    return result
+
+
+class _Parser:
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default).strip()
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be an integer, not {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high}, not {value}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, not {raw!r}")
+            return default
+        if value <= 0:
+            self.problems.append(f"{name} must be positive, not {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in {"1", "on", "true", "yes"}:
+            return True
+        if raw in {"0", "off", "false", "no"}:
+            return False
+        self.problems.append(f"{name} must be on/off (or true/false, 1/0), not {raw!r}")
+        return default
+
+    def port_range(self, name: str) -> tuple[int, int] | None:
+        raw = self.text(name)
+        if not raw:
+            return None
+        low, sep, high = raw.partition("-")
+        try:
+            result = (int(low), int(high))
+        except ValueError:
+            result = (0, 0)
+        if not sep or not 1 <= result[0] <= result[1] <= 65535:
+            self.problems.append(f"{name} must look like 40000-40100, not {raw!r}")
+            return None
+        return result
+
+    def agents(self, name: str) -> dict[str, str]:
+        raw = self.text(name, "agent:agent")
+        agents: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            user, sep, password = item.partition(":")
+            if not sep or not user or not password:
+                self.problems.append(f"{name} entries must be name:password, not {item!r}")
+                continue
+            agents[user] = password
+        if not agents:
+            self.problems.append(f"{name} must list at least one agent as name:password")
+        return agents
+
+    def settings(self) -> Settings:
+        simulators = self.boolean("SIMULATORS", True)
+        data_dir = Path(self.text("RELAY_DATA_DIR", "relay-data"))
+        database_url = self.text("RELAY_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir}/relay.db"
+        if "+" not in database_url.split(":", 1)[0]:
+            self.problems.append(
+                "RELAY_DATABASE_URL must name an async driver, e.g. sqlite+aiosqlite:///relay.db "
+                f"or postgresql+asyncpg://..., not {database_url!r}"
+            )
+        secrets_ = {
+            name: self.text(name)
+            for name in ("WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN")
+        }
+        for name, value in secrets_.items():
+            if not value:
+                if simulators:
+                    # The simulator shares them in-process, so random ones are enough.
+                    secrets_[name] = secrets.token_urlsafe(24)
+                else:
+                    self.problems.append(f"{name} is required when SIMULATORS=off")
+        phone_number_id = self.text("WHATSAPP_PHONE_NUMBER_ID", "100000000000001")
+        if not simulators and not self.text("WHATSAPP_PHONE_NUMBER_ID"):
+            self.problems.append("WHATSAPP_PHONE_NUMBER_ID is required when SIMULATORS=off")
+        greeting_raw = self.text("GREETING_FILE")
+        greeting = Path(greeting_raw) if greeting_raw else None
+        if greeting is not None and not greeting.is_file():
+            self.problems.append(f"GREETING_FILE {greeting_raw!r} does not exist")
+        media = tuple(a.strip() for a in self.text("RELAY_MEDIA_ADDRESSES", "127.0.0.1").split(","))
+        settings = Settings(
+            host=self.text("RELAY_HOST", "127.0.0.1"),
+            port=self.integer("RELAY_PORT", 8080, 0, 65535),
+            public_url=self.text("RELAY_PUBLIC_URL"),
+            data_dir=data_dir,
+            database_url=database_url,
+            media_addresses=None if media == ("*",) else tuple(a for a in media if a),
+            udp_port_range=self.port_range("RELAY_UDP_PORT_RANGE"),
+            whatsapp_verify_token=secrets_["WHATSAPP_VERIFY_TOKEN"],
+            whatsapp_app_secret=secrets_["WHATSAPP_APP_SECRET"],
+            whatsapp_access_token=secrets_["WHATSAPP_ACCESS_TOKEN"],
+            whatsapp_phone_number_id=phone_number_id,
+            whatsapp_graph_base_url=self.text("WHATSAPP_GRAPH_BASE_URL"),
+            whatsapp_graph_version=self.text("WHATSAPP_GRAPH_VERSION", "v23.0"),
+            graph_timeout=self.number("WHATSAPP_GRAPH_TIMEOUT", 10.0),
+            greeting_file=greeting,
+            simulators=simulators,
+            agents=self.agents("RELAY_AGENTS"),
+            no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
+            ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
+        )
+        if self.problems:
+            raise SettingsError(self.problems)
+        return settings

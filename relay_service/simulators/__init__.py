@@ -1,0 +1,1 @@
+"""Built-in simulators of the WhatsApp Calling API and the OpenAI Realtime API."""

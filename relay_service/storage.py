@@ -1,0 +1,193 @@
+"""Call records in SQLAlchemy 2 (async): SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    """Now, as a naive UTC datetime (portable across SQLite and PostgreSQL)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the relay's tables."""
+
+
+class CallRecord(Base):
+    """One call, with its timeline of events."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wa_call_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
+    from_number: Mapped[str] = mapped_column(String(64), default="")
+    to_number: Mapped[str] = mapped_column(String(64), default="")
+    caller_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    direction: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32), default="ringing")
+    agent: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    timeline: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class DtmfDigit(Base):
+    """A keypad digit the caller pressed."""
+
+    __tablename__ = "dtmf_digits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    digit: Mapped[str] = mapped_column(String(1))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Diagnostic(Base):
+    """One leg's diagnostic file (JSON)."""
+
+    __tablename__ = "diagnostics"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    leg: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(256))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+@dataclass(frozen=True)
+class DiagnosticFile:
+    """A stored diagnostic file."""
+
+    id: int
+    leg: str
+    filename: str
+    content: bytes
+
+
+class Storage:
+    """Async access to the call tables."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(url)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def start(self) -> None:
+        """Create the SQLite directory if needed and the tables if missing."""
+        if self.url.startswith("sqlite") and ":///" in self.url:
+            path = self.url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self.engine.dispose()
+
+    async def create_call(
+        self,
+        wa_call_id: str,
+        from_number: str,
+        to_number: str,
+        direction: str,
+        caller_name: str | None = None,
+    ) -> int | None:
+        """Insert a call; ``None`` if a call with this WhatsApp id already exists."""
+        record = CallRecord(
+            wa_call_id=wa_call_id,
+            from_number=from_number,
+            to_number=to_number,
+            direction=direction,
+            caller_name=caller_name,
+            timeline=[{"at": utcnow().isoformat(), "event": "created", "direction": direction}],
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(record)
+        except IntegrityError:
+            return None
+        return record.id
+
+    async def record_event(
+        self, call_id: int, event: str, *, state: str | None = None, **fields: Any
+    ) -> None:
+        """Append an event to the call's timeline, optionally changing its state and columns."""
+        # The timeline is read, extended and written back: one writer per call at a time
+        # (the lock within this process, the row lock across replicas on PostgreSQL).
+        async with self._locks[call_id], self._sessions.begin() as session:
+            record = await session.get(CallRecord, call_id, with_for_update=True)
+            if record is None:
+                return
+            entry = {"at": utcnow().isoformat(), "event": event}
+            entry.update({k: v for k, v in fields.items() if v is not None and k != "columns"})
+            record.timeline = [*record.timeline, entry]
+            if state is not None:
+                record.state = state
+            for name, value in dict(fields.get("columns") or {}).items():
+                setattr(record, name, value)
+
+    async def add_dtmf(self, call_id: int, digit: str) -> None:
+        """Store a keypad digit."""
+        async with self._sessions.begin() as session:
+            session.add(DtmfDigit(call_id=call_id, digit=digit))
+
+    async def save_diagnostic(self, call_id: int, leg: str, filename: str, content: bytes) -> int:
+        """Store one leg's diagnostic file; returns its id."""
+        row = Diagnostic(call_id=call_id, leg=leg, filename=filename, content=content)
+        async with self._sessions.begin() as session:
+            session.add(row)
+        return row.id
+
+    async def list_calls(self, limit: int = 100) -> list[CallRecord]:
+        """The most recent calls, newest first."""
+        async with self._sessions() as session:
+            result = await session.scalars(
+                select(CallRecord).order_by(CallRecord.id.desc()).limit(limit)
+            )
+            return list(result)
+
+    async def get_call(self, call_id: int) -> CallRecord | None:
+        """One call by its database id."""
+        async with self._sessions() as session:
+            return await session.get(CallRecord, call_id)
+
+    async def find_call(self, wa_call_id: str) -> CallRecord | None:
+        """One call by its WhatsApp id."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(CallRecord).where(CallRecord.wa_call_id == wa_call_id)
+            )
+
+    async def dtmf_digits(self, call_id: int) -> str:
+        """The digits pressed during a call, in order."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(DtmfDigit.digit).where(DtmfDigit.call_id == call_id).order_by(DtmfDigit.id)
+            )
+            return "".join(rows)
+
+    async def diagnostics(self, call_id: int) -> list[DiagnosticFile]:
+        """Every diagnostic file of a call."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Diagnostic).where(Diagnostic.call_id == call_id).order_by(Diagnostic.id)
+            )
+            return [DiagnosticFile(r.id, r.leg, r.filename, r.content) for r in rows]
+
+    async def count_calls(self) -> int:
+        """How many calls are stored."""
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count(CallRecord.id))) or 0)

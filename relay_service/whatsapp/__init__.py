@@ -1,0 +1,1 @@
+"""WhatsApp Business Cloud API calling: webhooks, Graph API client and SDP rules."""

@@ -1,0 +1,128 @@
+"""The Graph API client against the WhatsApp simulator: bodies, errors, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relay_service.simulators.caller import CallerPeer
+from relay_service.whatsapp.graph import GraphApiError, GraphClient, GraphTimeout
+from relay_service.whatsapp.sdp import answer_problems, fingerprint_count, prepare_answer
+from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+
+from .conftest import Running, make_settings, start
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[Running]:
+    import aiohttp
+
+    # Silence the webhook target: these tests talk to the simulator only.
+    service, runner = await start(make_settings(tmp_path))
+    async with aiohttp.ClientSession() as session:
+        yield Running(service, session)
+    await runner.cleanup()
+
+
+def client(running: Running, token: str = "test-access-token", timeout: float = 10) -> GraphClient:
+    settings = running.service.settings
+    return GraphClient(
+        settings.graph_base_url, "v23.0", settings.whatsapp_phone_number_id, token, timeout=timeout
+    )
+
+
+async def business_answer(offer: str) -> tuple[RTCPeerConnection, str]:
+    pc = RTCPeerConnection(PeerConnectionConfig(host_addresses=["127.0.0.1"]))
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    return pc, pc.localDescription.sdp
+
+
+async def test_actions_send_protocol_bodies(sim: Running) -> None:
+    simulator = sim.service.simulator
+    assert simulator is not None
+    sim.service.router.listeners.clear()
+    call_id = "wacid.GRAPH"
+    caller = CallerPeer("silence")
+    from relay_service.simulators.whatsapp import SimulatedCall
+
+    simulator.calls[call_id] = SimulatedCall(call_id, "491", "USER_INITIATED", caller)
+    pc, raw_answer = await business_answer(await caller.offer())
+    graph = client(sim)
+    try:
+        assert fingerprint_count(raw_answer) > 1  # aiortc offers several; Meta refuses that
+        with pytest.raises(GraphApiError) as refused:
+            await graph.pre_accept(call_id, raw_answer)
+        assert refused.value.code == 138008 and refused.value.status == 400
+        answer = prepare_answer(raw_answer)
+        assert answer_problems(answer) == []
+        await graph.pre_accept(call_id, answer)
+        await graph.accept(call_id, answer, biz_opaque_callback_data="ticket-1")
+        await graph.terminate(call_id)
+        sent = simulator.requests
+        assert sent[1] == {
+            "messaging_product": "whatsapp",
+            "call_id": call_id,
+            "action": "pre_accept",
+            "session": {"sdp_type": "answer", "sdp": answer},
+        }
+        assert sent[2]["biz_opaque_callback_data"] == "ticket-1"
+        assert sent[3] == {
+            "messaging_product": "whatsapp",
+            "call_id": call_id,
+            "action": "terminate",
+        }
+    finally:
+        await graph.close()
+        await pc.close()
+        await caller.close()
+
+
+async def test_errors_carry_the_graph_code(sim: Running) -> None:
+    graph = client(sim)
+    try:
+        with pytest.raises(GraphApiError) as unknown:
+            await graph.reject("wacid.NOPE")
+        assert unknown.value.code == 138004
+        assert unknown.value.fbtrace_id
+        bad = client(sim, token="wrong")
+        with pytest.raises(GraphApiError) as auth:
+            await bad.terminate("wacid.NOPE")
+        assert (auth.value.code, auth.value.status) == (190, 401)
+        await bad.close()
+    finally:
+        await graph.close()
+
+
+async def test_timeout_is_a_typed_error(sim: Running) -> None:
+    assert sim.service.simulator is not None
+    sim.service.simulator.faults["terminate"] = "timeout"
+    graph = client(sim, timeout=0.5)
+    try:
+        with pytest.raises(GraphTimeout):
+            await graph.terminate("wacid.SLOW")
+    finally:
+        await graph.close()
+
+
+async def test_business_initiated_connect_returns_a_call_id(sim: Running) -> None:
+    pc = RTCPeerConnection(
+        PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",))
+    )
+    pc.addTransceiver("audio")
+    await pc.setLocalDescription(await pc.createOffer())
+    graph = client(sim)
+    try:
+        with pytest.raises(GraphApiError) as refused:
+            await graph.connect("491", pc.localDescription.sdp)
+        assert refused.value.code == 138008
+        offer = prepare_answer(pc.localDescription.sdp).replace("a=setup:active", "a=setup:actpass")
+        call_id = await graph.connect("491", offer)
+        assert call_id.startswith("wacid.")
+    finally:
+        await graph.close()
+        await pc.close()

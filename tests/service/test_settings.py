@@ -1,0 +1,90 @@
+"""Configuration: defaults, .env, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relay_service.settings import Settings, SettingsError
+
+
+def test_defaults_are_the_embedded_demo_setup() -> None:
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.simulators
+    assert settings.database_url == "sqlite+aiosqlite:///relay-data/relay.db"
+    assert settings.media_addresses == ("127.0.0.1",)
+    assert settings.graph_base_url == "http://127.0.0.1:8080/whatsapp-sim"
+    assert settings.whatsapp_app_secret  # generated for the in-process simulator
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# comment\nRELAY_PORT=9000\nexport RELAY_HOST='0.0.0.0'\nRELAY_AGENTS=a:b\n")
+    settings = Settings.from_env({"RELAY_PORT": "9001"}, dotenv=dotenv)
+    assert settings.port == 9001
+    assert settings.host == "0.0.0.0"
+    assert dict(settings.agents) == {"a": "b"}
+
+
+def test_production_requires_whatsapp_credentials_and_lists_every_problem() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {"SIMULATORS": "off", "RELAY_PORT": "http", "RELAY_UDP_PORT_RANGE": "5-1"},
+            dotenv=None,
+        )
+    message = str(caught.value)
+    for name in (
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_PHONE_NUMBER_ID",
+        "RELAY_PORT",
+        "RELAY_UDP_PORT_RANGE",
+    ):
+        assert name in message
+
+
+def test_media_addresses_star_means_every_interface() -> None:
+    assert Settings.from_env({"RELAY_MEDIA_ADDRESSES": "*"}, dotenv=None).media_addresses is None
+    settings = Settings.from_env({"RELAY_MEDIA_ADDRESSES": "192.0.2.2, ::1"}, dotenv=None)
+    assert settings.media_addresses == ("192.0.2.2", "::1")
+
+
+def test_demo_media_follows_the_listen_address() -> None:
+    from relay_service.cli import media_for
+
+    assert media_for("127.0.0.1") == "127.0.0.1"
+    assert media_for("0.0.0.0") == "*"
+    assert media_for("192.0.2.2") == "192.0.2.2"
+
+
+def test_meta_is_the_graph_api_when_simulators_are_off() -> None:
+    settings = Settings.from_env(
+        {
+            "SIMULATORS": "off",
+            "WHATSAPP_APP_SECRET": "s",
+            "WHATSAPP_VERIFY_TOKEN": "v",
+            "WHATSAPP_ACCESS_TOKEN": "t",
+            "WHATSAPP_PHONE_NUMBER_ID": "123",
+            "RELAY_UDP_PORT_RANGE": "40000-40100",
+        },
+        dotenv=None,
+    )
+    assert settings.graph_base_url == "https://graph.facebook.com"
+    assert settings.udp_port_range == (40000, 40100)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIMULATORS", "maybe"),
+        ("GREETING_FILE", "/nonexistent/greeting.wav"),
+        ("RELAY_AGENTS", "nopassword"),
+        ("RELAY_DATABASE_URL", "sqlite:///x.db"),
+        ("RELAY_NO_MEDIA_TIMEOUT", "-1"),
+    ],
+)
+def test_bad_values_are_named_in_the_error(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value}, dotenv=None)
