@@ -243,14 +243,18 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         """aiortc's ``close``, after the ``on_before_close`` callbacks."""
         # aiortc also closes by itself once every DTLS transport closed: every caller waits
         # for the one closing, callbacks included.
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close())
-        await asyncio.shield(self._closing)
-
-    async def _close(self) -> None:
-        await _run_callbacks(self._before_close)
-        await super().close()
-        await _run_callbacks(self._after_close)
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        # Closed in the caller's task, without a hop through the loop: a connection task
+        # scheduled just before must not get to run (aiortc's test_close_before_connect).
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await _run_callbacks(self._before_close)
+            await super().close()
+            await _run_callbacks(self._after_close)
+        finally:
+            self._closing.set_result(None)
 
 
 async def _run_callbacks(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
