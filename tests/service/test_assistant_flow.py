@@ -154,12 +154,14 @@ async def test_realtime_api_unreachable_the_call_goes_to_a_human(tmp_path: Path)
         await agent.connect()
         try:
             call_id = await simulator.place_call(audio="tone")
-            await agent.wait_for_call("waiting")
 
             def all_stopped(message: dict[str, Any]) -> bool:
                 calls = [c for c in message.get("calls", []) if c["id"] == call_id]
                 ai = calls[0]["ai"] if calls else {}
-                return len(ai) == 3 and all(s.startswith("stopped") for s in ai.values())
+                waiting = bool(calls) and calls[0]["state"] == "waiting"
+                return (
+                    waiting and len(ai) == 3 and all(s.startswith("stopped") for s in ai.values())
+                )
 
             await agent.wait_for(all_stopped)
             await agent.answer(call_id)
