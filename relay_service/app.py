@@ -18,6 +18,7 @@ from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
+from .simulators.speech import write_speech_wav
 from .simulators.whatsapp import WhatsAppSimulator
 from .storage import CallRecord, Storage
 from .whatsapp.graph import GraphClient
@@ -29,6 +30,8 @@ CONSOLE_DIR = Path(__file__).parent / "console"
 WEBHOOK_PATH = "/webhook/whatsapp"
 SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
+DEMO_REFERENCE = "my reference number is one two three four five"
+DEMO_HUMAN = "please connect me to a human agent"
 
 
 class Service:
@@ -181,8 +184,20 @@ class Service:
         self.console.require_agent(request)
         if self.simulator is None:
             raise web.HTTPNotFound(text="simulators are off")
-        call_id = await self.simulator.place_call()
+        audio: str | Path = "tone"
+        if self.settings.assistant_enabled or self.settings.transcription_enabled:
+            audio = await self._demo_caller_speech()
+        call_id = await self.simulator.place_call(audio=audio)
         return web.json_response({"id": call_id})
+
+    async def _demo_caller_speech(self) -> Path:
+        """What the simulated caller says to the assistant (made once, in the data directory)."""
+        path = self.settings.data_dir / "demo-caller.wav"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            script: list[str | float] = [4.0, DEMO_REFERENCE, 9.0, DEMO_HUMAN, 120.0]
+            await write_speech_wav(path, script)
+        return path
 
 
 def _int_param(request: web.Request, name: str) -> int:

@@ -19,6 +19,7 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from io import BytesIO
+from pathlib import Path
 
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from av import AudioFrame, AudioResampler
@@ -181,3 +182,19 @@ class SpeechTrack(AudioStreamTrack):
         frame.pts = self._timestamp
         frame.time_base = fractions.Fraction(1, OUTPUT_RATE)
         return frame
+
+
+async def write_speech_wav(path: Path, script: Sequence[str | float], rate: int = 48000) -> Path:
+    """A mono WAV of ``script``: strings are spoken (espeak-ng), numbers are seconds of quiet."""
+    pcm = bytearray()
+    for part in script:
+        if isinstance(part, str):
+            pcm += await synthesize(part, rate)
+        else:
+            pcm += bytes(int(part * rate) * 2)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(pcm))
+    return path

@@ -216,3 +216,32 @@ async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path:
         spoken = await service.storage.transcript(record.id)
         assert any(s["speaker"] == "caller" and s["text"] == said["text"] for s in spoken)
         assert "assistant_stopped" in [e["event"] for e in record.timeline]
+
+
+async def test_demo_caller_gives_a_reference_by_voice_and_asks_for_a_human(tmp_path: Path) -> None:
+    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
+    async with running_service(tmp_path, **environ) as running:
+        service = running.service
+        await running.login()
+        agent = Agent(running.session, running.url)
+        await agent.connect()
+        try:
+            async with running.session.post(f"{running.url}/api/simulator/calls") as response:
+                call_id = (await response.json())["id"]
+            await agent.wait_for_call("assistant")
+            await agent.wait_for(
+                lambda m: m["type"] == "toolcall" and m["name"] == "lookup_case", timeout=45
+            )
+            await agent.wait_for(
+                lambda m: m["type"] == "toolcall" and m["name"] == "transfer_to_human", timeout=45
+            )
+            await agent.wait_for_call("waiting")
+        finally:
+            await agent.close()
+        calls = await tool_calls(service, call_id)
+        assert calls[0]["arguments"] == {"reference": "12345"}
+        assert "refund was paid" in calls[0]["output"]
+        record = await service.storage.find_call(call_id)
+        assert record is not None
+        spoken = [s["text"] for s in await service.storage.transcript(record.id)]
+        assert any("human agent" in text for text in spoken)
