@@ -15,6 +15,7 @@ from relay_service.simulators.speech import synthesize
 
 from .agent import Agent, until
 from .conftest import running_service
+from .test_media import write_wav
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,10 @@ async def tool_calls(service: Service, wa_call_id: str) -> list[dict[str, Any]]:
 async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_back(
     tmp_path: Path,
 ) -> None:
-    async with running_service(tmp_path, ASSISTANT_ENABLED="on") as running:
+    greeting = tmp_path / "greeting.wav"
+    write_wav(greeting, seconds=1.0)
+    environ = {"ASSISTANT_ENABLED": "on", "GREETING_FILE": str(greeting)}
+    async with running_service(tmp_path, **environ) as running:
         service, simulator = running.service, running.service.simulator
         assert simulator is not None
         await running.login()
@@ -86,6 +90,8 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             names = [t["name"] for t in await tool_calls(service, call_id)]
             assert names == ["lookup_case", "transfer_to_human"]
             assert service.router.calls[call_id].bridge.source == "silence"
+            received = caller.frames_received  # the caller's stream goes on (silence)
+            await until(lambda: caller.frames_received >= received + 25, 20, "audio while waiting")
 
             # An agent answers it from the queue; the caller hears the agent.
             heard_before = caller.loud_frames
@@ -112,6 +118,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
         events = [e["event"] for e in record.timeline]
         for expected in ("assistant_answered", "transferred", "agent_answered", "handed_back"):
             assert expected in events
+        assert events.index("greeting") < events.index("assistant_answered")
         assert events.index("transferred") < events.index("agent_answered")
         assert await service.storage.dtmf_digits(record.id) == "4711#0#"
         spoken = await service.storage.transcript(record.id)
