@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .router import Call, CallRouter, CallUnavailable
+from .call import Call
+from .router import CallRouter, CallUnavailable
 
 logger = logging.getLogger(__name__)
 

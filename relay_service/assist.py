@@ -23,7 +23,8 @@ from .assistant.tools import Toolbox, ToolCall, lookup_case_tool, transfer_to_hu
 from .realtime.client import RealtimeError, RealtimeSettings
 
 if TYPE_CHECKING:
-    from .router import Call, CallRouter
+    from .call import Call
+    from .router import CallRouter
 
 logger = logging.getLogger(__name__)
 

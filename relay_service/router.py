@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -20,7 +19,8 @@ from webrtc_ext import (
 )
 
 from .assist import CallAi
-from .bridge import MediaBridge, RelayMediaBridge, Source
+from .bridge import RelayMediaBridge, Source
+from .call import Call as Call  # re-exported: the router's public type
 from .diagnostics import LegRecorder
 from .metrics import Metrics
 from .settings import Settings
@@ -41,47 +41,6 @@ CLOSE_TIMEOUT = 10.0
 
 class CallUnavailable(Exception):
     """The call does not exist, has ended, or another agent has it."""
-
-
-@dataclass(eq=False)
-class Call:
-    """One call and its legs."""
-
-    wa_call_id: str
-    db_id: int
-    from_number: str
-    to_number: str
-    caller_name: str | None
-    direction: str
-    bridge: MediaBridge
-    state: str = "ringing"
-    agent: str | None = None
-    accepted: bool = False
-    answer_sdp: str = ""
-    end_reason: str | None = None
-    digits: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    legs: dict[str, LegRecorder] = field(default_factory=dict)
-    pre_accepted: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    ai: CallAi | None = None
-    waiting_since: float = field(default_factory=time.monotonic)
-    browser_legs: int = 0
-    agent_audio: MediaStreamTrack | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """What the agent console shows."""
-        return {
-            "id": self.wa_call_id,
-            "db_id": self.db_id,
-            "from": self.from_number,
-            "name": self.caller_name,
-            "state": self.state,
-            "agent": self.agent,
-            "digits": "".join(self.digits),
-            "started": self.started,
-            "ai": self.ai.summary() if self.ai is not None else {},
-        }
 
 
 Listener = Callable[[str, Call, dict[str, Any]], None]
@@ -428,6 +387,9 @@ class CallRouter:
         await self._set_state(call, "dialing", "dialing", agent=agent, columns={"agent": agent})
         answer = await self._open_agent_leg(call, browser_offer)
         call.tasks.append(self.spawn(self._watch_media(call)))
+        if self.settings.transcription_enabled:
+            call.ai = CallAi(self, call)
+            call.tasks.append(self.spawn(call.ai.start_transcription()))
         for early in self._early.pop(call.wa_call_id, []):
             await self._outbound_event(early)
         return call.wa_call_id, answer
