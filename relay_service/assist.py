@@ -92,15 +92,18 @@ class CallAi:
 
     # -- the assistant --------------------------------------------------------------------------
 
-    async def start_assistant(self, context: str = "") -> bool:
-        """Connect a fresh assistant (knowing ``context``); false if it could not connect."""
+    async def start_assistant(self, context: str = "", greet: bool = True) -> bool:
+        """Connect a fresh assistant (knowing ``context``); false if it could not connect.
+
+        With ``greet`` it speaks first at once; otherwise call :meth:`greet` when it is heard.
+        """
         toolbox = Toolbox()
         toolbox.add(lookup_case_tool(self.settings.case_directory))
         toolbox.add(transfer_to_human_tool(self._on_transfer))
         instructions = self.settings.assistant_instructions
         if context:
             instructions += "\n\nYou are taking the call back from a human agent. " + context
-        leg = AssistantLeg(self.realtime_settings(), instructions, toolbox)
+        leg = AssistantLeg(self.realtime_settings(), instructions, toolbox, greet=greet)
         self.assistant = leg
         leg.on("segment", self._on_assistant_segment)
         leg.on("toolcall", self._on_toolcall)
@@ -116,6 +119,14 @@ class CallAi:
             self.call.bridge.connect_assistant(leg.client.remote_track)
         self._set_status("assistant", "running")
         return True
+
+    def greet(self) -> None:
+        """Ask the assistant to greet the caller now (after a pre-recorded greeting)."""
+        if self.assistant is not None and self.assistant.active:
+            try:
+                self.assistant.say("Greet the caller and ask how you can help.")
+            except RealtimeError as exc:
+                logger.warning("could not ask the assistant to speak: %s", exc)
 
     async def stop_assistant(self, reason: str) -> None:
         """Silence and hang up the assistant (its transcript stays)."""

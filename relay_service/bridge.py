@@ -24,6 +24,8 @@ from typing import Protocol
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
+from av.frame import Frame
+from av.packet import Packet
 
 from .media import SwitchableAudioTrack, rms
 
@@ -65,6 +67,9 @@ class MediaBridge(Protocol):
     def play_greeting(self, path: Path) -> None:
         """Play a file toward the caller (source ``greeting``)."""
 
+    async def greeting_finished(self) -> None:
+        """Return once no greeting is playing (at once if none was)."""
+
     def connect_assistant(self, track: MediaStreamTrack) -> None:
         """The assistant's audio (it reaches the caller once the source is ``assistant``)."""
 
@@ -99,6 +104,9 @@ class RelayMediaBridge:
         self._agent_fork = SwitchableAudioTrack()
         self._agent_proxy: MediaStreamTrack | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._greeting_done = asyncio.Event()
+        self._greeting_done.set()
+        self._drain: asyncio.Task[None] | None = None
 
     @property
     def source(self) -> Source:
@@ -144,12 +152,20 @@ class RelayMediaBridge:
         if self._player.audio is None:
             logger.warning("greeting file %s has no audio", path)
             return
-        self._inputs[Source.GREETING] = self._player.audio
+        self._greeting_done.clear()
+        self._inputs[Source.GREETING] = _EndNotifyingTrack(self._player.audio, self._greeting_done)
         self.use(Source.GREETING)
+
+    async def greeting_finished(self) -> None:
+        """Return once no greeting is playing (at once if none was)."""
+        await self._greeting_done.wait()
 
     def connect_assistant(self, track: MediaStreamTrack) -> None:
         """The assistant's audio; it reaches the caller once the source is ``assistant``."""
         self._inputs[Source.ASSISTANT] = track
+        # Until then its frames are read and dropped, so none pile up to be heard late.
+        self._stop_drain()
+        self._drain = asyncio.ensure_future(_discard(self._relay.subscribe(track, buffered=False)))
         if self._source is Source.ASSISTANT:
             self.use(Source.ASSISTANT)
 
@@ -189,8 +205,14 @@ class RelayMediaBridge:
         self._feeding = track
         self._switch.set_source(track, source.value)
 
+    def _stop_drain(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
+
     async def close(self) -> None:
         """Stop every track and the level watcher."""
+        self._stop_drain()
         self._switch.stop()
         self._agent_fork.stop()
         for fork in list(self._caller_forks):
@@ -206,6 +228,7 @@ class RelayMediaBridge:
             self._player.audio.stop()
         self._player = None
         self._inputs.pop(Source.GREETING, None)
+        self._greeting_done.set()
 
     async def _watch(self, track: MediaStreamTrack) -> None:
         while True:
@@ -216,3 +239,39 @@ class RelayMediaBridge:
             self.last_caller_audio = time.monotonic()
             if isinstance(frame, AudioFrame):
                 self.caller_level = rms(frame)
+
+
+class _EndNotifyingTrack(MediaStreamTrack):
+    """A track that passes ``source``'s frames on and sets ``ended`` when it ends."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, ended: asyncio.Event) -> None:
+        super().__init__()
+        self._source = source
+        self._ended = ended
+
+    async def recv(self) -> Frame | Packet:  # type: ignore[type-arg]
+        """The source's next frame."""
+        try:
+            return await self._source.recv()
+        except MediaStreamError:
+            self._ended.set()
+            raise
+
+    def stop(self) -> None:
+        """Stop the source too."""
+        super().stop()
+        self._source.stop()
+        self._ended.set()
+
+
+async def _discard(track: MediaStreamTrack) -> None:
+    """Read ``track`` until it ends, dropping every frame."""
+    try:
+        while True:
+            await track.recv()
+    except MediaStreamError:
+        return
+    finally:
+        track.stop()

@@ -37,6 +37,8 @@ WAITING_STATES = ("dialing", "ringing", "prerecorded", "waiting")
 ANSWERABLE = ("ringing", "prerecorded", "waiting", "assistant")
 EARLY_EVENTS_KEPT = 64
 CLOSE_TIMEOUT = 10.0
+GREETING_LIMIT = 60.0
+"""Seconds of pre-recorded greeting the assistant waits for at most."""
 
 
 class CallUnavailable(Exception):
@@ -297,10 +299,17 @@ class CallRouter:
 
     async def _assistant_answers(self, call: Call) -> None:
         assert call.ai is not None
-        if await call.ai.start_assistant():
+        greeting = call.bridge.source is Source.GREETING
+        if await call.ai.start_assistant(greet=not greeting):
+            if greeting:  # the assistant speaks once the greeting has been heard in full
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GREETING_LIMIT):
+                        await call.bridge.greeting_finished()
             if call.state in ("ringing", "prerecorded"):
                 call.bridge.use(Source.ASSISTANT)
                 await self._set_state(call, "assistant", "assistant_answered")
+                if greeting:
+                    call.ai.greet()
             else:  # an agent answered first, or the call ended
                 await call.ai.stop_assistant("not needed")
         elif call.state in ("ringing", "prerecorded"):

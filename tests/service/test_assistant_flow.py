@@ -3,6 +3,8 @@ OpenAI Realtime simulator, and a Python agent on the console's WebSocket."""
 
 from __future__ import annotations
 
+import itertools
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from relay_service.app import Service
 from relay_service.simulators.openai_realtime import RealtimeSimulator
 from relay_service.simulators.speech import synthesize
+from webrtc_ext import RTCPeerConnection
 
 from .agent import Agent, until
 from .conftest import running_service
@@ -50,6 +53,41 @@ async def tool_calls(service: Service, wa_call_id: str) -> list[dict[str, Any]]:
     return await service.storage.tool_calls(record.id)
 
 
+class RtpLog:
+    """The RTP packets arriving at the simulated caller: (sequence number, timestamp, arrival).
+
+    A tap on the caller's receiver (aiortc's ``_handle_rtp_packet``, the hook the library's own
+    receivers extend), so the decoded audio the caller measures is untouched.
+    """
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.packets: list[tuple[int, int, float]] = []
+        self.marks: dict[str, int] = {}
+        receiver: Any = pc.getTransceivers()[0].receiver
+        original = receiver._handle_rtp_packet
+
+        async def tap(packet: Any, arrival_time_ms: int) -> None:
+            self.packets.append((packet.sequence_number, packet.timestamp, time.monotonic()))
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = tap
+
+    def mark(self, phase: str) -> None:
+        """Note where a phase of the call starts."""
+        self.marks[phase] = len(self.packets)
+
+    def assert_one_stream(self) -> None:
+        """No sequence gap, timestamps advancing by one packet each, across every switch."""
+        for (seq, ts, _), (next_seq, next_ts, _) in itertools.pairwise(self.packets):
+            assert next_seq == (seq + 1) % 65536, (seq, next_seq)
+            assert (next_ts - ts) % 2**32 == 960, (ts, next_ts)
+        (_, first_ts, first_at), (_, last_ts, last_at) = self.packets[0], self.packets[-1]
+        media_seconds = ((last_ts - first_ts) % 2**32) / 48000
+        assert 0.5 < media_seconds / (last_at - first_at) < 2, "timestamps follow real time"
+        bounds = [*sorted(self.marks.values()), len(self.packets)]
+        assert all(b - a >= 10 for a, b in itertools.pairwise([0, *bounds])), bounds
+
+
 async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_back(
     tmp_path: Path,
 ) -> None:
@@ -64,8 +102,10 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
         await agent.connect()
         try:
             call_id = await simulator.place_call(audio="silence")
-            await agent.wait_for_call("assistant")
             caller = simulator.calls[call_id].peer
+            rtp = RtpLog(caller.pc)  # greeting → assistant → silence → agent → assistant
+            await agent.wait_for_call("assistant")
+            rtp.mark("assistant")
             await until(lambda: caller.loud_frames >= 10, 30, "the assistant's voice at the caller")
 
             # A reference number typed on the keypad reaches the business tool exactly.
@@ -84,6 +124,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             # Key 0 asks the assistant for a person: it calls transfer_to_human.
             assert simulator.press(call_id, "0#")
             await agent.wait_for_call("waiting")
+            rtp.mark("waiting")
             await agent.wait_for(
                 lambda m: m["type"] == "ai" and m["status"] == "transferred to a human"
             )
@@ -97,6 +138,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             heard_before = caller.loud_frames
             await agent.answer(call_id)
             await agent.wait_for_call("human")
+            rtp.mark("human")
             await until(lambda: caller.loud_frames >= heard_before + 25, 30, "agent at caller")
 
             # Hand back: a fresh assistant that knows the conversation so far.
@@ -104,6 +146,9 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             await agent.ws.send_json({"type": "handback", "call_id": call_id})
             await agent.wait_for(lambda m: m["type"] == "handed_back")
             await agent.wait_for_call("assistant")
+            rtp.mark("assistant again")
+            heard_before = caller.loud_frames
+            await until(lambda: caller.loud_frames >= heard_before + 10, 30, "assistant again")
             first, second = sessions(service, "realtime")
             assert "4711" in second.session.session["instructions"]
             assert first.closed.is_set() and not second.closed.is_set()
@@ -112,6 +157,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             await agent.wait_for(lambda m: m["type"] == "ended" and m["call_id"] == call_id)
         finally:
             await agent.close()
+        rtp.assert_one_stream()
 
         record = await service.storage.find_call(call_id)
         assert record is not None
