@@ -248,6 +248,7 @@ class CallAi:
 
     def _set_status(self, name: str, status: str) -> None:
         self.status[name] = status
+        self.router.metrics.realtime_legs.inc(leg=name.replace(" ", "_"), outcome=_outcome(status))
         self.router.spawn(
             self.router.storage.record_event(self.call.db_id, "ai_status", leg=name, status=status)
         )
@@ -272,3 +273,12 @@ class CallAi:
                     await leg.stop()
             except TimeoutError:
                 logger.warning("stopping a Realtime leg of %s timed out", self.call.wa_call_id)
+
+
+def _outcome(status: str) -> str:
+    """A leg's status as a metric label: running, failed, dropped or ended (by us)."""
+    if status == "running":
+        return "running"
+    if "dropped" in status:
+        return "dropped"
+    return "failed" if status.startswith("stopped") else "ended"

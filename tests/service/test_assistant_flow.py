@@ -227,6 +227,9 @@ async def test_realtime_api_unreachable_the_call_goes_to_a_human(tmp_path: Path)
         record = await service.storage.find_call(call_id)
         assert record is not None
         assert "assistant_failed" in [e["event"] for e in record.timeline]
+        metrics = service.metrics.realtime_legs
+        assert metrics.value(leg="assistant", outcome="failed") == 1
+        assert metrics.value(leg="caller_transcription", outcome="failed") == 1
 
 
 async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path: Path) -> None:
