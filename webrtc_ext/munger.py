@@ -1,0 +1,139 @@
+"""The RTP munger: one continuous outgoing stream while the source behind it changes.
+
+A sans-I/O value in the shape of Elixir WebRTC's ``ExWebRTC.RTP.Munger`` (``new`` / ``update`` /
+``munge``), with time passed in. Unlike that munger it knows which source each packet comes
+from, so a late packet of a previous source arriving after a switch is dropped instead of being
+renumbered into the new stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
+#: How many sources the munger remembers the newest sequence number of.
+MAX_REMEMBERED_SOURCES = 64
+
+
+def _signed16(value: int) -> int:
+    value &= 0xFFFF
+    return value - SEQ_MOD if value >= 0x8000 else value
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - TS_MOD if value >= 0x80000000 else value
+
+
+class RtpMunger:
+    """Rewrites sequence numbers and timestamps so a receiver sees one stream across switches.
+
+    Within a *segment* (the packets of one source between two switches) the output keeps the
+    input's relative order and gaps: ``out = in + offset``. When a new segment starts, its first
+    packet gets the sequence number after the highest one sent so far and a timestamp advanced
+    by the real time elapsed since the newest packet sent (RFC 3550 §5.1: the timestamp follows
+    the sampling clock). Everything is modulo 2^16 and 2^32.
+
+    Dropped (``munge`` returns ``None``): packets of any source but the current one; packets of
+    the current source that it sent before the switch to it (not newer than the newest one seen
+    before the switch); packets older than the first packet of the current segment, whose
+    numbers would collide with what was already sent.
+    """
+
+    def __init__(self, clock_rate: int) -> None:
+        if clock_rate <= 0:
+            raise ValueError("clock_rate must be positive")
+        self.clock_rate = clock_rate
+        self._source: Hashable | None = None
+        self._newest_seen: dict[Hashable, int] = {}
+        self._fence: int | None = None  # newest seq of the source seen before the switch to it
+        self._segment_started = False
+        # Current segment, in extended (unwrapped) input numbers.
+        self._first_in_seq = 0
+        self._high_in_seq = 0
+        self._high_in_seq16 = 0
+        self._high_in_ts = 0
+        self._high_in_ts32 = 0
+        self._seq_offset = 0
+        self._ts_offset = 0
+        # Output so far, extended.
+        self._sent_any = False
+        self._high_out_seq = 0
+        self._high_out_ts = 0
+        self._high_out_time = 0.0
+        self._segment_floor_ts = 0  # out timestamps of this segment must stay above this
+        self.dropped = 0
+
+    @property
+    def source(self) -> Hashable | None:
+        """The source whose packets are passed through now."""
+        return self._source
+
+    def update(self, source: Hashable) -> None:
+        """Switch to ``source``: its next packet starts a new segment (Elixir's ``update``)."""
+        self._source = source
+        self._fence = self._newest_seen.get(source)
+        self._segment_started = False
+
+    def munge(
+        self, sequence_number: int, timestamp: int, now: float, source: Hashable
+    ) -> tuple[int, int] | None:
+        """The outgoing ``(sequence_number, timestamp)`` of a packet, or ``None`` to drop it."""
+        self._remember(source, sequence_number)
+        if self._source is None:
+            self.update(source)
+            self._fence = None
+        if source != self._source:
+            self.dropped += 1
+            return None
+        if not self._segment_started:
+            if self._fence is not None and _signed16(sequence_number - self._fence) <= 0:
+                self.dropped += 1
+                return None
+            self._start_segment(sequence_number, timestamp, now)
+            return self._high_out_seq & 0xFFFF, self._high_out_ts & 0xFFFFFFFF
+        in_seq = self._high_in_seq + _signed16(sequence_number - self._high_in_seq16)
+        if in_seq < self._first_in_seq:
+            self.dropped += 1
+            return None
+        in_ts = self._high_in_ts + _signed32(timestamp - self._high_in_ts32)
+        out_ts = in_ts + self._ts_offset
+        if out_ts <= self._segment_floor_ts:
+            self.dropped += 1
+            return None
+        if in_seq > self._high_in_seq:
+            self._high_in_seq, self._high_in_seq16 = in_seq, sequence_number & 0xFFFF
+        if in_ts > self._high_in_ts:
+            self._high_in_ts, self._high_in_ts32 = in_ts, timestamp & 0xFFFFFFFF
+        out_seq = in_seq + self._seq_offset
+        if out_seq > self._high_out_seq:
+            self._high_out_seq = out_seq
+        if out_ts > self._high_out_ts:
+            self._high_out_ts, self._high_out_time = out_ts, now
+        return out_seq & 0xFFFF, out_ts & 0xFFFFFFFF
+
+    def _start_segment(self, sequence_number: int, timestamp: int, now: float) -> None:
+        if self._sent_any:
+            elapsed = round((now - self._high_out_time) * self.clock_rate)
+            out_seq = self._high_out_seq + 1
+            out_ts = self._high_out_ts + max(1, elapsed)
+        else:
+            out_seq, out_ts = sequence_number & 0xFFFF, timestamp & 0xFFFFFFFF
+        self._segment_floor_ts = self._high_out_ts if self._sent_any else out_ts - 1
+        self._first_in_seq = self._high_in_seq = sequence_number & 0xFFFF
+        self._high_in_seq16 = sequence_number & 0xFFFF
+        self._high_in_ts = self._high_in_ts32 = timestamp & 0xFFFFFFFF
+        self._seq_offset = out_seq - self._first_in_seq
+        self._ts_offset = out_ts - self._high_in_ts
+        self._high_out_seq, self._high_out_ts, self._high_out_time = out_seq, out_ts, now
+        self._segment_started = self._sent_any = True
+
+    def _remember(self, source: Hashable, sequence_number: int) -> None:
+        newest = self._newest_seen.get(source)
+        if newest is None:
+            if len(self._newest_seen) >= MAX_REMEMBERED_SOURCES:
+                del self._newest_seen[next(iter(self._newest_seen))]
+            self._newest_seen[source] = sequence_number & 0xFFFF
+        elif _signed16(sequence_number - newest) > 0:
+            self._newest_seen[source] = sequence_number & 0xFFFF
