@@ -263,6 +263,10 @@ class IceProtocol(StunProtocol):
             )
 
     async def send_data(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.send_datagram(data, addr)
+
+    def send_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send one datagram now, counting it (the synchronous form of ``send_data``)."""
         counters = self.peer_counters(addr)
         counters.packets_sent += 1
         counters.bytes_sent += len(data)
@@ -301,11 +305,34 @@ class IceConnection(Connection):
         self._first_valid_at: dict[int, float] = {}
         self.selected_pair_changes = 0
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
+        self.data_callback: Callable[[bytes, int], bool] | None = None
+        """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
+        they arrive; returning ``True`` consumes the datagram, ``False`` queues it for
+        ``recv()`` as usual."""
         self.gathering_errors: list[IceGatheringError] = [
             IceGatheringError(url, None, None, 701, reason) for url, reason in servers.rejected
         ]
         for url, reason in servers.rejected:
             logger.warning("ICE server %s is not used: %s", url, reason)
+
+    def data_received(self, data: bytes, component: int) -> None:
+        """A datagram for the layer above: offered to ``data_callback`` before the queue."""
+        callback = self.data_callback
+        if callback is not None:
+            try:
+                if callback(data, component):
+                    return
+            except Exception:
+                logger.warning("dropped a datagram the data callback failed on", exc_info=True)
+                return
+        super().data_received(data, component)
+
+    def send_datagram(self, data: bytes, component: int = 1) -> None:
+        """Send one datagram on the selected pair now (the synchronous form of ``sendto``)."""
+        pair = self._nominated.get(component)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        cast(IceProtocol, pair.protocol).send_datagram(data, pair.remote_addr)
 
     # -- role -----------------------------------------------------------------------------
 

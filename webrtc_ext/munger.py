@@ -47,8 +47,11 @@ class RtpMunger:
         self.clock_rate = clock_rate
         self._source: Hashable | None = None
         self._newest_seen: dict[Hashable, int] = {}
-        self._fence: int | None = None  # newest seq of the source seen before the switch to it
+        # Newest sequence number of each source (or (source, ssrc)) seen before the last switch.
+        self._seen_at_switch: dict[Hashable, int] = {}
         self._segment_started = False
+        self._segment_ssrc: int | None = None
+        self._retired_ssrcs: set[int] = set()
         # Current segment, in extended (unwrapped) input numbers.
         self._first_in_seq = 0
         self._high_in_seq = 0
@@ -73,25 +76,46 @@ class RtpMunger:
     def update(self, source: Hashable) -> None:
         """Switch to ``source``: its next packet starts a new segment (Elixir's ``update``)."""
         self._source = source
-        self._fence = self._newest_seen.get(source)
+        self._seen_at_switch = dict(self._newest_seen)
         self._segment_started = False
+        self._retired_ssrcs.clear()
 
     def munge(
-        self, sequence_number: int, timestamp: int, now: float, source: Hashable
+        self,
+        sequence_number: int,
+        timestamp: int,
+        now: float,
+        source: Hashable,
+        ssrc: int | None = None,
     ) -> tuple[int, int] | None:
-        """The outgoing ``(sequence_number, timestamp)`` of a packet, or ``None`` to drop it."""
-        self._remember(source, sequence_number)
+        """The outgoing ``(sequence_number, timestamp)`` of a packet, or ``None`` to drop it.
+
+        ``ssrc``, when given, is the packet's own SSRC: if the current source changes it (a
+        restarted stream, a new sequence space), a new segment starts, and late packets of the
+        SSRC it left are dropped.
+        """
+        key = source if ssrc is None else (source, ssrc)
+        self._remember(key, sequence_number)
         if self._source is None:
             self.update(source)
-            self._fence = None
+            self._seen_at_switch.clear()
         if source != self._source:
             self.dropped += 1
             return None
+        if ssrc is not None and self._segment_started and ssrc != self._segment_ssrc:
+            if ssrc in self._retired_ssrcs:
+                self.dropped += 1
+                return None
+            if self._segment_ssrc is not None:
+                self._retired_ssrcs.add(self._segment_ssrc)
+            self._segment_started = False
         if not self._segment_started:
-            if self._fence is not None and _signed16(sequence_number - self._fence) <= 0:
+            fence = self._seen_at_switch.get(key)
+            if fence is not None and _signed16(sequence_number - fence) <= 0:
                 self.dropped += 1
                 return None
             self._start_segment(sequence_number, timestamp, now)
+            self._segment_ssrc = ssrc
             return self._high_out_seq & 0xFFFF, self._high_out_ts & 0xFFFFFFFF
         in_seq = self._high_in_seq + _signed16(sequence_number - self._high_in_seq16)
         if in_seq < self._first_in_seq:

@@ -22,6 +22,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 from ._internals import pc_private
 from .config import PeerConnectionConfig
 from .ice import IceGatheringError
+from .rawrtp import DtlsTransport, RtpReceiver, RtpSender
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import drop_malformed_candidates
 
@@ -72,15 +73,15 @@ class RTCPeerConnection(aiortc.RTCPeerConnection):
     def _create_dtls_transport(
         self, ice_transport: IceTransport, certificates: list[RTCCertificate]
     ) -> RTCDtlsTransport:
-        return RTCDtlsTransport(ice_transport, certificates)
+        return DtlsTransport(ice_transport, certificates)
 
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
     ) -> RTCRtpSender:
-        return RTCRtpSender(track_or_kind, transport)
+        return RtpSender(track_or_kind, transport)
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
-        return RTCRtpReceiver(kind, transport)
+        return RtpReceiver(kind, transport)
 
     # -- aiortc private members, replaced ---------------------------------------------------
 

@@ -159,3 +159,12 @@ def test_switching_back_drops_what_the_source_sent_before() -> None:
 def test_rejects_a_bad_clock_rate() -> None:
     with pytest.raises(ValueError):
         RtpMunger(0)
+
+
+def test_a_source_restarting_with_a_new_ssrc_continues_the_stream() -> None:
+    munger = RtpMunger(48000)
+    assert munger.munge(10, 0, 0.0, "peer", ssrc=1) == (10, 0)
+    assert munger.munge(11, 960, 0.02, "peer", ssrc=1) == (11, 960)
+    assert munger.munge(5000, 77, 0.04, "peer", ssrc=2) == (12, 1920)
+    assert munger.munge(12, 1920, 0.05, "peer", ssrc=1) is None  # the SSRC it left
+    assert munger.munge(5001, 77 + 960, 0.06, "peer", ssrc=2) == (13, 2880)

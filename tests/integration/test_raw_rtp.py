@@ -1,0 +1,117 @@
+"""Raw RTP over real loopback connections: packets in and out of aiortc without codecs."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+
+import pytest
+
+from tests.support import LOOPBACK
+from webrtc_ext import RTCPeerConnection
+from webrtc_ext.rawrtp import RtpFanOut, RtpReceiver, RtpSender
+from webrtc_ext.rtp import RawRtpPacket
+
+pytestmark = pytest.mark.integration
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer/answer between two local connections and wait until both are connected."""
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+    for _ in range(200):
+        if offerer.connectionState == answerer.connectionState == "connected":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the connections did not connect")
+
+
+def raw_receiver_of(pc: RTCPeerConnection) -> RtpReceiver:
+    receiver = pc.getTransceivers()[0].receiver
+    assert isinstance(receiver, RtpReceiver)
+    receiver.enable_raw()
+    return receiver
+
+
+def sender_of(pc: RTCPeerConnection) -> RtpSender:
+    sender = pc.getTransceivers()[0].sender
+    assert isinstance(sender, RtpSender)
+    return sender
+
+
+async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_type() -> None:
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    offerer.addTransceiver("audio", direction="sendonly")
+    received: list[RawRtpPacket] = []
+    try:
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        receiver = raw_receiver_of(answerer)
+        receiver.on_rtp(received.append)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        await offerer.setRemoteDescription(answerer.localDescription)
+        sender = sender_of(offerer)
+        for _ in range(200):
+            if sender.codec is not None and offerer.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        payloads = [bytes([i]) * (20 + i) for i in range(40)]
+        for i, payload in enumerate(payloads):
+            # A foreign SSRC, payload type and numbering: all rewritten by the sender.
+            packet = RawRtpPacket.create(
+                payload, payload_type=99, sequence_number=65530 + i, timestamp=i * 960, ssrc=7
+            )
+            assert sender.send_rtp(packet)
+            await asyncio.sleep(0.002)
+        for _ in range(100):
+            if len(received) >= len(payloads):
+                break
+            await asyncio.sleep(0.05)
+        assert [p.payload for p in received] == payloads
+        assert {p.ssrc for p in received} == {sender._ssrc}
+        assert {p.payload_type for p in received} == {sender.codec.payloadType}  # type: ignore[union-attr]
+        seqs = [p.sequence_number for p in received]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        assert all(p.arrival_time > 0 for p in received)
+        assert not [t for t in threading.enumerate() if t.name == "audio-decoder"]
+        stats = await sender.getStats()
+        outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
+        assert outbound.packetsSent == len(payloads)
+    finally:
+        await offerer.close()
+        await answerer.close()
+
+
+async def test_async_iterator_and_fan_out_to_two_senders() -> None:
+    source, relay_in = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    relay_out, sinks = RTCPeerConnection(LOOPBACK), [RTCPeerConnection(LOOPBACK) for _ in range(2)]
+    relay_outs = [relay_out, RTCPeerConnection(LOOPBACK)]
+    source.addTransceiver("audio", direction="sendonly")
+    for pc in relay_outs:
+        pc.addTransceiver("audio", direction="sendonly")
+    try:
+        await connect(source, relay_in)
+        for out, sink in zip(relay_outs, sinks, strict=True):
+            await connect(out, sink)
+        fan_out = RtpFanOut(raw_receiver_of(relay_in))
+        for out in relay_outs:
+            fan_out.add(sender_of(out))
+        iterators = [raw_receiver_of(sink).rtp_packets() for sink in sinks]
+        firsts = [asyncio.ensure_future(anext(it)) for it in iterators]
+        await asyncio.sleep(0.1)
+        for i in range(10):
+            sender_of(source).send_rtp(
+                RawRtpPacket.create(b"opus", payload_type=111, sequence_number=i, timestamp=960 * i)
+            )
+        packets = await asyncio.wait_for(asyncio.gather(*firsts), 10)
+        assert [p.payload for p in packets] == [b"opus", b"opus"]
+        assert packets[0].ssrc == sender_of(relay_outs[0])._ssrc
+        assert packets[1].ssrc == sender_of(relay_outs[1])._ssrc
+        for it in iterators:
+            await it.aclose()
+    finally:
+        for pc in [source, relay_in, *relay_outs, *sinks]:
+            await pc.close()
