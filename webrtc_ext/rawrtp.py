@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 
 import pylibsrtp
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
-from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
@@ -38,7 +38,7 @@ from aiortc.rtp import RtpPacket, wrap_rtx
 
 from .ice import IceConnection
 from .munger import RtpMunger
-from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id
+from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id, ntp_now
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         self._outbound: OutboundRtpStream | None = None
         self._codec: RTCRtpCodecParameters | None = None
         self._pending_source: Hashable = None
+        self._track_set = asyncio.Event()
         self.packets_dropped = 0
         super().__init__(trackOrKind, transport)
 
@@ -208,6 +209,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         super().replaceTrack(track)
         if track is not None:
             self.switch_source(track)
+            self._track_set.set()
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
         """aiortc's ``send``, also setting up the outgoing stream and its munger."""
@@ -252,7 +254,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         if munged is None:
             self.packets_dropped += 1
             return False
-        ntp = current_ntp_time()
+        ntp = ntp_now()
         data = outbound.write(packet, munged[0], munged[1], ntp)
         try:
             _send_now(self.transport, data)
@@ -274,7 +276,9 @@ class RawRtpSenderMixin(RTCRtpSender):
             while True:
                 track = self.track
                 if track is None:
-                    await asyncio.sleep(0.02)
+                    # Woken by replaceTrack, instead of aiortc's 50 Hz polling.
+                    self._track_set.clear()
+                    await self._track_set.wait()
                     continue
                 frame = await self._next_encoded_frame(codec)
                 if frame is None:
@@ -363,9 +367,10 @@ class DtlsTransport(RTCDtlsTransport):
         rx_srtp = self._rx_srtp
         if rx_srtp is None:
             return False
-        receiver = self._rtp_router.route_rtp(
-            _RouteKey(int.from_bytes(data[8:12], "big"), data[1] & 0x7F)  # type: ignore[arg-type]
-        )
+        ssrc = int.from_bytes(data[8:12], "big")
+        receiver = self._rtp_router.ssrc_table.get(ssrc)
+        if receiver is None:  # unknown SSRC: aiortc's rules (it may learn it by payload type)
+            receiver = self._rtp_router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
         if not isinstance(receiver, RawRtpReceiverMixin) or not receiver._raw:
             return False
         arrival = time.monotonic()
@@ -374,7 +379,9 @@ class DtlsTransport(RTCDtlsTransport):
         except pylibsrtp.Error as exc:
             logger.debug("dropped SRTP packet that failed to unprotect: %s", exc)
             return True
-        self._count("rx", len(data))
+        # aiortc's transport statistics (private counters, see docs/internals.md)
+        self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+        self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
         try:
             packet = RawRtpPacket.parse(plain, arrival, receiver._audio_level_id)
         except ValueError as exc:
@@ -385,7 +392,7 @@ class DtlsTransport(RTCDtlsTransport):
 
     def send_rtp_now(self, data: bytes) -> None:
         """Protect and send one RTP or RTCP packet now; raises ``ConnectionError`` if closed."""
-        if self.state != "connected" or self._tx_srtp is None:
+        if self._state is not State.CONNECTED or self._tx_srtp is None:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
         if 191 < data[1] < 224:
             data = self._tx_srtp.protect_rtcp(data)
@@ -396,14 +403,8 @@ class DtlsTransport(RTCDtlsTransport):
             connection.send_datagram(data)
         else:
             _in_background(self.transport._send(data))
-        self._count("tx", len(data))
-
-    def _count(self, direction: str, size: int) -> None:
-        # aiortc's transport stats counters (private: see docs/internals.md).
-        bytes_name = f"_RTCDtlsTransport__{direction}_bytes"
-        packets_name = f"_RTCDtlsTransport__{direction}_packets"
-        setattr(self, bytes_name, getattr(self, bytes_name) + size)
-        setattr(self, packets_name, getattr(self, packets_name) + 1)
+        self._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
+        self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
 
 
 # -- fan-out ---------------------------------------------------------------------------------

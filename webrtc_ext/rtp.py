@@ -10,6 +10,7 @@ extensions that sender negotiated (RFC 8285), and the counters an RTCP sender re
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterable
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
@@ -24,6 +25,15 @@ URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 #: How many sent packets are kept for retransmission on NACK (RFC 4585 §6.2.1).
 HISTORY_SIZE = 256
+
+
+#: Seconds from the NTP epoch (1900) to the Unix epoch (1970), RFC 5905 §6.
+NTP_UNIX_OFFSET = 2208988800
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4), as aiortc's sender reports use."""
+    return int((time.time() + NTP_UNIX_OFFSET) * 4294967296.0)
 
 
 class RawRtpPacket:
