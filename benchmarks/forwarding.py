@@ -1,4 +1,4 @@
-"""CPU per forwarded RTP packet in a relay: raw forwarding through the munger vs aiortc's track relay.
+"""CPU per forwarded RTP packet: raw forwarding through the munger vs aiortc's track relay.
 
 The relay (this process) receives SRTP on one connection and sends SRTP on another. The source
 and sink peers run in a child process, so the relay's CPU time (``time.process_time()``, all
@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection  # noqa: E402
-from webrtc_ext.rawrtp import RtpFanOut, RtpReceiver, RtpSender  # noqa: E402
-from webrtc_ext.rtp import RawRtpPacket  # noqa: E402
+from webrtc_ext import PeerConnectionConfig, RTCPeerConnection
+from webrtc_ext.rawrtp import RtpFanOut, RtpReceiver, RtpSender
+from webrtc_ext.rtp import RawRtpPacket
 
 LOOPBACK = PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",))
 #: Packets per second through the relay: twenty 20 ms Opus streams' worth (ten two-way calls),
