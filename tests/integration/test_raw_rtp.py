@@ -8,38 +8,13 @@ import threading
 
 import pytest
 
+from tests.integration.raw_support import connect, raw_receiver_of, sender_of
 from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection
-from webrtc_ext.rawrtp import RtpFanOut, RtpReceiver, RtpSender
+from webrtc_ext.rawrtp import RtpFanOut
 from webrtc_ext.rtp import RawRtpPacket
 
 pytestmark = pytest.mark.integration
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    """Offer/answer between two local connections and wait until both are connected."""
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-    for _ in range(200):
-        if offerer.connectionState == answerer.connectionState == "connected":
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the connections did not connect")
-
-
-def raw_receiver_of(pc: RTCPeerConnection) -> RtpReceiver:
-    receiver = pc.getTransceivers()[0].receiver
-    assert isinstance(receiver, RtpReceiver)
-    receiver.enable_raw()
-    return receiver
-
-
-def sender_of(pc: RTCPeerConnection) -> RtpSender:
-    sender = pc.getTransceivers()[0].sender
-    assert isinstance(sender, RtpSender)
-    return sender
 
 
 async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_type() -> None:
