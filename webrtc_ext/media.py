@@ -32,17 +32,23 @@ OPUS_PAYLOAD_TYPE = 111
 FRAME_SAMPLES = 960
 
 
-def packetize(packets: Iterator[tuple[bytes, int]], ssrc: int = 0) -> Iterator[RawRtpPacket]:
+def packetize(
+    packets: Iterator[tuple[bytes, int]],
+    *,
+    ssrc: int = 0,
+    first_sequence_number: int = 0,
+    first_timestamp: int = 0,
+) -> Iterator[RawRtpPacket]:
     """Opus ``(payload, samples)`` pairs as RTP packets (RFC 7587: 48 kHz timestamps)."""
-    timestamp = 0
-    for sequence_number, (payload, samples) in enumerate(packets):
+    timestamp = first_timestamp
+    for index, (payload, samples) in enumerate(packets):
         yield RawRtpPacket.create(
             payload,
             payload_type=OPUS_PAYLOAD_TYPE,
-            sequence_number=sequence_number & 0xFFFF,
+            sequence_number=(first_sequence_number + index) & 0xFFFF,
             timestamp=timestamp & 0xFFFFFFFF,
             ssrc=ssrc,
-            marker=sequence_number == 0,
+            marker=index == 0,
         )
         timestamp += samples
 

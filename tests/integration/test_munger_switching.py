@@ -57,8 +57,19 @@ async def test_five_switches_make_one_continuous_stream() -> None:
         fan_outs = {name: RtpFanOut(raw_receiver_of(relay_ins[name])) for name in tones}
         for fan_out in fan_outs.values():
             fan_out.add(out, switch=False)  # both feed the one sender; the munger picks
+        # Unrelated numbering: b starts just before both wraps.
+        origins = {"a": (1000, 0), "b": (65500, 0xFFFFFFFF - 48000)}
         players = [
-            asyncio.ensure_future(play(packetize(iter(packets)), sender_of(sources[name])))
+            asyncio.ensure_future(
+                play(
+                    packetize(
+                        iter(packets),
+                        first_sequence_number=origins[name][0],
+                        first_timestamp=origins[name][1],
+                    ),
+                    sender_of(sources[name]),
+                )
+            )
             for name, packets in tones.items()
         ]
         out.switch_source(fan_outs["a"].source)
