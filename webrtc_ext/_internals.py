@@ -72,6 +72,31 @@ ICE_CONNECTION_ATTRIBUTES = (
 )
 
 
+#: Name-mangled private attributes the raw RTP path (webrtc_ext.rawrtp) reads or writes,
+#: per aiortc class: ``_RTCRtpSender__<name>`` and so on.
+RTP_PRIVATE = {
+    "RTCRtpSender": (
+        "ntp_timestamp",
+        "octet_count",
+        "packet_count",
+        "rtp_exited",
+        "rtp_started",
+        "rtp_timestamp",
+        "rtx_payload_type",
+        "rtx_sequence_number",
+    ),
+    "RTCRtpReceiver": ("codecs", "remote_streams"),
+    "RTCDtlsTransport": ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets"),
+}
+
+#: Single-underscore aiortc members the raw RTP path uses or overrides, per class.
+RTP_MEMBERS = {
+    "RTCRtpSender": ("_next_encoded_frame", "_retransmit", "_run_rtp", "_ssrc", "_rtx_ssrc"),
+    "RTCRtpReceiver": ("_RTCRtpReceiver__stop_decoder", "_enabled", "_handle_rtp_packet"),
+    "RTCDtlsTransport": ("_rtp_router", "_rx_srtp", "_state", "_tx_srtp"),
+}
+
+
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     """Read aiortc's private ``RTCPeerConnection.__<name>`` member."""
     assert name in PEER_CONNECTION_PRIVATE, name
@@ -97,4 +122,30 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
+    return missing + _missing_rtp_internals()
+
+
+def _missing_rtp_internals() -> list[str]:
+    from aiortc.rtcdtlstransport import RTCCertificate, RtpRouter
+    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+
+    dtls = aiortc.RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    probes = {
+        "RTCRtpSender": aiortc.RTCRtpSender("audio", dtls),
+        "RTCRtpReceiver": aiortc.RTCRtpReceiver("audio", dtls),
+        "RTCDtlsTransport": dtls,
+    }
+    missing = []
+    for cls, probe in probes.items():
+        for name in RTP_PRIVATE[cls]:
+            if not hasattr(probe, f"_{cls}__{name}"):
+                missing.append(f"aiortc.{cls}().__{name}")
+        for name in RTP_MEMBERS[cls]:
+            if not hasattr(probe, name):
+                missing.append(f"aiortc.{cls}().{name}")
+    for name in ("ssrc_table", "route_rtp"):
+        if not hasattr(RtpRouter(), name):
+            missing.append(f"aiortc.rtcdtlstransport.RtpRouter().{name}")
     return missing
