@@ -41,10 +41,19 @@ class RtpMunger:
     numbers would collide with what was already sent.
     """
 
-    def __init__(self, clock_rate: int) -> None:
+    def __init__(
+        self,
+        clock_rate: int,
+        *,
+        initial_sequence_number: int | None = None,
+        initial_timestamp: int | None = None,
+    ) -> None:
         if clock_rate <= 0:
             raise ValueError("clock_rate must be positive")
         self.clock_rate = clock_rate
+        #: Where the output starts (RFC 3550 §5.1: random); ``None`` keeps the first input's.
+        self.initial_sequence_number = initial_sequence_number
+        self.initial_timestamp = initial_timestamp
         self._source: Hashable | None = None
         self._newest_seen: dict[Hashable, int] = {}
         # Newest sequence number of each source (or (source, ssrc)) seen before the last switch.
@@ -137,13 +146,40 @@ class RtpMunger:
             self._high_out_ts, self._high_out_time = out_ts, now
         return out_seq & 0xFFFF, out_ts & 0xFFFFFFFF
 
+    def insert(self, now: float) -> tuple[int, int]:
+        """Reserve the next outgoing sequence number for a packet of no source.
+
+        For packets the sender makes itself inside the stream, such as RFC 4733 events:
+        returns ``(sequence_number, timestamp)``, the timestamp being the output timeline's
+        position at ``now``. The current source's later packets follow the reserved number;
+        its packets from before the insertion are dropped, so no number is used twice.
+        """
+        if not self._sent_any:
+            seq = self.initial_sequence_number or 0
+            ts = self.initial_timestamp or 0
+            self._high_out_seq, self._high_out_ts, self._high_out_time = seq, ts, now
+            self._sent_any = True
+            return seq & 0xFFFF, ts & 0xFFFFFFFF
+        self._high_out_seq += 1
+        ts = self._high_out_ts + max(0, round((now - self._high_out_time) * self.clock_rate))
+        if self._segment_started:
+            self._seq_offset += 1
+            self._first_in_seq = self._high_in_seq + 1
+        return self._high_out_seq & 0xFFFF, ts & 0xFFFFFFFF
+
     def _start_segment(self, sequence_number: int, timestamp: int, now: float) -> None:
         if self._sent_any:
             elapsed = round((now - self._high_out_time) * self.clock_rate)
             out_seq = self._high_out_seq + 1
             out_ts = self._high_out_ts + max(1, elapsed)
         else:
-            out_seq, out_ts = sequence_number & 0xFFFF, timestamp & 0xFFFFFFFF
+            out_seq = (
+                sequence_number
+                if self.initial_sequence_number is None
+                else self.initial_sequence_number
+            )
+            out_ts = timestamp if self.initial_timestamp is None else self.initial_timestamp
+            out_seq, out_ts = out_seq & 0xFFFF, out_ts & 0xFFFFFFFF
         self._segment_floor_ts = self._high_out_ts if self._sent_any else out_ts - 1
         self._first_in_seq = self._high_in_seq = sequence_number & 0xFFFF
         self._high_in_seq16 = sequence_number & 0xFFFF

@@ -34,7 +34,9 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
+from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RtpPacket, wrap_rtx
+from aiortc.utils import random32
 
 from .ice import IceConnection
 from .munger import RtpMunger
@@ -217,7 +219,11 @@ class RawRtpSenderMixin(RTCRtpSender):
             codec = parameters.codecs[0]
             self._codec = codec
             assert codec.payloadType is not None
-            self._munger = RtpMunger(codec.clockRate)
+            self._munger = RtpMunger(
+                codec.clockRate,
+                initial_sequence_number=random_sequence_number(),
+                initial_timestamp=random32(),
+            )
             source = self._pending_source
             if source is not None:
                 self._munger.update(source)
@@ -261,12 +267,52 @@ class RawRtpSenderMixin(RTCRtpSender):
         except ConnectionError:
             self.packets_dropped += 1
             return False
+        self._account(outbound, ntp, munged[1])
+        return True
+
+    def _account(self, outbound: OutboundRtpStream, ntp: int, timestamp: int) -> None:
         # aiortc's RTCP loop builds sender reports from these (RFC 3550 §6.4.1).
         self._RTCRtpSender__ntp_timestamp = ntp
-        self._RTCRtpSender__rtp_timestamp = munged[1]
+        self._RTCRtpSender__rtp_timestamp = timestamp
         self._RTCRtpSender__packet_count = outbound.packet_count
         self._RTCRtpSender__octet_count = outbound.octet_count
-        return True
+
+    def send_rtp_inserted(
+        self,
+        payload: bytes,
+        *,
+        payload_type: int,
+        marker: bool = False,
+        timestamp: int | None = None,
+        now: float | None = None,
+    ) -> int | None:
+        """Send a packet the sender makes itself (e.g. RFC 4733 telephone-event) in its stream.
+
+        It takes the next sequence number of the one outgoing sequence space; ``timestamp``
+        defaults to the stream's timeline at ``now``. Returns the timestamp used (to repeat it
+        for the other packets of one event), or ``None`` if the packet could not be sent.
+        """
+        munger, outbound = self._munger, self._outbound
+        if munger is None or outbound is None:
+            return None
+        sequence_number, position = munger.insert(time.monotonic() if now is None else now)
+        if timestamp is None:
+            timestamp = position
+        packet = RawRtpPacket.create(
+            payload,
+            payload_type=payload_type,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            marker=marker,
+        )
+        ntp = ntp_now()
+        data = outbound.write(packet, sequence_number, timestamp, ntp, payload_type)
+        try:
+            _send_now(self.transport, data)
+        except ConnectionError:
+            return None
+        self._account(outbound, ntp, timestamp)
+        return timestamp
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         """aiortc's send loop, with every frame sent through :meth:`send_rtp`."""

@@ -34,18 +34,24 @@ async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_typ
                 break
             await asyncio.sleep(0.05)
         payloads = [bytes([i]) * (20 + i) for i in range(40)]
+        pt = sender.codec.payloadType  # type: ignore[union-attr]
         for i, payload in enumerate(payloads):
             # A foreign SSRC, payload type and numbering: all rewritten by the sender.
             packet = RawRtpPacket.create(
                 payload, payload_type=99, sequence_number=65530 + i, timestamp=i * 960, ssrc=7
             )
             assert sender.send_rtp(packet)
+            if i == 19:
+                # Packets the sender makes itself (as a DTMF sender would) share the numbering.
+                stamp = sender.send_rtp_inserted(b"event", payload_type=pt)
+                assert sender.send_rtp_inserted(b"event", payload_type=pt, timestamp=stamp)
             await asyncio.sleep(0.002)
+        expected = [*payloads[:20], b"event", b"event", *payloads[20:]]
         for _ in range(100):
-            if len(received) >= len(payloads):
+            if len(received) >= len(expected):
                 break
             await asyncio.sleep(0.05)
-        assert [p.payload for p in received] == payloads
+        assert [p.payload for p in received] == expected
         assert {p.ssrc for p in received} == {sender._ssrc}
         assert {p.payload_type for p in received} == {sender.codec.payloadType}  # type: ignore[union-attr]
         seqs = [p.sequence_number for p in received]
@@ -54,7 +60,7 @@ async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_typ
         assert not [t for t in threading.enumerate() if t.name == "audio-decoder"]
         stats = await sender.getStats()
         outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
-        assert outbound.packetsSent == len(payloads)
+        assert outbound.packetsSent == len(expected)
     finally:
         await offerer.close()
         await answerer.close()

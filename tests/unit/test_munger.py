@@ -168,3 +168,21 @@ def test_a_source_restarting_with_a_new_ssrc_continues_the_stream() -> None:
     assert munger.munge(5000, 77, 0.04, "peer", ssrc=2) == (12, 1920)
     assert munger.munge(12, 1920, 0.05, "peer", ssrc=1) is None  # the SSRC it left
     assert munger.munge(5001, 77 + 960, 0.06, "peer", ssrc=2) == (13, 2880)
+
+
+def test_output_starts_at_the_given_origin() -> None:
+    munger = RtpMunger(48000, initial_sequence_number=30000, initial_timestamp=123)
+    assert munger.munge(9, 999, 0.0, "a") == (30000, 123)
+    assert munger.munge(10, 999 + 960, 0.02, "a") == (30001, 123 + 960)
+
+
+def test_inserted_packets_take_their_own_numbers() -> None:
+    munger = RtpMunger(8000)
+    munger.munge(10, 0, 0.0, "a")
+    munger.munge(12, 320, 0.04, "a")
+    assert munger.insert(0.05) == (13, 320 + 80)  # an RFC 4733 event, say
+    assert munger.insert(0.06) == (14, 320 + 160)
+    assert munger.munge(11, 160, 0.07, "a") is None  # would have been 11, but late
+    assert munger.munge(13, 480, 0.08, "a") == (15, 480)
+    munger.update("b")
+    assert munger.munge(500, 7, 0.1, "b") == (16, 480 + 160)
