@@ -61,6 +61,16 @@ async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_typ
         stats = await sender.getStats()
         outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
         assert outbound.packetsSent == len(expected)
+        # The sender reports (RTCP SR, every 0.5-1.5 s) carry the raw packets' counts.
+        remote = None
+        for _ in range(100):
+            stats = await receiver.getStats()
+            remote = next((s for s in stats.values() if s.type == "remote-outbound-rtp"), None)
+            if remote is not None and remote.packetsSent == len(expected):
+                break
+            await asyncio.sleep(0.05)
+        assert remote is not None and remote.packetsSent == len(expected)
+        assert remote.bytesSent == sum(map(len, expected))
     finally:
         await offerer.close()
         await answerer.close()
