@@ -157,7 +157,7 @@ class OggOpusWriter:
         self.head = head or OpusHead()
         self._serial = serial
         self._sequence = 0
-        self._granule = self.head.pre_skip
+        self._granule = 0  # RFC 7845 §4: decoded samples, pre-skip included
         self._pending: bytes | None = None
 
     def start(self) -> bytes:
