@@ -17,8 +17,11 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
 from .ice import CandidatePairInfo, IceGatheringError
+from .munger import RtpMunger
 from .peerconnection import RTCPeerConnection
+from .rawrtp import RtpFanOut, RtpReceiver, RtpSender
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
+from .rtp import RawRtpPacket
 
 __version__ = "0.1.0"
 
@@ -40,4 +43,9 @@ __all__ = [
     "RTCPeerConnection",
     "RTCRtpSender",
     "RTCSessionDescription",
+    "RawRtpPacket",
+    "RtpFanOut",
+    "RtpMunger",
+    "RtpReceiver",
+    "RtpSender",
 ]

@@ -32,8 +32,9 @@ class RtpMunger:
     Within a *segment* (the packets of one source between two switches) the output keeps the
     input's relative order and gaps: ``out = in + offset``. When a new segment starts, its first
     packet gets the sequence number after the highest one sent so far and a timestamp advanced
-    by the real time elapsed since the newest packet sent (RFC 3550 §5.1: the timestamp follows
-    the sampling clock). Everything is modulo 2^16 and 2^32.
+    by the real time elapsed since the newest packet sent, in whole packet durations (RFC 3550
+    §5.1: the timestamp follows the sampling clock; a receiver's jitter buffer then sees neither
+    overlap nor a sliver of a gap). Everything is modulo 2^16 and 2^32.
 
     Dropped (``munge`` returns ``None``): packets of any source but the current one; packets of
     the current source that it sent before the switch to it (not newer than the newest one seen
@@ -75,6 +76,9 @@ class RtpMunger:
         self._high_out_ts = 0
         self._high_out_time = 0.0
         self._segment_floor_ts = 0  # out timestamps of this segment must stay above this
+        #: The timestamp step between consecutive packets, learned from the input (20 ms
+        #: until then): a switch advances the timestamp by whole steps.
+        self.frame_ticks = max(1, clock_rate // 50)
         self.dropped = 0
 
     @property
@@ -136,6 +140,9 @@ class RtpMunger:
             self.dropped += 1
             return None
         if in_seq > self._high_in_seq:
+            step = in_ts - self._high_in_ts
+            if in_seq == self._high_in_seq + 1 and 0 < step < self.clock_rate:
+                self.frame_ticks = step
             self._high_in_seq, self._high_in_seq16 = in_seq, sequence_number & 0xFFFF
         if in_ts > self._high_in_ts:
             self._high_in_ts, self._high_in_ts32 = in_ts, timestamp & 0xFFFFFFFF
@@ -169,9 +176,12 @@ class RtpMunger:
 
     def _start_segment(self, sequence_number: int, timestamp: int, now: float) -> None:
         if self._sent_any:
-            elapsed = round((now - self._high_out_time) * self.clock_rate)
+            # Whole frames: the new source's first frame starts where the last one sent ends
+            # when they are back to back, and the gap stays when there was silence between.
+            frame = self.frame_ticks
+            elapsed = (now - self._high_out_time) * self.clock_rate
             out_seq = self._high_out_seq + 1
-            out_ts = self._high_out_ts + max(1, elapsed)
+            out_ts = self._high_out_ts + frame * max(1, round(elapsed / frame))
         else:
             out_seq = (
                 sequence_number

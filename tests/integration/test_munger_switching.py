@@ -91,7 +91,8 @@ async def test_five_switches_make_one_continuous_stream() -> None:
     seqs = [p.sequence_number for p in received]
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     stamps = [p.timestamp for p in received]
-    assert all(0 < (b - a) & 0xFFFFFFFF < 48000 for a, b in itertools.pairwise(stamps))
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
+    assert all(0 < step < 48000 and step % 960 == 0 for step in steps)  # whole 20 ms frames
     assert inbound.packetsLost == 0 and inbound.packetsReceived == len(received)
     # ... made of both sources, alternating exactly as switched.
     origin = {payload: name for name, packets in tones.items() for payload, _ in packets}

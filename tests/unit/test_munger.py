@@ -186,3 +186,15 @@ def test_inserted_packets_take_their_own_numbers() -> None:
     assert munger.munge(13, 480, 0.08, "a") == (15, 480)
     munger.update("b")
     assert munger.munge(500, 7, 0.1, "b") == (16, 480 + 160)
+
+
+def test_a_switch_advances_by_whole_frames() -> None:
+    munger = RtpMunger(48000)
+    munger.munge(1, 0, 0.0, "a")
+    munger.munge(2, 960, 0.02, "a")
+    munger.update("b")
+    # b's packet comes 7 ms after a's last one: it follows it without overlap...
+    assert munger.munge(50, 5, 0.027, "b") == (3, 1920)
+    munger.update("a")
+    # ... and 2.013 s of silence stay 2.02 s (101 frames).
+    assert munger.munge(3, 1920, 2.04, "a") == (4, 1920 + 101 * 960)
