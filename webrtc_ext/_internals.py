@@ -7,6 +7,7 @@ moves one of them. ``docs/internals.md`` explains why each is needed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aioice.ice
@@ -126,6 +127,17 @@ def missing_internals() -> list[str]:
 
 
 def _missing_rtp_internals() -> list[str]:
+    # aiortc's sender asks for the current event loop when it is built.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return _probe_rtp_internals()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _probe_rtp_internals() -> list[str]:
     from aiortc.rtcdtlstransport import RTCCertificate, RtpRouter
     from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 
