@@ -21,11 +21,6 @@ def _signed16(value: int) -> int:
     return value - SEQ_MOD if value >= 0x8000 else value
 
 
-def _signed32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - TS_MOD if value >= 0x80000000 else value
-
-
 class RtpMunger:
     """Rewrites sequence numbers and timestamps so a receiver sees one stream across switches.
 
@@ -88,6 +83,11 @@ class RtpMunger:
 
     def update(self, source: Hashable) -> None:
         """Switch to ``source``: its next packet starts a new segment (Elixir's ``update``)."""
+        if self._segment_started:
+            # The common case skips _remember: note the current segment's newest here.
+            current = self._source
+            key = current if self._segment_ssrc is None else (current, self._segment_ssrc)
+            self._remember(key, self._high_in_seq16)
         self._source = source
         self._seen_at_switch = dict(self._newest_seen)
         self._segment_started = False
@@ -107,6 +107,8 @@ class RtpMunger:
         restarted stream, a new sequence space), a new segment starts, and late packets of the
         SSRC it left are dropped.
         """
+        if self._segment_started and source == self._source and ssrc == self._segment_ssrc:
+            return self._in_segment(sequence_number, timestamp, now)  # the common case
         key = source if ssrc is None else (source, ssrc)
         self._remember(key, sequence_number)
         if self._source is None:
@@ -130,11 +132,18 @@ class RtpMunger:
             self._start_segment(sequence_number, timestamp, now)
             self._segment_ssrc = ssrc
             return self._high_out_seq & 0xFFFF, self._high_out_ts & 0xFFFFFFFF
-        in_seq = self._high_in_seq + _signed16(sequence_number - self._high_in_seq16)
+        return self._in_segment(sequence_number, timestamp, now)
+
+    def _in_segment(
+        self, sequence_number: int, timestamp: int, now: float
+    ) -> tuple[int, int] | None:
+        delta = (sequence_number - self._high_in_seq16) & 0xFFFF
+        in_seq = self._high_in_seq + (delta - SEQ_MOD if delta >= 0x8000 else delta)
         if in_seq < self._first_in_seq:
             self.dropped += 1
             return None
-        in_ts = self._high_in_ts + _signed32(timestamp - self._high_in_ts32)
+        delta = (timestamp - self._high_in_ts32) & 0xFFFFFFFF
+        in_ts = self._high_in_ts + (delta - TS_MOD if delta >= 0x80000000 else delta)
         out_ts = in_ts + self._ts_offset
         if out_ts <= self._segment_floor_ts:
             self.dropped += 1

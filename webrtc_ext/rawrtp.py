@@ -137,12 +137,12 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         """Hand one received packet to the statistics, the callbacks and the iterators."""
         if not self._enabled:
             return
+        codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+        if codec is None:
+            return  # a payload type that was not negotiated, as aiortc drops it
         streams = self._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         stream = streams.get(packet.ssrc)
         if stream is None:
-            codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
-            if codec is None:
-                return
             stream = streams[packet.ssrc] = _stream_statistics(codec.clockRate)
         stream.add(packet)
         for callback in self._rtp_callbacks:
@@ -403,8 +403,9 @@ class DtlsTransport(RTCDtlsTransport):
     def __init__(self, transport: Any, certificates: list[Any]) -> None:
         super().__init__(transport, certificates)
         connection = getattr(transport, "connection", None)
-        if isinstance(connection, IceConnection):
-            connection.data_callback = self._datagram_received
+        self._ice_connection = connection if isinstance(connection, IceConnection) else None
+        if self._ice_connection is not None:
+            self._ice_connection.data_callback = self._datagram_received
 
     def _datagram_received(self, data: bytes, component: int) -> bool:
         """Decrypt and deliver SRTP for a raw receiver now; anything else goes to aiortc."""
@@ -444,8 +445,8 @@ class DtlsTransport(RTCDtlsTransport):
             data = self._tx_srtp.protect_rtcp(data)
         else:
             data = self._tx_srtp.protect(data)
-        connection = getattr(self.transport, "connection", None)
-        if isinstance(connection, IceConnection):
+        connection = self._ice_connection
+        if connection is not None:
             connection.send_datagram(data)
         else:
             _in_background(self.transport._send(data))
