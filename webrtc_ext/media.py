@@ -159,12 +159,91 @@ async def play(
     return sent
 
 
+#: Longest gap a recording fills with concealment frames (10 minutes at 48 kHz).
+MAX_CONCEALED_GAP = 600 * OPUS_CLOCK_RATE
+
+
+class OggOpusRecording:
+    """Opus RTP packets in, Ogg/Opus bytes out, without decoding (sans-I/O).
+
+    Packets are put back in sequence order through a small reordering window; a gap left by a
+    lost packet (or a timestamp jump) is filled with 20 ms packet-loss-concealment frames (a
+    lone TOC byte, RFC 6716 §3.2.1), so the file keeps the stream's timing.
+    """
+
+    def __init__(self, *, channels: int = 2, reorder_window: int = 8) -> None:
+        self._writer = OggOpusWriter(OpusHead(channels=channels))
+        self._window = reorder_window
+        self._buffer: dict[int, RawRtpPacket] = {}
+        self._next_seq: int | None = None
+        self._high_seq = 0
+        self._last_ts: int | None = None
+        self._last_samples = 0
+        self._concealment = bytes([0xF8])  # CELT 20 ms, code 0, no frame: PLC
+        self.packets_written = 0
+        self.concealed_samples = 0
+
+    def start(self) -> bytes:
+        """The Ogg/Opus header pages."""
+        return self._writer.start()
+
+    def add(self, packet: RawRtpPacket) -> bytes:
+        """Take one received packet; returns the Ogg bytes now ready (maybe none)."""
+        if self._next_seq is None:
+            self._next_seq = self._high_seq = packet.sequence_number
+        ahead = (packet.sequence_number - self._next_seq) & 0xFFFF
+        if ahead >= 0x8000:
+            if self._last_ts is not None or ahead < 0x10000 - self._window:
+                return b""  # older than what was written: too late
+            self._next_seq -= 0x10000 - ahead  # nothing written yet: start earlier
+            ahead = 0
+        self._buffer[ahead + self._next_seq] = packet
+        self._high_seq = max(self._high_seq, ahead + self._next_seq)
+        out = b""
+        if self._last_ts is None and self._high_seq - self._next_seq < self._window:
+            return out  # the first packets may be reordered too: wait for a window's worth
+        while self._buffer and (
+            self._next_seq in self._buffer or self._high_seq - self._next_seq >= self._window
+        ):
+            out += self._page(self._buffer.pop(self._next_seq, None))
+            self._next_seq += 1
+        return out
+
+    def end(self) -> bytes:
+        """Everything still buffered, and the last page."""
+        out = b"".join(self._page(self._buffer[seq]) for seq in sorted(self._buffer))
+        self._buffer.clear()
+        return out + self._writer.end()
+
+    def _page(self, packet: RawRtpPacket | None) -> bytes:
+        if packet is None:
+            return b""  # lost: the timestamp gap of the next packet is concealed
+        payload = packet.payload
+        try:
+            samples = opus_packet_samples(payload)
+        except ValueError as exc:
+            logger.info("dropped a packet that is not Opus: %s", exc)
+            return b""
+        out = b""
+        if self._last_ts is not None:
+            gap = ((packet.timestamp - self._last_ts) & 0xFFFFFFFF) - self._last_samples
+            if 0 < gap <= MAX_CONCEALED_GAP:
+                for _ in range(gap // FRAME_SAMPLES):
+                    out += self._writer.packet(self._concealment, FRAME_SAMPLES)
+                    self.concealed_samples += FRAME_SAMPLES
+        self._last_ts, self._last_samples = packet.timestamp, samples
+        toc = bytes([payload[0] & 0xFC])
+        if opus_packet_samples(toc) == FRAME_SAMPLES:
+            self._concealment = toc  # conceal in the stream's own mode
+        self.packets_written += 1
+        return out + self._writer.packet(payload, samples)
+
+
 class OggOpusRecorder:
     """Writes the Opus RTP a receiver gets to an Ogg file, without decoding.
 
-    Packets are put back in order through a small reordering window; a gap left by a lost
-    packet is filled with 20 ms packet-loss-concealment frames (a lone TOC byte, RFC 6716 §3.2.1),
-    so the file keeps the stream's timing.
+    The asyncio-free shell of :class:`OggOpusRecording`: it listens to a raw receiver and
+    writes to an open binary file.
     """
 
     def __init__(
@@ -176,63 +255,29 @@ class OggOpusRecorder:
         reorder_window: int = 8,
     ) -> None:
         self.receiver = receiver
+        self.recording = OggOpusRecording(channels=channels, reorder_window=reorder_window)
         self._file = file
-        self._writer = OggOpusWriter(OpusHead(channels=channels))
-        self._window = reorder_window
-        self._buffer: dict[int, RawRtpPacket] = {}
-        self._next_seq: int | None = None
-        self._high_seq = 0
-        self._last_ts: int | None = None
-        self._last_samples = 0
-        self._concealment = bytes([0xF8])  # CELT 20 ms, code 0, no frame: PLC
-        self.packets_written = 0
-        self.concealed_samples = 0
-        file.write(self._writer.start())
+        file.write(self.recording.start())
         self._callback: Callable[[RawRtpPacket], None] = self._received
         receiver.on_rtp(self._callback)
 
-    def _received(self, packet: RawRtpPacket) -> None:
-        if self._next_seq is None:
-            self._next_seq = self._high_seq = packet.sequence_number
-        ahead = (packet.sequence_number - self._next_seq) & 0xFFFF
-        if ahead >= 0x8000:
-            return  # older than what was written: too late
-        self._buffer[ahead + self._next_seq] = packet
-        self._high_seq = max(self._high_seq, ahead + self._next_seq)
-        while self._buffer and (
-            self._next_seq in self._buffer or self._high_seq - self._next_seq >= self._window
-        ):
-            self._write(self._buffer.pop(self._next_seq, None))
-            self._next_seq += 1
+    @property
+    def packets_written(self) -> int:
+        """Packets written to the file so far."""
+        return self.recording.packets_written
 
-    def _write(self, packet: RawRtpPacket | None) -> None:
-        if packet is None:
-            return  # lost: the timestamp gap of the next packet is concealed
-        payload = packet.payload
-        try:
-            samples = opus_packet_samples(payload)
-        except ValueError as exc:
-            logger.info("dropped a packet that is not Opus: %s", exc)
-            return
-        if self._last_ts is not None:
-            gap = ((packet.timestamp - self._last_ts) & 0xFFFFFFFF) - self._last_samples
-            if 0 < gap < 0x80000000:
-                for _ in range(gap // FRAME_SAMPLES):
-                    self._file.write(self._writer.packet(self._concealment, FRAME_SAMPLES))
-                    self.concealed_samples += FRAME_SAMPLES
-        self._last_ts, self._last_samples = packet.timestamp, samples
-        toc = bytes([payload[0] & 0xFC])
-        if opus_packet_samples(toc) == FRAME_SAMPLES:
-            self._concealment = toc  # conceal in the stream's own mode
-        self._file.write(self._writer.packet(payload, samples))
-        self.packets_written += 1
+    @property
+    def concealed_samples(self) -> int:
+        """Samples of concealment frames written for gaps."""
+        return self.recording.concealed_samples
+
+    def _received(self, packet: RawRtpPacket) -> None:
+        data = self.recording.add(packet)
+        if data:
+            self._file.write(data)
 
     def close(self) -> None:
         """Write what is buffered and the last page; stop listening. The file stays open."""
         self.receiver.remove_rtp_callback(self._callback)
-        assert self._next_seq is not None or not self._buffer
-        for seq in sorted(self._buffer):
-            self._write(self._buffer[seq])
-        self._buffer.clear()
-        self._file.write(self._writer.end())
+        self._file.write(self.recording.end())
         self._file.flush()

@@ -7,6 +7,7 @@ import io
 import math
 import wave
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -14,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webrtc_ext.media import EncodedFileSource, OggOpusFileSource, open_source
+from webrtc_ext.media import EncodedFileSource, OggOpusFileSource, OggOpusRecording, open_source
 from webrtc_ext.ogg import OggOpusReader, OggOpusWriter, ogg_packets, opus_packet_samples
+from webrtc_ext.rtp import RawRtpPacket
 
 
 def write_wav(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0) -> None:
@@ -127,3 +129,36 @@ def test_opus_packet_durations() -> None:
     assert opus_packet_samples(bytes([0xFB, 0x03])) == 2880  # code 3, three frames
     with pytest.raises(ValueError):
         opus_packet_samples(b"")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.lists(st.booleans(), min_size=1, max_size=60),
+    st.randoms(use_true_random=False),
+)
+def test_recording_restores_order_and_timing(
+    first_seq: int, first_ts: int, lost: list[bool], rng: Any
+) -> None:
+    packets = [
+        RawRtpPacket.create(
+            bytes([0xF8, i]),
+            payload_type=111,
+            sequence_number=first_seq + i,
+            timestamp=first_ts + 960 * i,
+        )
+        for i in range(len(lost))
+        if not lost[i] or i == 0
+    ]
+    # Reorder within a window of 4 (the recording waits for 8).
+    arrival = sorted(range(len(packets)), key=lambda k: k + rng.uniform(0, 4))
+    recording = OggOpusRecording()
+    data = recording.start() + b"".join(recording.add(packets[k]) for k in arrival)
+    data += recording.end()
+    written = [p for p, _ in OggOpusReader(data).packets()]
+    # Every packet in sequence order, gaps filled with 20 ms concealment frames.
+    assert [p for p in written if len(p) == 2] == [p.payload for p in packets]
+    last = max(p.sequence_number - first_seq & 0xFFFF for p in packets)
+    assert len(written) == last + 1
+    assert recording.concealed_samples == 960 * (last + 1 - len(packets))
