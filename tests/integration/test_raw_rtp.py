@@ -106,3 +106,49 @@ async def test_async_iterator_and_fan_out_to_two_senders() -> None:
     finally:
         for pc in [source, relay_in, *relay_outs, *sinks]:
             await pc.close()
+
+
+async def test_garbage_datagrams_are_dropped_and_the_stream_goes_on() -> None:
+    import os
+    import socket
+    import struct
+
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    offerer.addTransceiver("audio", direction="sendonly")
+    received: list[RawRtpPacket] = []
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        await connect(offerer, answerer)
+        raw_receiver_of(answerer).on_rtp(received.append)
+        sender = sender_of(offerer)
+        pair = answerer.iceTransports[0].getSelectedCandidatePair()
+        assert pair is not None
+        target = (pair.local.ip, pair.local.port)
+        ssrc = struct.pack("!I", sender._ssrc)
+        garbage = [
+            b"",
+            b"\x80",
+            b"\x80" * 11,
+            b"\x80\x6f\x00\x01\x00\x00\x00\x00" + ssrc + os.urandom(60),  # fails SRTP auth
+            b"\x90\x6f\x00\x02\x00\x00\x00\x00" + ssrc + b"\xbe\xde\xff\xff",  # bad extension
+            b"\x80\xc8" + os.urandom(40),  # RTCP-looking
+            b"\x00\x01\x00\x08" + os.urandom(30),  # STUN-looking
+            b"\x16\xfe\xfd" + os.urandom(50),  # DTLS-looking
+        ]
+        for i in range(10):
+            for datagram in garbage:
+                attacker.sendto(datagram, target)
+            sender.send_rtp(
+                RawRtpPacket.create(b"ok", payload_type=111, sequence_number=i, timestamp=960 * i)
+            )
+            await asyncio.sleep(0.01)
+        for _ in range(100):
+            if len(received) >= 10:
+                break
+            await asyncio.sleep(0.05)
+        assert [p.payload for p in received] == [b"ok"] * 10
+        assert answerer.connectionState == "connected"
+    finally:
+        attacker.close()
+        await offerer.close()
+        await answerer.close()
