@@ -152,3 +152,37 @@ async def test_garbage_datagrams_are_dropped_and_the_stream_goes_on() -> None:
         attacker.close()
         await offerer.close()
         await answerer.close()
+
+
+async def test_track_and_raw_packets_share_one_sequence_space() -> None:
+    from aiortc.mediastreams import AudioStreamTrack
+
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    offerer.addTrack(AudioStreamTrack())  # aiortc encodes this track
+    received: list[RawRtpPacket] = []
+    try:
+        await connect(offerer, answerer)
+        raw_receiver_of(answerer).on_rtp(received.append)
+        sender = sender_of(offerer)
+        track = sender.track
+        await asyncio.sleep(0.3)
+        sender.switch_source("injected")  # a foreign sequence space, on the same SSRC
+        for i in range(15):
+            sender.send_rtp(
+                RawRtpPacket.create(
+                    b"\xf8raw", payload_type=111, sequence_number=40000 + i, timestamp=960 * i
+                ),
+                source="injected",
+            )
+            await asyncio.sleep(0.02)
+        sender.switch_source(track)  # and back to the encoder
+        await asyncio.sleep(0.3)
+    finally:
+        await offerer.close()
+        await answerer.close()
+    kinds = ["raw" if p.payload == b"\xf8raw" else "track" for p in received]
+    assert kinds.count("raw") == 15
+    assert kinds[0] == "track" and kinds[-1] == "track"  # the encoder went on after
+    assert len({p.ssrc for p in received}) == 1
+    seqs = [p.sequence_number for p in received]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
