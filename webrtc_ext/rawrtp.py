@@ -121,7 +121,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         if not self._raw:
             await super()._handle_rtp_packet(packet, arrival_time_ms)
             return
-        # Slow path, only when the transport is not a DtlsTransport: rebuild the packet.
+        # Slow path, only when the transport has no RtpFastPathMixin: rebuild the packet.
         raw = RawRtpPacket.create(
             packet.payload,
             payload_type=packet.payload_type,
@@ -381,7 +381,7 @@ def _in_background(coroutine: Any) -> None:
 
 
 def _send_now(transport: RTCDtlsTransport, data: bytes) -> None:
-    if isinstance(transport, DtlsTransport):
+    if isinstance(transport, RtpFastPathMixin):
         transport.send_rtp_now(data)
     else:
         _in_background(transport._send_rtp(data))
@@ -394,10 +394,11 @@ class RtpSender(RawRtpSenderMixin):
 # -- transport fast path ---------------------------------------------------------------------
 
 
-class DtlsTransport(RTCDtlsTransport):
-    """aiortc's ``RTCDtlsTransport`` with a synchronous SRTP path for raw senders and receivers.
+class RtpFastPathMixin(RTCDtlsTransport):
+    """A synchronous SRTP path for raw senders and receivers, on aiortc's ``RTCDtlsTransport``.
 
-    Adds ``send_rtp_now``; hooks ``IceConnection.data_callback``. Overrides nothing.
+    Adds ``send_rtp_now``; hooks ``IceConnection.data_callback``. Overrides only ``__init__``,
+    so it composes with other transport subclasses (``class T(RtpFastPathMixin, Other)``).
     """
 
     def __init__(self, transport: Any, certificates: list[Any]) -> None:
@@ -452,6 +453,10 @@ class DtlsTransport(RTCDtlsTransport):
             _in_background(self.transport._send(data))
         self._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+
+
+class DtlsTransport(RtpFastPathMixin):
+    """aiortc's ``RTCDtlsTransport`` with the raw RTP fast path."""
 
 
 # -- fan-out ---------------------------------------------------------------------------------
