@@ -86,3 +86,58 @@ async def test_raw_relay_forwards_audio_and_decodes_dtmf_from_one_sequence() -> 
     assert telephone_events >= 3 * 4, "each tone is several RFC 4733 packets"
     assert gaps == telephone_events
     assert stats.packetsLost == 0
+
+
+async def test_raw_sender_sends_dtmf_in_its_one_sequence_space() -> None:
+    # A relay's raw sender (no track) injects DTMF toward the agent between forwarded packets.
+    relay_out, agent = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    forwarded: list[RawRtpPacket] = []
+    events: list[TelephoneEvent] = []
+    held = 0
+
+    async def pump() -> None:
+        nonlocal held
+        for i in itertools.count():
+            packet = RawRtpPacket.create(
+                b"\xf8\xff\xfe", payload_type=111, sequence_number=i, timestamp=i * 960, ssrc=5
+            )
+            if not sender.send_rtp(packet):
+                held += 1
+            await asyncio.sleep(0.02)
+
+    try:
+        relay_out.addTransceiver("audio", direction="sendonly")
+        await relay_out.setLocalDescription(await relay_out.createOffer())
+        await agent.setRemoteDescription(relay_out.localDescription)
+        receiver = raw_receiver_of(agent)
+        receiver.on_rtp(forwarded.append)
+        agent.on("dtmf", events.append)
+        await agent.setLocalDescription(await agent.createAnswer())
+        await relay_out.setRemoteDescription(agent.localDescription)
+        await connect(relay_out, agent)
+        sender = sender_of(relay_out)
+        task = asyncio.ensure_future(pump())
+        try:
+            await wait_for(lambda: len(forwarded) >= 10)
+            assert sender.dtmf is not None
+            sender.dtmf.insertDTMF("58", duration=100, interToneGap=70)
+            await wait_for(lambda: len(events) >= 2)
+            count = len(forwarded)
+            await wait_for(lambda: len(forwarded) >= count + 10)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        stats = next(s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp")
+    finally:
+        await relay_out.close()
+        await agent.close()
+
+    assert [e.digit for e in events] == ["5", "8"]
+    assert held > 0, "forwarded packets are held while a tone plays"
+    assert {p.payload_type for p in forwarded} == {sender.codec.payloadType}  # type: ignore[union-attr]
+    seqs = [p.sequence_number for p in forwarded]
+    gaps = sum((b - a - 1) & 0xFFFF for a, b in itertools.pairwise(seqs))
+    assert gaps == stats.packetsReceived - len(forwarded) >= 2 * 4
+    assert stats.packetsLost == 0
+    stamps = [p.timestamp for p in forwarded]
+    assert all(0 < (b - a) & 0xFFFFFFFF < 0x80000000 for a, b in itertools.pairwise(stamps))
