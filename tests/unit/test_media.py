@@ -151,8 +151,10 @@ def test_recording_restores_order_and_timing(
         for i in range(len(lost))
         if not lost[i] or i == 0
     ]
-    # Reorder within a window of 4 (the recording waits for 8).
-    arrival = sorted(range(len(packets)), key=lambda k: k + rng.uniform(0, 4))
+    # Reorder within 4 sequence numbers (the recording waits for 8). In sequence numbers, not
+    # list positions: across a loss, 4 positions can be more than 8 sequence numbers apart.
+    offset = [(p.sequence_number - first_seq) & 0xFFFF for p in packets]
+    arrival = sorted(range(len(packets)), key=lambda k: offset[k] + rng.uniform(0, 4))
     recording = OggOpusRecording()
     data = recording.start() + b"".join(recording.add(packets[k]) for k in arrival)
     data += recording.end()
