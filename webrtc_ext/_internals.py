@@ -45,6 +45,7 @@ SCTP_MODULE_CONSTANTS = (
 #: writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space (in
 #: one munger, which DTMF's packets go through too), and it keeps the sender-report counters.
 RTP_SENDER_PRIVATE = (
+    "encoder",
     "ntp_timestamp",
     "octet_count",
     "packet_count",
@@ -53,6 +54,7 @@ RTP_SENDER_PRIVATE = (
     "rtp_timestamp",
     "rtx_payload_type",
     "rtx_sequence_number",
+    "track",
 )
 
 #: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).

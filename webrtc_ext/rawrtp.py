@@ -366,6 +366,9 @@ class RawRtpSenderMixin(RTCRtpSender):
             track = self.track
             if track is not None:
                 track.stop()
+            # As aiortc's loop ends: the track is released, and the encoder with it.
+            self._RTCRtpSender__track = None
+            self._RTCRtpSender__encoder = None
             self._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
 
     async def _retransmit(self, sequence_number: int) -> None:
