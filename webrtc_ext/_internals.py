@@ -8,6 +8,7 @@ moves one of them. ``docs/internals.md`` explains why each is needed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import aioice.ice
@@ -65,8 +66,9 @@ RTP_METHODS = (
     (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
 )
 
-#: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp and webrtc_ext.dtmf.receiver.
-RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "stop_decoder")
+#: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
+#: and webrtc_ext.stats.
+RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
@@ -118,6 +120,52 @@ ICE_CONNECTION_ATTRIBUTES = (
     "_use_ipv4",
     "_use_ipv6",
 )
+
+
+#: Private members of other aiortc objects read or wrapped by webrtc_ext.stats (which also
+#: reads RTCRtpReceiver.__remote_streams and __rtx_ssrc, listed in RTP_RECEIVER_PRIVATE).
+STATS_ATTRIBUTES = {
+    "RTCDtlsTransport": ("_send_rtp", "_handle_rtp_data", "_handle_rtcp_data", "_get_stats"),
+    "RTCDtlsTransport()": ("_role", "_ssl"),
+    "RTCRtpSender()": ("_ssrc", "_rtx_ssrc"),
+    "RTCRtpTransceiver()": ("_codecs",),
+    "RTCCertificate()": ("_cert",),
+    "StreamStatistics()": ("jitter",),
+}
+
+
+def _missing_stats_internals() -> list[str]:
+    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    certificate = aiortc.RTCCertificate.generateCertificate()
+    dtls = aiortc.RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+    receiver = aiortc.RTCRtpReceiver("audio", dtls)
+
+    async def make_sender() -> aiortc.RTCRtpSender:
+        return aiortc.RTCRtpSender("audio", dtls)
+
+    # RTCRtpSender wants an event loop: build it in a thread of its own, whatever the caller.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sender = pool.submit(asyncio.run, make_sender()).result()
+    probes: dict[str, object] = {
+        "RTCDtlsTransport": aiortc.RTCDtlsTransport,
+        "RTCDtlsTransport()": dtls,
+        "RTCRtpSender()": sender,
+        "RTCRtpTransceiver()": aiortc.RTCRtpTransceiver("audio", receiver, sender),
+        "RTCCertificate()": certificate,
+        "StreamStatistics()": StreamStatistics(48000),
+    }
+    missing = [
+        f"aiortc.{owner}.{name}"
+        for owner, names in STATS_ATTRIBUTES.items()
+        for name in names
+        if not hasattr(probes[owner], name)
+    ]
+    for name in RTP_RECEIVER_PRIVATE:
+        if not hasattr(receiver, "_RTCRtpReceiver__" + name):
+            missing.append(f"aiortc.RTCRtpReceiver().__{name}")
+    return missing
 
 
 def ice_transport_set_state(transport: aiortc.RTCIceTransport, state: str) -> None:
@@ -238,7 +286,7 @@ def missing_internals() -> list[str]:
     for name in DTLS_TRANSPORT_PRIVATE:
         if not hasattr(dtls, "_RTCDtlsTransport__" + name):
             missing.append(f"aiortc.RTCDtlsTransport().__{name}")
-    return missing + _missing_raw_rtp_internals()
+    return missing + _missing_stats_internals() + _missing_raw_rtp_internals()
 
 
 def _missing_raw_rtp_internals() -> list[str]:

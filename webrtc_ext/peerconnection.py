@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
-from typing import cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import aiortc
 from aiortc import (
@@ -27,6 +29,9 @@ from .dtmf.negotiation import TelephoneEventTransceiver
 from .ice import IceGatheringError
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import check_parses, drop_malformed_candidates
+from .stats.builder import build_stats_report
+from .stats.collect import PeerConnectionStats
+from .stats.report import RTCStatsReport
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,11 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         self._turn_ssl_context = turn_ssl_context
         self._dtmf_enabled = self._config.dtmf
         super().__init__(self._config.to_aiortc())
+        self._stats = PeerConnectionStats()
+        self._before_close: list[Callable[[], Awaitable[None]]] = []
+        self._after_close: list[Callable[[], Awaitable[None]]] = []
+        self._closing: asyncio.Future[None] | None = None
+        self.on("datachannel", self._stats.track_channel)
 
     @property
     def config(self) -> PeerConnectionConfig:
@@ -118,6 +128,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
             ice_transport, pc_private(self, "certificates")
         )
         dtls_transport.on("statechange", pc_private(self, "updateConnectionState"))
+        self._stats.transport_created(dtls_transport)
         pc_private(self, "dtlsTransports").add(dtls_transport)
 
         pc_private(self, "updateIceGatheringState")()
@@ -204,3 +215,49 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
             sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
         self._note_remote_description(sessionDescription.sdp)
         await super().setRemoteDescription(sessionDescription)
+
+    # -- statistics (docs/stats.md) ---------------------------------------------------------
+
+    async def getStats(self) -> RTCStatsReport:
+        """W3C webrtc-stats of the whole connection (see docs/stats.md for the types and ids)."""
+        snapshot = self._stats.snapshot(self.getTransceivers(), pc_private(self, "certificates"))
+        return build_stats_report(snapshot)
+
+    def createDataChannel(self, label: str, *args: Any, **kwargs: Any) -> aiortc.RTCDataChannel:
+        """aiortc's ``createDataChannel``, with the channel counted in ``data-channel`` stats."""
+        channel = super().createDataChannel(label, *args, **kwargs)
+        self._stats.track_channel(channel)
+        return channel
+
+    def on_before_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` at the start of :meth:`close`, while stats are still complete."""
+        self._before_close.append(callback)
+
+    def on_closed(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` at the end of :meth:`close`, once every state is ``closed``."""
+        self._after_close.append(callback)
+
+    async def close(self) -> None:
+        """aiortc's ``close``, after the ``on_before_close`` callbacks."""
+        # aiortc also closes by itself once every DTLS transport closed: every caller waits
+        # for the one closing, callbacks included.
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        # Closed in the caller's task, without a hop through the loop: a connection task
+        # scheduled just before must not get to run (aiortc's test_close_before_connect).
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await _run_callbacks(self._before_close)
+            await super().close()
+            await _run_callbacks(self._after_close)
+        finally:
+            self._closing.set_result(None)
+
+
+async def _run_callbacks(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+    while callbacks:
+        try:
+            await callbacks.pop(0)()
+        except Exception:
+            logger.exception("a close callback failed")

@@ -1,0 +1,264 @@
+"""Diagnostic files: round trip, older schema versions, Chromium dumps, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webrtc_ext.stats.cli import main as webrtc_diag
+from webrtc_ext.stats.dump import (
+    SCHEMA_VERSION,
+    DiagnosticFileError,
+    load_diagnostic_file,
+    parse_dump,
+    write_diagnostic_file,
+)
+from webrtc_ext.stats.recorder import RecordingCore, build_dump
+from webrtc_ext.stats.summary import format_summary, summarise_connection
+
+T0 = 1_700_000_000_000.0
+
+
+def recorded() -> RecordingCore:
+    core = RecordingCore("pc-1", {"iceTransportPolicy": "all"})
+    core.event(T0, "setLocalDescription", "type: offer, sdp: v=0")
+    core.event(T0 + 5, "connectionstatechange", "connected")
+    for i in range(5):
+        core.sample(
+            T0 + 1000 * i,
+            {
+                "T01": {"id": "T01", "type": "transport", "selectedCandidatePairId": "CPa_b",
+                        "selectedCandidatePairChanges": 1},
+                "CPa_b": {"id": "CPa_b", "type": "candidate-pair", "localCandidateId": "Ia",
+                          "remoteCandidateId": "Rb", "state": "succeeded", "nominated": True,
+                          "requestsSent": 1, "responsesReceived": 1,
+                          "currentRoundTripTime": 0.02},
+                "Ia": {"id": "Ia", "type": "local-candidate", "address": "127.0.0.1",
+                       "port": 5000, "protocol": "udp", "candidateType": "relay",
+                       "relayProtocol": "tcp"},
+                "Rb": {"id": "Rb", "type": "remote-candidate", "address": "127.0.0.1",
+                       "port": 6000, "protocol": "udp", "candidateType": "host"},
+                "OT01A1": {"id": "OT01A1", "type": "outbound-rtp", "kind": "audio", "ssrc": 1,
+                           "packetsSent": 50 * i, "bytesSent": 4000 * i, "nackCount": i,
+                           "retransmittedPacketsSent": i, "dtmfEventsSent": 3},
+            },
+        )  # fmt: skip
+    return core
+
+
+def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    assert path.read_bytes()[:2] == b"\x1f\x8b", "gzip-compressed"
+    loaded = load_diagnostic_file(path)
+    assert loaded.schema_version == SCHEMA_VERSION and loaded.created_at == T0
+    conn = loaded.connections["pc-1"]
+    assert conn.configuration == {"iceTransportPolicy": "all"}
+    assert [e.type for e in conn.events] == ["setLocalDescription", "connectionstatechange"]
+    assert conn.events[0].value == "type: offer, sdp: v=0"
+    assert conn.events[0].timestamp == T0 and conn.events[1].value == "connected"
+    sent = conn.get("OT01A1", "packetsSent")
+    assert sent is not None and sent.values == (0, 50, 100, 150, 200)
+    assert sent.times == tuple(T0 + 1000 * i for i in range(5))
+    stamps = json.loads(gzip.decompress(path.read_bytes()))["PeerConnections"]["pc-1"]["stats"]
+    assert "OT01A1-timestamp" in stamps, "Chromium's viewers need the timestamp series"
+    summary = summarise_connection(conn)
+    assert summary.selected_pair is not None
+    assert str(summary.selected_pair.local) == "relay udp 127.0.0.1:5000 via TURN/tcp"
+    (out,) = summary.outbound
+    assert (out.packets, out.nack_count, out.retransmitted_packets) == (200, 4, 4)
+    assert out.bitrate_kbps == pytest.approx(8 * 16000 / 4 / 1000)
+    assert summary.dtmf_sent == 3 and summary.dtmf_received is None
+    assert summary.ice_round_trip_time == 0.02
+    text = format_summary(loaded)
+    assert "path chosen: relay udp 127.0.0.1:5000 via TURN/tcp -> host udp" in text
+    assert "NACKs 4, retransmitted 4" in text and "DTMF: 0 received, 3 sent" in text
+
+
+#: A schema-1 file: no per-series "times", no numeric update-log "timestamp".
+SCHEMA_1 = {
+    "webrtcExt": {"schemaVersion": 1},
+    "UserAgent": "webrtc_ext",
+    "getUserMedia": [],
+    "PeerConnections": {
+        "pc-1": {
+            "rtcConfiguration": "{\"bundlePolicy\": \"balanced\"}",
+            "updateLog": [
+                {"time": "2023-11-14T22:13:20.000Z", "type": "iceconnectionstatechange",
+                 "value": "checking"},
+            ],
+            "stats": {
+                "OT01A1-packetsSent": {
+                    "startTime": "2023-11-14T22:13:20.000Z",
+                    "endTime": "2023-11-14T22:13:22.000Z",
+                    "statsType": "outbound-rtp", "values": "[0,50,100]",
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def test_non_finite_numbers_are_recorded_as_null(tmp_path: Path) -> None:
+    core = RecordingCore("pc", {})
+    core.sample(T0, {"X": {"id": "X", "type": "t", "a": float("nan"), "b": float("inf")}})
+    path = write_diagnostic_file(tmp_path / "n.json.gz", build_dump([core], T0))
+    conn = load_diagnostic_file(path).connections["pc"]
+    assert conn.latest("X") == {"timestamp": T0, "a": None, "b": None}
+
+
+def test_schema_1_file_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(SCHEMA_1).encode()))
+    loaded = load_diagnostic_file(path)
+    assert loaded.schema_version == 1
+    conn = loaded.connections["pc-1"]
+    assert conn.events[0].timestamp == T0
+    sent = conn.get("OT01A1", "packetsSent")
+    assert sent is not None and sent.times == (T0, T0 + 1000, T0 + 2000)
+    assert conn.configuration == {"bundlePolicy": "balanced"}
+
+
+def test_plain_chromium_dump_loads(tmp_path: Path) -> None:
+    # Chromium (M117+) dumps: no marker, an "<id>-timestamp" series per stats object, and a
+    # field that appears late is aligned from the end.
+    stamps = [T0, T0 + 1000, T0 + 2000]
+    window = {"startTime": "2023-11-14T22:13:20.000Z", "endTime": "2023-11-14T22:13:22.000Z"}
+    dump = {
+        "getUserMedia": [],
+        "PeerConnections": {
+            "7-1": {
+                "rtcConfiguration": "{iceServers: []}",
+                "updateLog": [{"time": "2023-11-14T22:13:20.000Z", "type": "createOffer",
+                               "value": ""}],
+                "stats": {
+                    "RIA1-timestamp": {**window, "statsType": "remote-inbound-rtp",
+                                       "values": json.dumps(stamps)},
+                    "RIA1-roundTripTime": {**window, "statsType": "remote-inbound-rtp",
+                                           "values": "[0.02,0.03]"},
+                },
+            }
+        },
+    }  # fmt: skip
+    path = tmp_path / "webrtc_internals_dump.txt"
+    path.write_text(json.dumps(dump))
+    loaded = load_diagnostic_file(path)
+    assert loaded.schema_version == 0
+    conn = loaded.connections["7-1"]
+    rtt = conn.get("RIA1", "roundTripTime")
+    assert rtt is not None and rtt.times == (T0 + 1000, T0 + 2000)
+    assert conn.configuration == {"text": "{iceServers: []}"}
+    assert "7-1" in format_summary(loaded)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not JSON"),
+        (b"\x00\x01garbage", "not JSON"),
+        (b'{"hello": "world"}', "not a diagnostic file"),
+        (b"[1, 2, 3]", "not a diagnostic file"),
+        (b'{"webrtcExt": {"schemaVersion": 99}, "PeerConnections": {}}', "upgrade"),
+        (b'{"webrtcExt": "x", "PeerConnections": {}}', "schemaVersion"),
+        (b'{"PeerConnections": {"a": {"stats": {"X-y": {"values": 3}}}}}', "malformed"),
+        (b'{"PeerConnections": {"a": {"updateLog": [{"type": "x"}]}}}', "malformed"),
+    ],
+)
+def test_foreign_or_broken_content_gives_a_clear_error(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(DiagnosticFileError, match=message):
+        load_diagnostic_file(path)
+
+
+def test_truncated_file_gives_a_clear_error(tmp_path: Path) -> None:
+    good = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    truncated = tmp_path / "t.json.gz"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(DiagnosticFileError, match="truncated"):
+        load_diagnostic_file(truncated)
+    with pytest.raises(DiagnosticFileError, match="cannot read"):
+        load_diagnostic_file(tmp_path / "missing.json.gz")
+
+
+def test_cli_reports_bad_files_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "x.json.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00trunc")
+    assert webrtc_diag([str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("webrtc-diag: error: ") and "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_cli_summarises_and_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    assert webrtc_diag([str(path), "--charts", str(tmp_path / "png")]) == 0
+    out = capsys.readouterr().out
+    assert "connection pc-1" in out and "chart: " in out
+    png = tmp_path / "png" / "pc-1.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def stats_entries() -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries(
+        {
+            "startTime": st.just("2023-11-14T22:13:20.000Z"),
+            "endTime": st.just("2023-11-14T22:13:21.000Z"),
+            "statsType": st.sampled_from(
+                ["transport", "candidate-pair", "outbound-rtp", "inbound-rtp", "x"]
+            ),
+            "values": st.lists(json_values, max_size=3).map(json.dumps),
+        }
+    )
+
+
+stats_keys = st.sampled_from(["T01", "CP1", "OT01A1", "IT01A2", "RIA1"]).flatmap(
+    lambda i: st.sampled_from(["selectedCandidatePairId", "remoteId", "bytesSent", "jitter",
+                               "packetsLost", "localCandidateId", "roundTripTime"])
+    .map(lambda f: f"{i}-{f}")
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["PeerConnections", "webrtcExt", "UserAgent", "x"]), json_values
+    )
+    | st.fixed_dictionaries(
+        {"PeerConnections": st.dictionaries(st.text(max_size=3), json_values, max_size=2)}
+    )
+    | st.fixed_dictionaries(
+        {
+            "PeerConnections": st.fixed_dictionaries(
+                {
+                    "pc": st.fixed_dictionaries(
+                        {"stats": st.dictionaries(stats_keys, stats_entries(), max_size=8)}
+                    )
+                }
+            )
+        }
+    )
+)
+def test_any_json_document_loads_or_raises_the_dedicated_error(document: object) -> None:
+    try:
+        loaded = parse_dump(document)
+    except DiagnosticFileError:
+        return
+    format_summary(loaded)

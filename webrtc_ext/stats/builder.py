@@ -1,0 +1,482 @@
+"""Sans-I/O assembly of a W3C webrtc-stats report from plain snapshots of a connection.
+
+:func:`build_stats_report` takes a :class:`PeerConnectionInput` (plain values and counters, no
+aiortc objects) and returns an :class:`RTCStatsReport` whose types, ids and field names follow
+https://www.w3.org/TR/webrtc-stats/. Ids are stable over a connection's life and shaped like
+Chromium's (``T01``, ``CPxxxx_yyyy``, ``OT01A<ssrc>``, ``RIA<ssrc>``...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aioice import Candidate
+
+from ..ice import CandidatePairInfo
+from .report import RTCStats, RTCStatsReport
+from .rtpcounters import RtpCounters
+
+#: RTX payloads start with the original sequence number (RFC 4588 §4).
+RTX_HEADER_BYTES = 2
+#: Seconds between the NTP epoch (1900) and the Unix epoch (1970).
+NTP_UNIX_OFFSET = 2208988800
+
+
+@dataclass(frozen=True)
+class CertificateInput:
+    """A DTLS certificate: its fingerprint and DER bytes in base64."""
+
+    fingerprint: str
+    fingerprintAlgorithm: str
+    base64Certificate: str
+
+
+@dataclass(frozen=True)
+class CodecInput:
+    """A negotiated codec."""
+
+    payloadType: int
+    mimeType: str
+    clockRate: int
+    channels: int | None = None
+    sdpFmtpLine: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderInput:
+    """An RTP sender: its SSRCs and the codec it sends."""
+
+    kind: str
+    ssrc: int
+    rtx_ssrc: int | None
+    mid: str | None
+    codec: CodecInput | None
+    dtmf_events_sent: int | None = None
+    """RFC 4733 events sent, when the sender counts them (non-standard field)."""
+
+
+@dataclass(frozen=True)
+class ReceiverInput:
+    """An RTP receiver: the media SSRCs it receives and their jitter (RTP units)."""
+
+    kind: str
+    mid: str | None
+    codec: CodecInput | None
+    jitter: Mapping[int, int]
+    """Interarrival jitter of each media SSRC, in RTP timestamp units (RFC 3550 §6.4.1)."""
+    rtx_ssrcs: Mapping[int, int] = field(default_factory=dict)
+    """RTX SSRC to the media SSRC it repairs."""
+    track_identifier: str | None = None
+    dtmf_events_received: int | None = None
+    """RFC 4733 events received, when the receiver counts them (non-standard field)."""
+
+
+@dataclass(frozen=True)
+class TransportInput:
+    """One ICE+DTLS transport with what runs over it."""
+
+    number: int
+    ice_role: str
+    ice_state: str
+    ice_local_username_fragment: str | None
+    dtls_state: str
+    dtls_role: str
+    packets_sent: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+    selected_candidate_pair_changes: int
+    pairs: Sequence[CandidatePairInfo]
+    local_candidates: Sequence[Candidate]
+    remote_candidates: Sequence[Candidate]
+    local_certificate: CertificateInput | None
+    remote_certificate: CertificateInput | None
+    rtp: RtpCounters
+    senders: Sequence[SenderInput] = ()
+    receivers: Sequence[ReceiverInput] = ()
+
+
+@dataclass(frozen=True)
+class DataChannelInput:
+    """One data channel and its message counters."""
+
+    id: int | None
+    label: str
+    protocol: str
+    state: str
+    messages_sent: int
+    bytes_sent: int
+    messages_received: int
+    bytes_received: int
+
+
+@dataclass(frozen=True)
+class PeerConnectionInput:
+    """Everything a report is built from, taken at ``timestamp`` (ms since the Unix epoch)."""
+
+    timestamp: float
+    transports: Sequence[TransportInput]
+    data_channels: Sequence[DataChannelInput] = ()
+    data_channels_opened: int = 0
+    data_channels_closed: int = 0
+
+
+def transport_id(number: int) -> str:
+    """The stats id of transport number ``number`` (1-based), as Chromium names it."""
+    return f"T{number:02d}"
+
+
+def candidate_id(candidate: Candidate, local: bool) -> str:
+    """A stable id for a candidate: ``I`` (local) or ``R`` (remote) and a short digest."""
+    key = f"{candidate.component}|{candidate.transport}|{candidate.host}|{candidate.port}|"
+    key += f"{candidate.type}|{candidate.foundation}"
+    return ("I" if local else "R") + hashlib.sha1(key.encode()).hexdigest()[:8]
+
+
+def relay_protocol(candidate: Candidate) -> str | None:
+    """How a local relay candidate reaches its TURN server, from its local preference.
+
+    webrtc_ext.ice gives relay candidates the local preference ``preference << 13 - index``
+    with preference 3 (UDP), 2 (TCP) or 1 (TLS), following RFC 8445 §5.1.2.1.
+    """
+    if candidate.type != "relay":
+        return None
+    preference = ((candidate.priority >> 8) & 0xFFFF) >> 13
+    return {3: "udp", 2: "tcp", 1: "tls"}.get(preference, "udp")
+
+
+def _kind_letter(kind: str) -> str:
+    return "V" if kind == "video" else "A"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _stats(type: str, id: str, timestamp: float, **fields: Any) -> RTCStats:
+    values = {k: v for k, v in fields.items() if v is not None}
+    return RTCStats(id=id, type=type, timestamp=timestamp, **values)
+
+
+def build_stats_report(snapshot: PeerConnectionInput) -> RTCStatsReport:
+    """The W3C stats report of one connection snapshot."""
+    report = RTCStatsReport()
+    now = snapshot.timestamp
+    report.add(
+        _stats(
+            "peer-connection",
+            "P",
+            now,
+            dataChannelsOpened=snapshot.data_channels_opened,
+            dataChannelsClosed=snapshot.data_channels_closed,
+        )
+    )
+    for channel in snapshot.data_channels:
+        report.add(
+            _stats(
+                "data-channel",
+                f"D{channel.id if channel.id is not None else channel.label}",
+                now,
+                label=channel.label,
+                protocol=channel.protocol,
+                dataChannelIdentifier=channel.id,
+                state=channel.state,
+                messagesSent=channel.messages_sent,
+                bytesSent=channel.bytes_sent,
+                messagesReceived=channel.messages_received,
+                bytesReceived=channel.bytes_received,
+            )
+        )
+    for transport in snapshot.transports:
+        _add_transport(report, transport, now)
+    return report
+
+
+def _certificate(report: RTCStatsReport, cert: CertificateInput | None, now: float) -> str | None:
+    if cert is None:
+        return None
+    stats_id = "CF" + cert.fingerprint
+    report.add(
+        _stats(
+            "certificate",
+            stats_id,
+            now,
+            fingerprint=cert.fingerprint,
+            fingerprintAlgorithm=cert.fingerprintAlgorithm,
+            base64Certificate=cert.base64Certificate,
+        )
+    )
+    return stats_id
+
+
+def _add_transport(report: RTCStatsReport, t: TransportInput, now: float) -> None:
+    tid = transport_id(t.number)
+    selected = next((p for p in t.pairs if p.selected), None)
+    selected_id = None
+    for pair in t.pairs:
+        pair_id = _add_pair(report, pair, tid, now)
+        if pair is selected:
+            selected_id = pair_id
+    for candidate in t.local_candidates:
+        _add_candidate(report, candidate, True, tid, now)
+    for candidate in t.remote_candidates:
+        _add_candidate(report, candidate, False, tid, now)
+    report.add(
+        _stats(
+            "transport",
+            tid,
+            now,
+            packetsSent=t.packets_sent,
+            packetsReceived=t.packets_received,
+            bytesSent=t.bytes_sent,
+            bytesReceived=t.bytes_received,
+            iceRole=t.ice_role,
+            iceLocalUsernameFragment=t.ice_local_username_fragment,
+            iceState=t.ice_state,
+            dtlsState=t.dtls_state,
+            dtlsRole=t.dtls_role,
+            selectedCandidatePairId=selected_id,
+            selectedCandidatePairChanges=t.selected_candidate_pair_changes,
+            localCertificateId=_certificate(report, t.local_certificate, now),
+            remoteCertificateId=_certificate(report, t.remote_certificate, now),
+        )
+    )
+    for sender in t.senders:
+        _add_outbound(report, sender, t.rtp, tid, now)
+    for receiver in t.receivers:
+        _add_inbound(report, receiver, t.rtp, tid, now)
+
+
+def _add_candidate(
+    report: RTCStatsReport, candidate: Candidate, local: bool, tid: str, now: float
+) -> str:
+    stats_id = candidate_id(candidate, local)
+    report.add(
+        _stats(
+            "local-candidate" if local else "remote-candidate",
+            stats_id,
+            now,
+            transportId=tid,
+            address=candidate.host,
+            port=candidate.port,
+            protocol=candidate.transport.lower(),
+            candidateType=candidate.type,
+            priority=candidate.priority,
+            foundation=candidate.foundation,
+            relayProtocol=relay_protocol(candidate) if local else None,
+            relatedAddress=candidate.related_address,
+            relatedPort=candidate.related_port,
+        )
+    )
+    return stats_id
+
+
+def _add_pair(report: RTCStatsReport, pair: CandidatePairInfo, tid: str, now: float) -> str:
+    local_id = _add_candidate(report, pair.local, True, tid, now)
+    remote_id = _add_candidate(report, pair.remote, False, tid, now)
+    stats_id = f"CP{local_id[1:]}_{remote_id[1:]}"
+    report.add(
+        _stats(
+            "candidate-pair",
+            stats_id,
+            now,
+            transportId=tid,
+            localCandidateId=local_id,
+            remoteCandidateId=remote_id,
+            state=pair.state,
+            nominated=pair.nominated,
+            priority=pair.priority,
+            requestsSent=pair.requests_sent,
+            requestsReceived=pair.requests_received,
+            responsesSent=pair.responses_sent,
+            responsesReceived=pair.responses_received,
+            consentRequestsSent=pair.consent_requests_sent,
+            packetsSent=pair.packets_sent,
+            packetsReceived=pair.packets_received,
+            bytesSent=pair.bytes_sent,
+            bytesReceived=pair.bytes_received,
+            currentRoundTripTime=pair.current_round_trip_time,
+            totalRoundTripTime=pair.total_round_trip_time,
+            lastPacketSentTimestamp=_ms(pair.last_packet_sent_timestamp),
+            lastPacketReceivedTimestamp=_ms(pair.last_packet_received_timestamp),
+        )
+    )
+    return stats_id
+
+
+def _add_codec(
+    report: RTCStatsReport, codec: CodecInput | None, tid: str, inbound: bool, now: float
+) -> str | None:
+    if codec is None:
+        return None
+    stats_id = f"C{'I' if inbound else 'O'}{tid}_{codec.payloadType}"
+    report.add(
+        _stats(
+            "codec",
+            stats_id,
+            now,
+            transportId=tid,
+            payloadType=codec.payloadType,
+            mimeType=codec.mimeType,
+            clockRate=codec.clockRate,
+            channels=codec.channels,
+            sdpFmtpLine=codec.sdpFmtpLine or None,
+        )
+    )
+    return stats_id
+
+
+def _add_outbound(
+    report: RTCStatsReport, sender: SenderInput, rtp: RtpCounters, tid: str, now: float
+) -> None:
+    media = rtp.sent.get(sender.ssrc)
+    if media is None:
+        return
+    rtx = rtp.sent.get(sender.rtx_ssrc) if sender.rtx_ssrc is not None else None
+    rtx_packets = rtx.packets if rtx else 0
+    rtx_bytes = rtx.payload_bytes - RTX_HEADER_BYTES * rtx.packets if rtx else 0
+    letter = _kind_letter(sender.kind)
+    stats_id = f"O{tid}{letter}{sender.ssrc}"
+    codec_id = _add_codec(report, sender.codec, tid, False, now)
+    remote_id = None
+    if sender.ssrc in rtp.reception_reports:
+        remote_id = _add_remote_inbound(report, sender, rtp, tid, codec_id, now)
+    report.add(
+        _stats(
+            "outbound-rtp",
+            stats_id,
+            now,
+            ssrc=sender.ssrc,
+            kind=sender.kind,
+            transportId=tid,
+            codecId=codec_id,
+            mid=sender.mid,
+            remoteId=remote_id,
+            rtxSsrc=sender.rtx_ssrc if rtx else None,
+            packetsSent=media.packets + rtx_packets,
+            bytesSent=media.payload_bytes + rtx_bytes,
+            headerBytesSent=media.header_bytes + (rtx.header_bytes if rtx else 0),
+            retransmittedPacketsSent=media.retransmitted_packets + rtx_packets,
+            retransmittedBytesSent=media.retransmitted_payload_bytes + rtx_bytes,
+            nackCount=rtp.nacks_received.get(sender.ssrc, 0),
+            lastPacketSentTimestamp=_ms(media.last_sent),
+            dtmfEventsSent=sender.dtmf_events_sent,
+        )
+    )
+
+
+def _add_inbound(
+    report: RTCStatsReport, receiver: ReceiverInput, rtp: RtpCounters, tid: str, now: float
+) -> None:
+    letter = _kind_letter(receiver.kind)
+    repaired_by = {media: rtx for rtx, media in receiver.rtx_ssrcs.items()}
+    clock_rate = receiver.codec.clockRate if receiver.codec else None
+    for ssrc, jitter in sorted(receiver.jitter.items()):
+        media = rtp.received.get(ssrc)
+        if media is None:
+            continue
+        rtx_ssrc = repaired_by.get(ssrc)
+        rtx = rtp.received.get(rtx_ssrc) if rtx_ssrc is not None else None
+        rtx_packets = rtx.packets if rtx else 0
+        rtx_bytes = rtx.payload_bytes - RTX_HEADER_BYTES * rtx.packets if rtx else 0
+        stats_id = f"I{tid}{letter}{ssrc}"
+        codec_id = _add_codec(report, receiver.codec, tid, True, now)
+        remote_id = None
+        if ssrc in rtp.sender_reports:
+            remote_id = _add_remote_outbound(report, receiver, rtp, ssrc, tid, codec_id, now)
+        received = media.packets + rtx_packets
+        report.add(
+            _stats(
+                "inbound-rtp",
+                stats_id,
+                now,
+                ssrc=ssrc,
+                kind=receiver.kind,
+                transportId=tid,
+                codecId=codec_id,
+                mid=receiver.mid,
+                trackIdentifier=receiver.track_identifier,
+                remoteId=remote_id,
+                rtxSsrc=rtx_ssrc if rtx else None,
+                packetsReceived=received,
+                bytesReceived=media.payload_bytes + rtx_bytes,
+                headerBytesReceived=media.header_bytes + (rtx.header_bytes if rtx else 0),
+                # RFC 3550 §6.4.1: expected minus received; retransmissions that repaired a
+                # loss count as received, as in W3C packetsReceived.
+                packetsLost=media.packets_expected - received,
+                jitter=jitter / clock_rate if clock_rate else None,
+                nackCount=rtp.nacks_sent.get(ssrc, 0),
+                retransmittedPacketsReceived=rtx_packets,
+                retransmittedBytesReceived=rtx_bytes,
+                lastPacketReceivedTimestamp=_ms(media.last_received),
+                dtmfEventsReceived=receiver.dtmf_events_received,
+            )
+        )
+
+
+def _add_remote_outbound(
+    report: RTCStatsReport,
+    receiver: ReceiverInput,
+    rtp: RtpCounters,
+    ssrc: int,
+    tid: str,
+    codec_id: str | None,
+    now: float,
+) -> str:
+    sender_report = rtp.sender_reports[ssrc]
+    stats_id = f"RO{_kind_letter(receiver.kind)}{ssrc}"
+    report.add(
+        _stats(
+            "remote-outbound-rtp",
+            stats_id,
+            now,
+            ssrc=ssrc,
+            kind=receiver.kind,
+            transportId=tid,
+            codecId=codec_id,
+            localId=f"I{tid}{_kind_letter(receiver.kind)}{ssrc}",
+            packetsSent=sender_report.packets_sent,
+            bytesSent=sender_report.bytes_sent,
+            remoteTimestamp=(sender_report.ntp_timestamp / (1 << 32) - NTP_UNIX_OFFSET) * 1000.0,
+            reportsSent=sender_report.reports_sent,
+        )
+    )
+    return stats_id
+
+
+def _add_remote_inbound(
+    report: RTCStatsReport,
+    sender: SenderInput,
+    rtp: RtpCounters,
+    tid: str,
+    codec_id: str | None,
+    now: float,
+) -> str:
+    block = rtp.reception_reports[sender.ssrc]
+    letter = _kind_letter(sender.kind)
+    stats_id = f"RI{letter}{sender.ssrc}"
+    clock_rate = sender.codec.clockRate if sender.codec else None
+    report.add(
+        _stats(
+            "remote-inbound-rtp",
+            stats_id,
+            now,
+            # Our SSRC: the report block is about the stream we send.
+            ssrc=sender.ssrc,
+            kind=sender.kind,
+            transportId=tid,
+            codecId=codec_id,
+            localId=f"O{tid}{letter}{sender.ssrc}",
+            packetsLost=block.packets_lost,
+            jitter=block.jitter / clock_rate if clock_rate else None,
+            fractionLost=block.fraction_lost / 256,
+            roundTripTime=block.round_trip_time,
+            totalRoundTripTime=block.total_round_trip_time,
+            roundTripTimeMeasurements=block.round_trip_time_measurements,
+            reportsReceived=block.reports_received,
+        )
+    )
+    return stats_id

@@ -1,0 +1,307 @@
+"""Record stats, state changes and SDPs over a call's life into one diagnostic file.
+
+:class:`RecordingCore` is sans-I/O: it is fed events and stats reports with their time and
+returns the dump document. :class:`StatsRecorder` is the asyncio shell: it listens to one or
+more :class:`~webrtc_ext.RTCPeerConnection`, samples ``getStats()`` every ``interval`` seconds
+and writes the file once, when closed or when every recorded connection has closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiortc
+
+from .dump import MARKER, SCHEMA_VERSION, iso_time, write_diagnostic_file
+
+if TYPE_CHECKING:
+    from ..peerconnection import RTCPeerConnection
+
+logger = logging.getLogger(__name__)
+
+#: Fields that identify an object rather than measure it: not recorded as series. The
+#: ``timestamp`` series is kept: Chromium's dump viewers need ``<id>-timestamp``.
+_NOT_SERIES = frozenset({"id", "type"})
+
+
+class _Series:
+    __slots__ = ("stats_type", "times", "values")
+
+    def __init__(self, stats_type: str) -> None:
+        self.stats_type = stats_type
+        self.times: list[float] = []
+        self.values: list[Any] = []
+
+
+class RecordingCore:
+    """The record of one connection: its update log and one time series per stats field."""
+
+    def __init__(self, connection_id: str, configuration: Mapping[str, Any]) -> None:
+        self.connection_id = connection_id
+        self.configuration = dict(configuration)
+        self.update_log: list[dict[str, Any]] = []
+        self._series: dict[str, _Series] = {}
+        self.samples = 0
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """Ignore every later event and sample (the record is being written)."""
+        self.frozen = True
+
+    def event(self, now_ms: float, type: str, value: str = "") -> None:
+        """Log one API call, state change or SDP at ``now_ms`` (ms since the epoch)."""
+        if self.frozen:
+            return
+        self.update_log.append(
+            {"time": iso_time(now_ms), "timestamp": now_ms, "type": type, "value": value}
+        )
+
+    def sample(self, now_ms: float, report: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record one stats report (id to W3C stats dictionary) taken at ``now_ms``."""
+        if self.frozen:
+            return
+        self.samples += 1
+        for stats_id, stats in report.items():
+            stats_type = str(stats.get("type", ""))
+            fields = {"timestamp": now_ms, **stats}
+            for name, value in fields.items():
+                if name in _NOT_SERIES:
+                    continue
+                key = f"{stats_id}-{name}"
+                series = self._series.get(key)
+                if series is None:
+                    series = self._series[key] = _Series(stats_type)
+                if isinstance(value, float) and not math.isfinite(value):
+                    value = None  # JSON (and the viewers) have no NaN or infinity
+                series.times.append(now_ms)
+                series.values.append(value)
+
+    def to_json(self) -> dict[str, Any]:
+        """This connection's entry of the dump's ``PeerConnections`` object."""
+        stats = {
+            key: {
+                "startTime": iso_time(s.times[0]),
+                "endTime": iso_time(s.times[-1]),
+                "statsType": s.stats_type,
+                "values": json.dumps(s.values, separators=(",", ":")),
+                "times": json.dumps(s.times, separators=(",", ":")),
+            }
+            for key, s in self._series.items()
+        }
+        return {
+            "constraints": "",
+            "rtcConfiguration": json.dumps(self.configuration),
+            "url": "",
+            "updateLog": list(self.update_log),
+            "stats": stats,
+        }
+
+
+def build_dump(records: list[RecordingCore], created_at_ms: float) -> dict[str, Any]:
+    """The whole dump document: every connection under ``PeerConnections``."""
+    return {
+        MARKER: {"schemaVersion": SCHEMA_VERSION, "createdAt": created_at_ms},
+        "UserAgent": f"webrtc_ext (aiortc {aiortc.__version__})",
+        "getUserMedia": [],
+        "PeerConnections": {r.connection_id: r.to_json() for r in records},
+    }
+
+
+def _configuration_of(pc: RTCPeerConnection) -> dict[str, Any]:
+    config = pc.config
+    return {
+        "iceServers": [{"urls": s.urls} for s in config.ice_servers],
+        "iceTransportPolicy": config.ice_transport_policy.value,
+        "bundlePolicy": config.bundle_policy.value,
+        "nomination": config.nomination.value,
+        "iceLite": config.ice_lite,
+        "dtlsMtu": config.dtls_mtu,
+    }
+
+
+class _Watched:
+    """The listeners and last seen values of one recorded connection."""
+
+    def __init__(self, pc: RTCPeerConnection, core: RecordingCore) -> None:
+        self.pc = pc
+        self.core = core
+        self.descriptions: dict[str, str | None] = {"local": None, "remote": None}
+        self.dtls_states: dict[int, str] = {}
+        self.dtmf_senders: set[int] = set()
+        self.final_sampled = False
+        self.closed = False
+
+
+class StatsRecorder:
+    """Samples the stats of connections and writes one diagnostic file for all of them."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        interval: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.path = Path(path)
+        self.interval = interval
+        self._clock = clock
+        self._watched: list[_Watched] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[Path] | None = None
+        self._finished = False
+
+    def _now_ms(self) -> float:
+        return self._clock() * 1000.0
+
+    def record(self, pc: RTCPeerConnection, label: str | None = None) -> None:
+        """Start recording ``pc`` under ``label`` (default ``pc-<n>``)."""
+        connection_id = label or f"pc-{len(self._watched) + 1}"
+        core = RecordingCore(connection_id, _configuration_of(pc))
+        watched = _Watched(pc, core)
+        self._watched.append(watched)
+        core.event(self._now_ms(), "create", json.dumps(core.configuration))
+        for name, attribute in (
+            ("signalingstatechange", "signalingState"),
+            ("iceconnectionstatechange", "iceConnectionState"),
+            ("icegatheringstatechange", "iceGatheringState"),
+            ("connectionstatechange", "connectionState"),
+        ):
+            pc.on(name, self._state_listener(watched, name, attribute))
+        pc.on(
+            "icecandidateerror",
+            lambda error: core.event(self._now_ms(), "icecandidateerror", repr(error)),
+        )
+        pc.on(
+            "dtmf",
+            lambda event: core.event(self._now_ms(), "dtmf", str(getattr(event, "digit", event))),
+        )
+        pc.on_before_close(lambda: self._final_sample(watched))
+        pc.on_closed(lambda: self._connection_closed(watched))
+        self._check(watched)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    def _state_listener(self, watched: _Watched, name: str, attribute: str) -> Callable[[], None]:
+        def listener() -> None:
+            watched.core.event(self._now_ms(), name, str(getattr(watched.pc, attribute)))
+            self._check(watched)
+
+        return listener
+
+    def _check(self, watched: _Watched) -> None:
+        """Log SDPs and DTLS/ICE transports that are new since the last look."""
+        pc, now = watched.pc, self._now_ms()
+        for side, description in (
+            ("local", pc.localDescription),
+            ("remote", pc.remoteDescription),
+        ):
+            text = f"type: {description.type}, sdp: {description.sdp}" if description else None
+            if text is not None and text != watched.descriptions[side]:
+                watched.descriptions[side] = text
+                event = "setLocalDescription" if side == "local" else "setRemoteDescription"
+                watched.core.event(now, event, text)
+        for transceiver in pc.getTransceivers():
+            self._watch_dtmf_sender(watched, transceiver.sender)
+        for number, dtls in pc._stats.numbered_transports():
+            if id(dtls) not in watched.dtls_states:
+                dtls.on("statechange", lambda: self._check(watched))
+                ice = dtls.transport
+                ice.on(
+                    "selectedcandidatepairchange",
+                    lambda ice=ice, n=number: watched.core.event(
+                        self._now_ms(), "selectedcandidatepairchange", _pair_text(ice, n)
+                    ),
+                )
+            if watched.dtls_states.get(id(dtls)) != dtls.state:
+                watched.dtls_states[id(dtls)] = dtls.state
+                watched.core.event(now, "dtlsstatechange", f"T{number:02d}: {dtls.state}")
+
+    def _watch_dtmf_sender(self, watched: _Watched, sender: Any) -> None:
+        """Log the tones an ``RTCDTMFSender`` plays (W3C ``tonechange``), once per sender."""
+        dtmf = getattr(sender, "dtmf", None)
+        if dtmf is None or not hasattr(dtmf, "on") or id(dtmf) in watched.dtmf_senders:
+            return
+        watched.dtmf_senders.add(id(dtmf))
+        dtmf.on(
+            "tonechange",
+            lambda event: watched.core.event(
+                self._now_ms(), "tonechange", str(getattr(event, "tone", event))
+            ),
+        )
+
+    async def _sample(self, watched: _Watched) -> None:
+        if self._finished:
+            return
+        try:
+            report = await watched.pc.getStats()
+        except Exception:
+            logger.warning(
+                "could not sample stats of %s", watched.core.connection_id, exc_info=True
+            )
+            return
+        if not self._finished:
+            self._check(watched)
+            watched.core.sample(self._now_ms(), report)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            for watched in self._watched:
+                if not watched.final_sampled:
+                    await self._sample(watched)
+
+    async def _final_sample(self, watched: _Watched) -> None:
+        if not watched.final_sampled:
+            await self._sample(watched)
+            watched.final_sampled = True
+
+    async def _connection_closed(self, watched: _Watched) -> None:
+        watched.closed = True
+        watched.core.event(self._now_ms(), "close")
+        if all(w.closed for w in self._watched):
+            await self.close()
+
+    async def close(self) -> Path:
+        """Take a last sample of open connections and write the file (once); its path."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._write())
+        return await asyncio.shield(self._closing)
+
+    async def _write(self) -> Path:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for watched in self._watched:
+            await self._final_sample(watched)
+        # Nothing is recorded from now on, so the cores can be serialised off the loop.
+        self._finished = True
+        cores, now = [w.core for w in self._watched], self._now_ms()
+        for core in cores:
+            core.freeze()
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: write_diagnostic_file(self.path, build_dump(cores, now))
+        )
+        logger.info("wrote diagnostic file %s", path)
+        return path
+
+
+def _pair_text(ice: Any, number: int) -> str:
+    pair = ice.getSelectedCandidatePair()
+    if pair is None:
+        return f"T{number:02d}: none"
+    local, remote = pair.local, pair.remote
+    return (
+        f"T{number:02d}: {local.type} {local.protocol} {local.ip}:{local.port} -> "
+        f"{remote.type} {remote.protocol} {remote.ip}:{remote.port}"
+    )
