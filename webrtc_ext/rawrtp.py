@@ -420,6 +420,9 @@ class RtpFastPathMixin(RTCDtlsTransport):
         super().__init__(transport, certificates, **kwargs)
         connection = getattr(transport, "connection", None)
         self._ice_connection = connection if isinstance(connection, IceConnection) else None
+        #: Called with each plaintext RTP packet the fast path delivers (e.g. by the statistics,
+        #: which wrap ``send_rtp_now`` for the sending side).
+        self.rtp_received_tap: Callable[[bytes], None] | None = None
         if self._ice_connection is not None:
             self._ice_connection.data_callback = self._datagram_received
 
@@ -445,6 +448,9 @@ class RtpFastPathMixin(RTCDtlsTransport):
         # aiortc's transport statistics (private counters, see docs/internals.md)
         self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        tap = self.rtp_received_tap
+        if tap is not None:
+            tap(plain)
         try:
             packet = RawRtpPacket.parse(plain, arrival, receiver._audio_level_id)
         except ValueError as exc:
