@@ -83,13 +83,15 @@ class LossyNetwork:
 def install_filter(pc: RTCPeerConnection, accept: Callable[[bytes], bool]) -> None:
     """Pass every datagram arriving on ``pc``'s sockets through ``accept`` (False drops it)."""
     for protocol in pc.iceTransports[0].connection._protocols:
-        original = protocol.datagram_received
+        # IceProtocol handles each datagram in _handle_datagram, also those it drains from
+        # the socket after the one datagram_received was called with.
+        original = protocol._handle_datagram
 
-        def datagram_received(data: Any, addr: Any, original: Any = original) -> None:
+        def handle_datagram(data: Any, addr: Any, original: Any = original) -> None:
             if accept(data):
                 original(data, addr)
 
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        protocol._handle_datagram = handle_datagram  # type: ignore[method-assign]
 
 
 def _ssrcs(sdp: str) -> tuple[int, int | None]:

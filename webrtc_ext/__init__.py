@@ -17,6 +17,7 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .certificates import CertificateError, RTCCertificate
+from .composed import RtpReceiver, RtpSender
 from .config import ConfigurationError, NominationMode, PeerConnectionConfig
 from .dtmf import (
     InvalidCharacterError,
@@ -26,9 +27,12 @@ from .dtmf import (
     TelephoneEventDecoder,
 )
 from .ice import CandidatePairInfo, IceGatheringError
+from .munger import RtpMunger
 from .peerconnection import RTCPeerConnection
+from .rawrtp import RtpFanOut
 from .rtcdtlstransport import DtlsCounters, RTCDtlsError, RTCDtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
+from .rtp import RawRtpPacket
 
 __version__ = "0.1.0"
 
@@ -59,6 +63,11 @@ __all__ = [
     "RTCPeerConnection",
     "RTCRtpSender",
     "RTCSessionDescription",
+    "RawRtpPacket",
+    "RtpFanOut",
+    "RtpMunger",
+    "RtpReceiver",
+    "RtpSender",
     "TelephoneEvent",
     "TelephoneEventDecoder",
 ]

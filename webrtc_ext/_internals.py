@@ -42,31 +42,33 @@ SCTP_MODULE_CONSTANTS = (
     "USERDATA_MAX_LENGTH",
 )
 
-#: aiortc.RTCRtpSender private members that webrtc_ext.dtmf.sender.SequencedRtpSender reads
-#: or writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space.
+#: aiortc.RTCRtpSender private members that webrtc_ext.rawrtp.RawRtpSenderMixin reads or
+#: writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space (in
+#: one munger, which DTMF's packets go through too), and it keeps the sender-report counters.
 RTP_SENDER_PRIVATE = (
     "encoder",
-    "mid",
     "ntp_timestamp",
     "octet_count",
     "packet_count",
     "rtp_exited",
-    "rtp_header_extensions_map",
-    "rtp_history",
     "rtp_started",
     "rtp_timestamp",
+    "rtx_payload_type",
+    "rtx_sequence_number",
     "track",
 )
 
 #: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).
 RTP_METHODS = (
     (aiortc.RTCRtpSender, "_next_encoded_frame"),
+    (aiortc.RTCRtpSender, "_retransmit"),
     (aiortc.RTCRtpSender, "_run_rtp"),
     (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
 )
 
-#: aiortc.RTCRtpReceiver private members read by webrtc_ext.dtmf.receiver.
-RTP_RECEIVER_PRIVATE = ("remote_streams", "rtx_ssrc")
+#: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
+#: and webrtc_ext.stats.
+RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
@@ -174,6 +176,14 @@ def ice_transport_set_state(transport: aiortc.RTCIceTransport, state: str) -> No
 #: aiortc.RTCIceGatherer / RTCIceTransport instance attributes that webrtc_ext replaces or reads.
 ICE_TRANSPORT_ATTRIBUTES = ("_connection",)
 
+#: Single-underscore aiortc members the raw RTP path (webrtc_ext.rawrtp) uses or overrides, per
+#: class (instance attributes among them, so they are checked on probe objects).
+RTP_MEMBERS = {
+    "RTCRtpSender": ("_next_encoded_frame", "_retransmit", "_run_rtp", "_ssrc", "_rtx_ssrc"),
+    "RTCRtpReceiver": ("_enabled", "_handle_rtp_packet"),
+    "RTCDtlsTransport": ("_rtp_router", "_rx_srtp", "_state", "_tx_srtp"),
+}
+
 
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     """Read aiortc's private ``RTCPeerConnection.__<name>`` member."""
@@ -202,18 +212,6 @@ def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
     if limit < sctp.USERDATA_MAX_LENGTH:
         sctp.USERDATA_MAX_LENGTH = limit
     return int(sctp.USERDATA_MAX_LENGTH)
-
-
-def sender_private(sender: aiortc.RTCRtpSender, name: str) -> Any:
-    """Read aiortc's private ``RTCRtpSender.__<name>`` member."""
-    assert name in RTP_SENDER_PRIVATE, name
-    return getattr(sender, "_RTCRtpSender__" + name)
-
-
-def set_sender_private(sender: aiortc.RTCRtpSender, name: str, value: Any) -> None:
-    """Write aiortc's private ``RTCRtpSender.__<name>`` member."""
-    assert name in RTP_SENDER_PRIVATE, name
-    setattr(sender, "_RTCRtpSender__" + name, value)
 
 
 def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
@@ -288,4 +286,36 @@ def missing_internals() -> list[str]:
     for name in DTLS_TRANSPORT_PRIVATE:
         if not hasattr(dtls, "_RTCDtlsTransport__" + name):
             missing.append(f"aiortc.RTCDtlsTransport().__{name}")
-    return missing + _missing_stats_internals()
+    return missing + _missing_stats_internals() + _missing_raw_rtp_internals()
+
+
+def _missing_raw_rtp_internals() -> list[str]:
+    # aiortc's sender asks for the current event loop when it is built.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return _probe_rtp_internals()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _probe_rtp_internals() -> list[str]:
+    from aiortc.rtcdtlstransport import RTCCertificate, RtpRouter
+    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+
+    dtls = aiortc.RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    sender = aiortc.RTCRtpSender("audio", dtls)
+    receiver = aiortc.RTCRtpReceiver("audio", dtls)
+    probes = {"RTCRtpSender": sender, "RTCRtpReceiver": receiver, "RTCDtlsTransport": dtls}
+    missing = missing_rtp_internals(sender, receiver)
+    for cls, probe in probes.items():
+        for name in RTP_MEMBERS[cls]:
+            if not hasattr(probe, name):
+                missing.append(f"aiortc.{cls}().{name}")
+    for name in ("ssrc_table", "route_rtp"):
+        if not hasattr(RtpRouter(), name):
+            missing.append(f"aiortc.rtcdtlstransport.RtpRouter().{name}")
+    return missing

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 CHECK_INTERVAL = 0.02
 #: How long an ICE-lite agent waits for the full agent's first nomination, in seconds.
 LITE_CONNECT_TIMEOUT = 30.0
+#: Datagrams read from a socket per event-loop wake-up, at most (the first one included + this).
+DRAIN_BATCH = 32
 #: How long gathering waits for STUN and TURN servers, in seconds.
 GATHER_TIMEOUT = 5.0
 
@@ -246,6 +248,22 @@ class IceProtocol(StunProtocol):
         super().__init__(receiver)
         self.counters: dict[tuple[str, int], _PeerCounters] = {}
         self.malformed_stun = 0
+        self._socket: socket.socket | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A duplicate of the socket's descriptor (same socket, public API only): after one
+            # datagram, read what else is already queued without another event-loop round
+            # trip, and send without asyncio's per-call checks.
+            self._socket = socket.fromfd(sock.fileno(), sock.family, sock.type)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        super().connection_lost(exc)
 
     def peer_counters(self, addr: tuple[str, int]) -> _PeerCounters:
         """The counters for one remote address, created on first use."""
@@ -255,19 +273,33 @@ class IceProtocol(StunProtocol):
         return counters
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
-        data = cast(bytes, data)
+        self._handle_datagram(cast(bytes, data), addr)
+        sock = self._socket
+        for _ in range(DRAIN_BATCH):
+            if sock is None:
+                return
+            try:
+                data, addr = sock.recvfrom(65536)
+            except OSError:  # BlockingIOError when empty; errors are asyncio's to report
+                return
+            self._handle_datagram(data, addr)
+            sock = self._socket
+
+    def _handle_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if not data:
             return
-        peer = (addr[0], addr[1])
         if data[0] > 3:
             # RFC 7983: 0-3 is STUN; DTLS (20-63) and RTP/RTCP (128-191) go straight up,
             # without being parsed as STUN first.
-            counters = self.peer_counters(peer)
+            counters = self.counters.get(addr)
+            if counters is None:
+                counters = self.peer_counters((addr[0], addr[1]))
             counters.packets_received += 1
             counters.bytes_received += len(data)
             counters.last_received = time.time()
             self.receiver.data_received(data, self.local_candidate.component)
             return
+        peer = (addr[0], addr[1])
         try:
             message = stun.parse_message(data)
         except Exception as exc:
@@ -289,10 +321,21 @@ class IceProtocol(StunProtocol):
             )
 
     async def send_data(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.send_datagram(data, addr)
+
+    def send_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send one datagram now, counting it (the synchronous form of ``send_data``)."""
         counters = self.peer_counters(addr)
         counters.packets_sent += 1
         counters.bytes_sent += len(data)
         counters.last_sent = time.time()
+        sock = self._socket
+        if sock is not None:
+            try:
+                sock.sendto(data, addr)
+                return
+            except OSError:
+                pass  # a full buffer or an error: asyncio's transport buffers or reports it
         self.transport.sendto(data, addr)
 
 
@@ -327,11 +370,34 @@ class IceConnection(Connection):
         self._first_valid_at: dict[int, float] = {}
         self.selected_pair_changes = 0
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
+        self.data_callback: Callable[[bytes, int], bool] | None = None
+        """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
+        they arrive; returning ``True`` consumes the datagram, ``False`` queues it for
+        ``recv()`` as usual."""
         self.gathering_errors: list[IceGatheringError] = [
             IceGatheringError(url, None, None, 701, reason) for url, reason in servers.rejected
         ]
         for url, reason in servers.rejected:
             logger.warning("ICE server %s is not used: %s", url, reason)
+
+    def data_received(self, data: bytes, component: int) -> None:
+        """A datagram for the layer above: offered to ``data_callback`` before the queue."""
+        callback = self.data_callback
+        if callback is not None:
+            try:
+                if callback(data, component):
+                    return
+            except Exception:
+                logger.warning("dropped a datagram the data callback failed on", exc_info=True)
+                return
+        super().data_received(data, component)
+
+    def send_datagram(self, data: bytes, component: int = 1) -> None:
+        """Send one datagram on the selected pair now (the synchronous form of ``sendto``)."""
+        pair = self._nominated.get(component)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        cast(IceProtocol, pair.protocol).send_datagram(data, pair.remote_addr)
 
     # -- role -----------------------------------------------------------------------------
 

@@ -22,13 +22,11 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from ._internals import pc_private
+from .composed import DtlsTransport, RtpReceiver, RtpSender
 from .config import PeerConnectionConfig
 from .dtmf.connection import DtmfPeerConnectionMixin
 from .dtmf.negotiation import TelephoneEventTransceiver
-from .dtmf.receiver import DtmfReceiverMixin
-from .dtmf.sender import DtmfSenderMixin
 from .ice import IceGatheringError
-from .rtcdtlstransport import RTCDtlsTransport as DtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport
 from .sdp import check_parses, drop_malformed_candidates
 from .stats.builder import build_stats_report
@@ -99,10 +97,10 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
     ) -> RTCRtpSender:
-        return DtmfSenderMixin(track_or_kind, transport)
+        return RtpSender(track_or_kind, transport)
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
-        receiver = DtmfReceiverMixin(kind, transport)
+        receiver = RtpReceiver(kind, transport)
         self._wire_dtmf_receiver(receiver)
         return receiver
 

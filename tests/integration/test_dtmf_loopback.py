@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 from aiortc.exceptions import InvalidStateError
@@ -20,6 +20,7 @@ from webrtc_ext.dtmf import (
     TelephoneEvent,
     TelephoneEventPayload,
 )
+from webrtc_ext.rawrtp import RtpFastPathMixin
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +30,12 @@ DIGITS = "0123456789*#"
 def drop_rtp(pc: RTCPeerConnection, loss: float, seed: int) -> dict[str, int]:
     """Make ``pc``'s DTLS transport drop a random ``loss`` fraction of the RTP it sends."""
     transport = pc.getTransceivers()[0].sender.transport
-    send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    assert isinstance(transport, RtpFastPathMixin)  # every RTP packet leaves by send_rtp_now
+    send: Callable[[bytes], None] = transport.send_rtp_now
     rng = random.Random(seed)
     counts = {"sent": 0, "dropped": 0}
 
-    async def lossy(data: bytes) -> None:
+    def lossy(data: bytes) -> None:
         if not is_rtcp(data) and (data[1] & 0x7F) in (110, 126):
             counts["sent"] += 1
             if rng.random() < loss:
@@ -41,9 +43,9 @@ def drop_rtp(pc: RTCPeerConnection, loss: float, seed: int) -> dict[str, int]:
                 return
         elif not is_rtcp(data) and rng.random() < loss:
             return
-        await send(data)
+        send(data)
 
-    transport._send_rtp = lossy  # type: ignore[method-assign]
+    transport.send_rtp_now = lossy  # type: ignore[method-assign]
     return counts
 
 
@@ -142,15 +144,16 @@ async def test_insert_dtmf_validates_like_the_w3c_api() -> None:
 async def test_packets_share_the_audio_ssrc_and_sequence_like_a_browser() -> None:
     async with audio_call() as call:
         transport = call.offerer.getTransceivers()[0].sender.transport
-        send = transport._send_rtp
+        assert isinstance(transport, RtpFastPathMixin)
+        send = transport.send_rtp_now
         sent: list[RtpPacket] = []
 
-        async def capture(data: bytes) -> None:
+        def capture(data: bytes) -> None:
             if not is_rtcp(data):
                 sent.append(RtpPacket.parse(data))
-            await send(data)
+            send(data)
 
-        transport._send_rtp = capture  # type: ignore[method-assign]
+        transport.send_rtp_now = capture  # type: ignore[method-assign]
         await press(call.offerer, "12", duration=200)
         await asyncio.sleep(0.2)  # some audio after the tones
 

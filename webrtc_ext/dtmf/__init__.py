@@ -2,13 +2,7 @@
 
 from .receiver import DtmfReceiver, DtmfReceiverMixin
 from .rfc4733 import MarkerBitDecoder, TelephoneEvent, TelephoneEventDecoder, TelephoneEventPayload
-from .sender import (
-    DtmfSenderMixin,
-    InvalidCharacterError,
-    RTCDTMFSender,
-    RTCDTMFToneChangeEvent,
-    SequencedRtpSender,
-)
+from .sender import DtmfSenderMixin, InvalidCharacterError, RTCDTMFSender, RTCDTMFToneChangeEvent
 from .tones import TonePlayer
 
 __all__ = [
@@ -19,7 +13,6 @@ __all__ = [
     "MarkerBitDecoder",
     "RTCDTMFSender",
     "RTCDTMFToneChangeEvent",
-    "SequencedRtpSender",
     "TelephoneEvent",
     "TelephoneEventDecoder",
     "TelephoneEventPayload",

@@ -7,13 +7,14 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
-from aiortc import RTCRtpReceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
 from .._internals import receiver_private
+from ..rawrtp import RawRtpReceiverMixin
+from ..rtp import RawRtpPacket
 from .negotiation import is_telephone_event
 from .rfc4733 import TelephoneEvent, TelephoneEventDecoder
 
@@ -58,14 +59,15 @@ class DtmfReceiver(AsyncIOEventEmitter):
             self._queues.discard(queue)
 
 
-class DtmfReceiverMixin(RTCRtpReceiver):
-    """Takes telephone-event packets before aiortc sees them and decodes them.
+class DtmfReceiverMixin(RawRtpReceiverMixin):
+    """Takes telephone-event packets before aiortc or raw RTP consumers see them and decodes them.
 
     Overrides ``receive`` (to learn the negotiated telephone-event payload types),
-    ``_handle_rtp_packet`` (to divert those packets) and ``stop``. aiortc's decoder thread
-    has no telephone-event decoder and would die on them; its jitter estimate assumes the
-    audio clock and would be disturbed by them. They are still counted as received
-    packets of the stream, so loss statistics stay right.
+    ``_handle_rtp_packet`` and the raw path's ``_deliver`` (to divert those packets, also on
+    the SRTP fast path) and ``stop``. Raw consumers get every other packet untouched.
+    aiortc's decoder thread has no telephone-event decoder and would die on them; its jitter
+    estimate assumes the audio clock and would be disturbed by them. They are still counted
+    as received packets of the stream, so loss statistics stay right.
     """
 
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
@@ -97,10 +99,25 @@ class DtmfReceiverMixin(RTCRtpReceiver):
         await super().stop()
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        clock_rate = self._dtmf_clock_rates.get(packet.payload_type)
-        if clock_rate is None:
+        if packet.payload_type in self._dtmf_clock_rates:
+            self._dtmf_received(packet)
+        else:
             await super()._handle_rtp_packet(packet, arrival_time_ms)
+
+    def _deliver(self, packet: RawRtpPacket) -> None:
+        """The raw path's delivery (the SRTP fast path's too), telephone-event diverted."""
+        if packet.payload_type not in self._dtmf_clock_rates:
+            super()._deliver(packet)
             return
+        try:
+            parsed = RtpPacket.parse(packet.data)
+        except ValueError as exc:
+            logger.info("dropped malformed telephone-event packet: %s", exc)
+            return
+        self._dtmf_received(parsed)
+
+    def _dtmf_received(self, packet: RtpPacket) -> None:
+        clock_rate = self._dtmf_clock_rates[packet.payload_type]
         if not self._enabled:
             return
         self._count_without_jitter(packet)

@@ -1,11 +1,10 @@
-"""Sending: an RTP sender that owns its sequence space, and the W3C ``RTCDTMFSender`` on top.
+"""Sending: the W3C ``RTCDTMFSender`` on a sender that owns its sequence space.
 
 aiortc's ``RTCRtpSender._run_rtp`` keeps the sequence number as a local variable, so no
-other packet can be sent on the audio SSRC without breaking the sequence.
-:class:`SequencedRtpSender` replaces that loop with one that sends every packet through
-:meth:`SequencedRtpSender._send_rtp_packet`, which numbers it; :class:`DtmfSenderMixin`
-uses it to interleave RFC 4733 packets, holding the audio back while a tone plays (as
-browsers do).
+other packet can be sent on the audio SSRC without breaking the sequence. The raw RTP
+sender (:class:`~webrtc_ext.rawrtp.RawRtpSenderMixin`) owns it in one munger;
+:class:`DtmfSenderMixin` sends RFC 4733 packets in it with ``send_rtp_inserted`` and holds
+the audio (from a track or raw) back while a tone plays, as browsers do.
 """
 
 from __future__ import annotations
@@ -16,17 +15,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc import RTCRtpSender, clock
 from aiortc.exceptions import InvalidStateError
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
-from aiortc.utils import random32, uint16_add, uint32_add
 from pyee.asyncio import AsyncIOEventEmitter
 
-from .._internals import sender_private, set_sender_private
+from ..rawrtp import RawRtpSenderMixin
 from .negotiation import sending_codec
 from .tones import (
     MAX_DURATION_MS,
@@ -52,93 +47,6 @@ class RTCDTMFToneChangeEvent:
     tone: str
 
 
-class SequencedRtpSender(RTCRtpSender):
-    """aiortc's sender, owning its outgoing RTP sequence numbers.
-
-    Overrides ``_run_rtp`` (aiortc's media loop) with an equivalent loop that sends through
-    :meth:`_send_rtp_packet`; everything else is aiortc's.
-    """
-
-    _media_clock: tuple[int, float, int] | None = None
-
-    def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
-        super().__init__(trackOrKind, transport)
-        self._sequence_number = random_sequence_number()
-        self._timestamp_origin = random32()
-
-    def _media_may_send(self) -> bool:
-        """Whether media packets go out now (a subclass may hold them back)."""
-        return True
-
-    def _media_timestamp(self, at: float) -> int:
-        """The media RTP timestamp at loop time ``at``, extrapolated from the last frame."""
-        if self._media_clock is None:
-            return self._timestamp_origin
-        timestamp, sent_at, clock_rate = self._media_clock
-        return uint32_add(timestamp, round((at - sent_at) * clock_rate) & 0xFFFFFFFF)
-
-    async def send(self, parameters: RTCRtpSendParameters) -> None:
-        """aiortc's ``send``, also starting the media clock used to time other packets."""
-        if self._media_clock is None and parameters.codecs:
-            now = asyncio.get_running_loop().time()
-            self._media_clock = (self._timestamp_origin, now, parameters.codecs[0].clockRate)
-        await super().send(parameters)
-
-    async def _send_rtp_packet(self, packet: RtpPacket, media: bool = True) -> None:
-        """Number one packet in this sender's sequence space and send it on its SSRC."""
-        packet.ssrc = self._ssrc
-        packet.sequence_number = self._sequence_number
-        self._sequence_number = uint16_add(self._sequence_number, 1)
-        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        packet.extensions.mid = sender_private(self, "mid")
-        sender_private(self, "rtp_history")[packet.sequence_number % RTP_HISTORY_SIZE] = packet
-        data = packet.serialize(sender_private(self, "rtp_header_extensions_map"))
-        await self.transport._send_rtp(data)
-        if media:  # the RTCP sender report pairs wall clock and *media* timestamp
-            set_sender_private(self, "ntp_timestamp", clock.current_ntp_time())
-            set_sender_private(self, "rtp_timestamp", packet.timestamp)
-        set_sender_private(
-            self, "octet_count", sender_private(self, "octet_count") + len(packet.payload)
-        )
-        set_sender_private(self, "packet_count", sender_private(self, "packet_count") + 1)
-
-    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
-        sender_private(self, "rtp_started").set()
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                if not self.track:
-                    await asyncio.sleep(0.02)
-                    continue
-                frame = await self._next_encoded_frame(codec)
-                if frame is None:
-                    continue
-                timestamp = uint32_add(self._timestamp_origin, frame.timestamp)
-                self._media_clock = (timestamp, loop.time(), codec.clockRate)
-                if not self._media_may_send():
-                    continue
-                for i, payload in enumerate(frame.payloads):
-                    packet = RtpPacket(
-                        payload_type=codec.payloadType or 0,
-                        marker=int(i == len(frame.payloads) - 1),
-                        timestamp=timestamp,
-                        payload=payload,
-                    )
-                    if frame.audio_level is not None:
-                        packet.extensions.audio_level = (False, -frame.audio_level)
-                    await self._send_rtp_packet(packet)
-        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
-            pass
-        except Exception:
-            # rtp_exited must be set whatever happens, or stop() hangs (as in aiortc).
-            logger.exception("RTCRtpSender(%s) RTP loop failed", self.kind)
-        if self.track:
-            self.track.stop()
-            set_sender_private(self, "track", None)
-        set_sender_private(self, "encoder", None)
-        sender_private(self, "rtp_exited").set()
-
-
 class RTCDTMFSender(AsyncIOEventEmitter):
     """The W3C ``RTCDTMFSender`` of an audio sender: ``insertDTMF``, ``toneBuffer``,
     ``canInsertDTMF``, ``ontonechange`` (also emitted as the ``tonechange`` event)."""
@@ -160,7 +68,7 @@ class RTCDTMFSender(AsyncIOEventEmitter):
             self._player is not None
             and not self._stopped
             and self._sender._enabled
-            and self._sender._media_clock is not None
+            and self._sender.munger is not None
         )
 
     @property
@@ -212,7 +120,7 @@ class RTCDTMFSender(AsyncIOEventEmitter):
                 if isinstance(action, ToneChange):
                     self._tone_changed(RTCDTMFToneChangeEvent(action.tone))
                 else:
-                    await self._sender._send_telephone_event(action, self._payload_type)
+                    self._sender._send_telephone_event(action, self._payload_type)
 
     def _tone_changed(self, event: RTCDTMFToneChangeEvent) -> None:
         self.emit("tonechange", event)
@@ -223,11 +131,12 @@ class RTCDTMFSender(AsyncIOEventEmitter):
                 logger.exception("ontonechange handler failed")
 
 
-class DtmfSenderMixin(SequencedRtpSender):
+class DtmfSenderMixin(RawRtpSenderMixin):
     """Adds the W3C ``dtmf`` attribute (an :class:`RTCDTMFSender`) to audio senders.
 
     Overrides ``send`` (to pick the negotiated telephone-event codec), ``stop`` and
-    ``_media_may_send`` (audio pauses while a tone plays).
+    ``_media_may_send`` (audio pauses while a tone plays); sends its packets with
+    ``send_rtp_inserted``, in the sender's one sequence space.
     """
 
     def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
@@ -256,18 +165,19 @@ class DtmfSenderMixin(SequencedRtpSender):
         player = self._dtmf._player if self._dtmf is not None else None
         return not (player is not None and player.playing) and super()._media_may_send()
 
-    async def _send_telephone_event(self, action: EventPacket, payload_type: int) -> None:
+    def _send_telephone_event(self, action: EventPacket, payload_type: int) -> None:
         # Every packet of a segment carries the timestamp at which the segment began.
-        if self._event_timestamp is None or self._event_timestamp[0] != action.segment:
-            timestamp = self._media_timestamp(action.segment_began)
-            self._event_timestamp = (action.segment, timestamp)
-        packet = RtpPacket(
+        timestamp = None
+        if self._event_timestamp is not None and self._event_timestamp[0] == action.segment:
+            timestamp = self._event_timestamp[1]
+        used = self.send_rtp_inserted(
+            action.payload,
             payload_type=payload_type,
-            marker=int(action.marker),
-            timestamp=self._event_timestamp[1],
-            payload=action.payload,
+            marker=action.marker,
+            timestamp=timestamp,
+            now=action.segment_began if timestamp is None else None,
         )
-        try:
-            await self._send_rtp_packet(packet, media=False)
-        except ConnectionError:
+        if used is None:
             logger.debug("telephone-event packet not sent: transport not connected")
+        elif timestamp is None:
+            self._event_timestamp = (action.segment, used)

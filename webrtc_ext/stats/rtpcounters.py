@@ -291,3 +291,20 @@ def install_rtp_tap(dtls_transport: Any, counters: RtpCounters, clock: Callable[
     dtls_transport._send_rtp = counting_send_rtp
     dtls_transport._handle_rtp_data = counting_handle_rtp
     dtls_transport._handle_rtcp_data = counting_handle_rtcp
+    if hasattr(dtls_transport, "send_rtp_now"):
+        _tap_fast_path(dtls_transport, counters, clock)
+
+
+def _tap_fast_path(dtls_transport: Any, counters: RtpCounters, clock: Callable[[], float]) -> None:
+    """The same for the raw RTP fast path (``webrtc_ext.rawrtp.RtpFastPathMixin``)."""
+    send_now: Callable[[bytes], None] = dtls_transport.send_rtp_now
+
+    def counting_send_now(data: bytes) -> None:
+        send_now(data)
+        if is_rtcp(data):
+            counters.rtcp_sent(data, clock())
+        else:
+            counters.rtp_sent(data, clock())
+
+    dtls_transport.send_rtp_now = counting_send_now
+    dtls_transport.rtp_received_tap = lambda data: counters.rtp_received(data, clock())
