@@ -115,8 +115,10 @@ class CallAi:
         except RealtimeError:
             self._release_assistant(leg)
             return False
-        if leg.client.remote_track is not None:
-            self.call.bridge.connect_assistant(leg.client.remote_track)
+        track = leg.client.remote_track
+        if track is not None:
+            receiver = next((r for r in leg.client.pc.getReceivers() if r.track is track), None)
+            self.call.bridge.connect_assistant(track, receiver)
         self._set_status("assistant", "running")
         return True
 

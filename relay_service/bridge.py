@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
@@ -70,7 +71,12 @@ class MediaBridge(Protocol):
     async def greeting_finished(self) -> None:
         """Return once no greeting is playing (at once if none was)."""
 
-    def connect_assistant(self, track: MediaStreamTrack) -> None:
+    def attach_whatsapp_sender(self, sender: RTCRtpSender) -> None:
+        """The WhatsApp leg's sender, which plays :attr:`to_whatsapp`."""
+
+    def connect_assistant(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
         """The assistant's audio (it reaches the caller once the source is ``assistant``)."""
 
     def connect_agent(self, track: MediaStreamTrack) -> None:
@@ -160,7 +166,12 @@ class RelayMediaBridge:
         """Return once no greeting is playing (at once if none was)."""
         await self._greeting_done.wait()
 
-    def connect_assistant(self, track: MediaStreamTrack) -> None:
+    def attach_whatsapp_sender(self, sender: RTCRtpSender) -> None:
+        """Nothing to do: this bridge only hands the sender a track."""
+
+    def connect_assistant(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
         """The assistant's audio; it reaches the caller once the source is ``assistant``."""
         self._inputs[Source.ASSISTANT] = track
         # Until then its frames are read and dropped, so none pile up to be heard late.

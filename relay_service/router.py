@@ -19,10 +19,11 @@ from webrtc_ext import (
 )
 
 from .assist import CallAi
-from .bridge import RelayMediaBridge, Source
+from .bridge import MediaBridge, RelayMediaBridge, Source
 from .call import Call as Call  # re-exported: the router's public type
 from .diagnostics import LegRecorder
 from .metrics import Metrics
+from .rtpbridge import RtpMediaBridge
 from .settings import Settings
 from .storage import Storage, utcnow
 from .whatsapp.events import CallConnect, CallStatus, CallTerminate, UnknownEvent, WebhookEvent
@@ -78,6 +79,12 @@ class CallRouter:
             audio_codecs=("audio/opus",),
             nomination=NominationMode(self.settings.ice_nomination),
         )
+
+    def new_bridge(self) -> MediaBridge:
+        """A call's media bridge: ``RELAY_MEDIA_BRIDGE`` ``rtp`` (default) or ``decoded``."""
+        if self.settings.media_bridge == "rtp":
+            return RtpMediaBridge()
+        return RelayMediaBridge()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, logging (not losing) its exception."""
@@ -140,7 +147,7 @@ class CallRouter:
             event.to,
             event.contact_name,
             event.direction,
-            RelayMediaBridge(),
+            self.new_bridge(),
         )
         if self.settings.realtime_used:
             call.ai = CallAi(self, call)
@@ -174,7 +181,7 @@ class CallRouter:
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        pc.addTrack(call.bridge.to_whatsapp)
+        call.bridge.attach_whatsapp_sender(pc.addTrack(call.bridge.to_whatsapp))
         await pc.setLocalDescription(await pc.createAnswer())
         return prepare_answer(pc.localDescription.sdp)
 
@@ -371,13 +378,13 @@ class CallRouter:
 
     async def dial(self, agent: str, to: str, browser_offer: str) -> tuple[str, str]:
         """An agent calls a WhatsApp user; returns the call id and the browser leg's answer."""
-        bridge = RelayMediaBridge()
+        bridge = self.new_bridge()
         call = Call(
             "", 0, self.settings.whatsapp_phone_number_id, to, None, "BUSINESS_INITIATED", bridge
         )
         call.state, call.agent, call.accepted = "dialing", agent, True
         pc = self._whatsapp_pc(call)
-        pc.addTrack(bridge.to_whatsapp)
+        bridge.attach_whatsapp_sender(pc.addTrack(bridge.to_whatsapp))
         await pc.setLocalDescription(await pc.createOffer())
         try:
             call.wa_call_id = await self.graph.connect(to, prepare_offer(pc.localDescription.sdp))

@@ -61,6 +61,8 @@ class Settings:
     transcription_enabled: bool = False
     case_directory: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_CASES))
     """Reference number → case status, for the assistant's ``lookup_case`` tool."""
+    media_bridge: str = "rtp"
+    """``rtp``: the assistant's packets go to WhatsApp raw through one munger; ``decoded``."""
     ice_nomination: str = "aggressive"
     """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
     keypad_pause: float = 3.0
@@ -287,6 +289,7 @@ class _Parser:
             case_directory=self.cases("CASE_DIRECTORY"),
             keypad_pause=self.number("KEYPAD_PAUSE", 3.0),
             ice_nomination=self.choice("RELAY_ICE_NOMINATION", ("aggressive", "regular")),
+            media_bridge=self.choice("RELAY_MEDIA_BRIDGE", ("rtp", "decoded")),
         )
         if self.problems:
             raise SettingsError(self.problems)
