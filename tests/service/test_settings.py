@@ -97,6 +97,7 @@ def test_assistant_settings_default_to_the_embedded_realtime_simulator() -> None
     assert settings.openai_api_key  # generated, shared with the in-process simulator
     assert settings.case_directory["4711"].startswith("open")
     assert settings.ice_nomination == "aggressive"
+    assert settings.media_bridge == "rtp"
 
 
 def test_assistant_settings_are_validated(tmp_path: Path) -> None:
@@ -124,6 +125,7 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
                 "CASE_DIRECTORY": str(tmp_path / "missing.json"),
                 "KEYPAD_PAUSE": "0",
                 "RELAY_ICE_NOMINATION": "eager",
+                "RELAY_MEDIA_BRIDGE": "magic",
             },
             dotenv=None,
         )
@@ -134,5 +136,6 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
         "CASE_DIRECTORY",
         "KEYPAD_PAUSE",
         "RELAY_ICE_NOMINATION",
+        "RELAY_MEDIA_BRIDGE",
     ):
         assert name in text
