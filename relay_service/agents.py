@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .router import Call, CallRouter, CallUnavailable
+from .call import Call
+from .router import CallRouter, CallUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ class AgentConsole:
         answered: set[str] = set()
         try:
             await ws.send_json(self._calls_message())
+            for active in self.router.active_calls():
+                if active.ai is not None and active.ai.history:
+                    await ws.send_json(_history_message(active))
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
                     continue
@@ -125,6 +129,9 @@ class AgentConsole:
                 answered.add(call_id)
                 sdp = await self.router.answer(call_id, agent, str(message["sdp"]))
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
+            elif kind == "handback":
+                await self.router.hand_back(call_id, agent)
+                await ws.send_json({"type": "handed_back", "call_id": call_id})
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
             else:
@@ -139,7 +146,11 @@ class AgentConsole:
         return {"type": "calls", "calls": [c.summary() for c in self.router.active_calls()]}
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
-        messages: list[dict[str, Any]] = [self._calls_message()]
+        messages: list[dict[str, Any]] = []
+        if kind in ("call", "dtmf", "ai"):
+            messages.append(self._calls_message())
+        if kind in ("transcript", "toolcall", "ai"):
+            messages.append({"type": kind, "call_id": call.wa_call_id, **data})
         if kind == "dtmf":
             messages.append({"type": "dtmf", "call_id": call.wa_call_id, "digit": data["digit"]})
         if call.state == "ended":
@@ -153,6 +164,12 @@ class AgentConsole:
         """Close every console connection."""
         for ws in list(self.sockets):
             await ws.close()
+
+
+def _history_message(call: Call) -> dict[str, Any]:
+    assert call.ai is not None
+    segments = [{"speaker": s.speaker, "text": s.text, "at": s.at} for s in call.ai.history]
+    return {"type": "transcript_history", "call_id": call.wa_call_id, "segments": segments}
 
 
 async def _send(ws: web.WebSocketResponse, messages: list[dict[str, Any]]) -> None:

@@ -11,10 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from webrtc_ext import PeerConnectionConfig
+
 from .agents import AgentConsole
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
+from .simulators.openai_realtime import RealtimeSimulator
+from .simulators.speech import write_speech_wav
 from .simulators.whatsapp import WhatsAppSimulator
 from .storage import CallRecord, Storage
 from .whatsapp.graph import GraphClient
@@ -25,6 +29,9 @@ logger = logging.getLogger(__name__)
 CONSOLE_DIR = Path(__file__).parent / "console"
 WEBHOOK_PATH = "/webhook/whatsapp"
 SIMULATOR_PREFIX = "/whatsapp-sim"
+REALTIME_SIMULATOR_PREFIX = "/openai-sim"
+DEMO_REFERENCE = "my reference number is one two three four five"
+DEMO_HUMAN = "please connect me to a human agent"
 
 
 class Service:
@@ -61,6 +68,16 @@ class Service:
                 host_addresses=settings.media_addresses,
                 no_media_timeout=settings.no_media_timeout,
             )
+        self.realtime_simulator: RealtimeSimulator | None = None
+        if settings.simulators and not settings.openai_base_url:
+            self.realtime_simulator = RealtimeSimulator(
+                api_keys={settings.openai_api_key} if settings.openai_api_key else None,
+                peer_config=PeerConnectionConfig(
+                    host_addresses=(
+                        None if settings.media_addresses is None else list(settings.media_addresses)
+                    )
+                ),
+            )
         self.ready = False
 
     def app(self) -> web.Application:
@@ -82,6 +99,8 @@ class Service:
         )
         if self.simulator is not None:
             app.add_subapp(SIMULATOR_PREFIX, self.simulator.app())
+        if self.realtime_simulator is not None:
+            app.add_subapp(REALTIME_SIMULATOR_PREFIX, self.realtime_simulator.app)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
@@ -139,6 +158,8 @@ class Service:
         detail = _call_json(call)
         detail["timeline"] = call.timeline
         detail["digits"] = await self.storage.dtmf_digits(call.id)
+        detail["transcript"] = await self.storage.transcript(call.id)
+        detail["tool_calls"] = await self.storage.tool_calls(call.id)
         detail["diagnostics"] = [
             {"id": d.id, "leg": d.leg, "filename": d.filename, "size": len(d.content)}
             for d in await self.storage.diagnostics(call.id)
@@ -163,8 +184,20 @@ class Service:
         self.console.require_agent(request)
         if self.simulator is None:
             raise web.HTTPNotFound(text="simulators are off")
-        call_id = await self.simulator.place_call()
+        audio: str | Path = "tone"
+        if self.settings.assistant_enabled or self.settings.transcription_enabled:
+            audio = await self._demo_caller_speech()
+        call_id = await self.simulator.place_call(audio=audio)
         return web.json_response({"id": call_id})
+
+    async def _demo_caller_speech(self) -> Path:
+        """What the simulated caller says to the assistant (made once, in the data directory)."""
+        path = self.settings.data_dir / "demo-caller.wav"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            script: list[str | float] = [4.0, DEMO_REFERENCE, 9.0, DEMO_HUMAN, 120.0]
+            await write_speech_wav(path, script)
+        return path
 
 
 def _int_param(request: web.Request, name: str) -> int:
@@ -198,6 +231,8 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     print(f"Agent console: {settings.base_url}/console/index.html", flush=True)
+    if service.realtime_simulator is not None:
+        print(f"OpenAI Realtime simulator: {settings.realtime_base_url}", flush=True)
     if show_passwords:
         names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
         print(f"Sign in as (name / password): {names}", flush=True)

@@ -1,49 +1,92 @@
 """How audio moves between a call's legs, behind a small interface the router depends on.
 
-:class:`RelayMediaBridge` relays decoded audio with aiortc's ``MediaRelay``. It stands in
-until the library's raw RTP forwarding and ``RtpMunger`` land; a packet-forwarding bridge
-implementing :class:`MediaBridge` can replace it without touching the router.
+The stream toward WhatsApp has exactly one **source** at a time: the greeting, the assistant,
+the human agent, or silence (:class:`Source`). The router only ever says which one; the bridge
+keeps the WhatsApp-bound stream continuous across every switch. Everything the caller says is
+forked to whoever needs it (agent, assistant, transcription), and the agent's audio to its
+transcription.
+
+:class:`RelayMediaBridge` does this with decoded audio on aiortc's ``MediaRelay`` (one encoder
+toward WhatsApp behind a :class:`SwitchableAudioTrack`). A packet-forwarding bridge (raw RTP
+fan-out, one ``RtpMunger`` toward WhatsApp) implements the same :class:`MediaBridge` protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from pathlib import Path
 from typing import Protocol
 
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
+from av.frame import Frame
+from av.packet import Packet
 
 from .media import SwitchableAudioTrack, rms
 
 logger = logging.getLogger(__name__)
 
 
+class Source(enum.StrEnum):
+    """Who the caller hears."""
+
+    GREETING = "greeting"
+    ASSISTANT = "assistant"
+    AGENT = "agent"
+    SILENCE = "silence"
+
+
 class MediaBridge(Protocol):
-    """Audio plumbing of one call: WhatsApp leg ⇄ greeting / agent."""
+    """Audio plumbing of one call: WhatsApp leg ⇄ greeting / assistant / agent."""
 
     to_whatsapp: MediaStreamTrack
     last_caller_audio: float
     caller_level: float
 
+    @property
+    def source(self) -> Source:
+        """The current source toward WhatsApp."""
+
     def set_caller_track(self, track: MediaStreamTrack) -> None:
         """The audio received from the WhatsApp caller."""
 
     def caller_audio(self) -> MediaStreamTrack:
-        """The caller's audio for the agent leg (silence until the caller's track arrives)."""
+        """A new fork of the caller's audio (silence until the caller's track arrives)."""
+
+    def agent_audio(self) -> MediaStreamTrack:
+        """The human agent's audio, for transcription (silence while no agent is connected)."""
+
+    def release(self, track: MediaStreamTrack) -> None:
+        """Stop a fork handed out by :meth:`caller_audio` or :meth:`agent_audio`."""
 
     def play_greeting(self, path: Path) -> None:
-        """Play a file toward the caller until an agent is connected."""
+        """Play a file toward the caller (source ``greeting``)."""
+
+    async def greeting_finished(self) -> None:
+        """Return once no greeting is playing (at once if none was)."""
+
+    def attach_whatsapp_sender(self, sender: RTCRtpSender) -> None:
+        """The WhatsApp leg's sender, which plays :attr:`to_whatsapp`."""
+
+    def connect_assistant(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The assistant's audio (it reaches the caller once the source is ``assistant``)."""
 
     def connect_agent(self, track: MediaStreamTrack) -> None:
-        """Send the agent's audio toward the caller (replacing the greeting)."""
+        """The agent's audio; the source becomes ``agent``."""
 
     def disconnect_agent(self) -> None:
-        """Stop sending the agent's audio."""
+        """Forget the agent's audio (silence toward the caller if it was the source)."""
+
+    def use(self, source: Source) -> None:
+        """Switch what the caller hears."""
 
     async def close(self) -> None:
         """Stop every track."""
@@ -55,23 +98,59 @@ class RelayMediaBridge:
     def __init__(self) -> None:
         self._switch = SwitchableAudioTrack()
         self.to_whatsapp: MediaStreamTrack = self._switch
-        self._to_agent = SwitchableAudioTrack()
         self.last_caller_audio = time.monotonic()
         self.caller_level = 0.0
         self._relay = MediaRelay()
         self._caller: MediaStreamTrack | None = None
         self._player: MediaPlayer | None = None
+        self._inputs: dict[Source, MediaStreamTrack] = {}
+        self._source = Source.SILENCE
+        self._feeding: MediaStreamTrack | None = None
+        self._caller_forks: dict[SwitchableAudioTrack, MediaStreamTrack | None] = {}
+        self._agent_fork = SwitchableAudioTrack()
+        self._agent_proxy: MediaStreamTrack | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._greeting_done = asyncio.Event()
+        self._greeting_done.set()
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def source(self) -> Source:
+        """The current source toward WhatsApp."""
+        return self._source
 
     def set_caller_track(self, track: MediaStreamTrack) -> None:
         """The audio received from the WhatsApp caller; starts watching its level."""
         self._caller = track
         self._monitor = asyncio.ensure_future(self._watch(self._relay.subscribe(track)))
-        self._to_agent.set_source(self._relay.subscribe(track), "caller")
+        for fork in self._caller_forks:
+            self._feed_fork(fork)
 
     def caller_audio(self) -> MediaStreamTrack:
-        """The caller's audio for the agent leg (silence until the caller's track arrives)."""
-        return self._to_agent
+        """A new fork of the caller's audio (silence until the caller's track arrives)."""
+        fork = SwitchableAudioTrack()
+        self._caller_forks[fork] = None
+        if self._caller is not None:
+            self._feed_fork(fork)
+        return fork
+
+    def _feed_fork(self, fork: SwitchableAudioTrack) -> None:
+        assert self._caller is not None
+        proxy = self._relay.subscribe(self._caller)
+        self._caller_forks[fork] = proxy
+        fork.set_source(proxy, "caller")
+
+    def agent_audio(self) -> MediaStreamTrack:
+        """The agent's audio, for transcription (silence while no agent is connected)."""
+        return self._agent_fork
+
+    def release(self, track: MediaStreamTrack) -> None:
+        """Stop a fork (and its relay subscription)."""
+        if isinstance(track, SwitchableAudioTrack) and track in self._caller_forks:
+            proxy = self._caller_forks.pop(track)
+            if proxy is not None:
+                proxy.stop()
+        track.stop()
 
     def play_greeting(self, path: Path) -> None:
         """Play ``path`` toward the caller; silence follows when it ends."""
@@ -79,21 +158,76 @@ class RelayMediaBridge:
         if self._player.audio is None:
             logger.warning("greeting file %s has no audio", path)
             return
-        self._switch.set_source(self._player.audio, "greeting")
+        self._greeting_done.clear()
+        self._inputs[Source.GREETING] = _EndNotifyingTrack(self._player.audio, self._greeting_done)
+        self.use(Source.GREETING)
+
+    async def greeting_finished(self) -> None:
+        """Return once no greeting is playing (at once if none was)."""
+        await self._greeting_done.wait()
+
+    def attach_whatsapp_sender(self, sender: RTCRtpSender) -> None:
+        """Nothing to do: this bridge only hands the sender a track."""
+
+    def connect_assistant(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The assistant's audio; it reaches the caller once the source is ``assistant``."""
+        self._inputs[Source.ASSISTANT] = track
+        # Until then its frames are read and dropped, so none pile up to be heard late.
+        self._stop_drain()
+        self._drain = asyncio.ensure_future(_discard(self._relay.subscribe(track, buffered=False)))
+        if self._source is Source.ASSISTANT:
+            self.use(Source.ASSISTANT)
 
     def connect_agent(self, track: MediaStreamTrack) -> None:
-        """Send the agent's audio toward the caller."""
-        self._switch.set_source(self._relay.subscribe(track), "agent")
-        self._stop_player()
+        """Send the agent's audio toward the caller (and to its transcription)."""
+        self._inputs[Source.AGENT] = track
+        if self._agent_proxy is not None:
+            self._agent_proxy.stop()
+        self._agent_proxy = self._relay.subscribe(track)
+        self._agent_fork.set_source(self._agent_proxy, "agent")
+        self.use(Source.AGENT)
 
     def disconnect_agent(self) -> None:
-        """Back to silence toward the caller."""
-        self._switch.set_source(None)
+        """Forget the agent's audio."""
+        self._inputs.pop(Source.AGENT, None)
+        self._agent_fork.set_source(None)
+        if self._agent_proxy is not None:
+            self._agent_proxy.stop()
+            self._agent_proxy = None
+        if self._source is Source.AGENT:
+            self.use(Source.SILENCE)
+
+    def use(self, source: Source) -> None:
+        """Switch what the caller hears; an input not connected (yet) is silence."""
+        if self._feeding is not None and self._source is not Source.GREETING:
+            self._feeding.stop()  # a relay subscription: unsubscribe
+        self._feeding = None
+        if source is not Source.GREETING:
+            self._stop_player()
+        self._source = source
+        track = self._inputs.get(source)
+        if track is None:
+            self._switch.set_source(None)
+            return
+        if source is not Source.GREETING:
+            track = self._relay.subscribe(track)
+        self._feeding = track
+        self._switch.set_source(track, source.value)
+
+    def _stop_drain(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
 
     async def close(self) -> None:
         """Stop every track and the level watcher."""
+        self._stop_drain()
         self._switch.stop()
-        self._to_agent.stop()
+        self._agent_fork.stop()
+        for fork in list(self._caller_forks):
+            self.release(fork)
         self._stop_player()
         if self._monitor is not None:
             self._monitor.cancel()
@@ -104,6 +238,8 @@ class RelayMediaBridge:
         if self._player is not None and self._player.audio is not None:
             self._player.audio.stop()
         self._player = None
+        self._inputs.pop(Source.GREETING, None)
+        self._greeting_done.set()
 
     async def _watch(self, track: MediaStreamTrack) -> None:
         while True:
@@ -114,3 +250,39 @@ class RelayMediaBridge:
             self.last_caller_audio = time.monotonic()
             if isinstance(frame, AudioFrame):
                 self.caller_level = rms(frame)
+
+
+class _EndNotifyingTrack(MediaStreamTrack):
+    """A track that passes ``source``'s frames on and sets ``ended`` when it ends."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, ended: asyncio.Event) -> None:
+        super().__init__()
+        self._source = source
+        self._ended = ended
+
+    async def recv(self) -> Frame | Packet:  # type: ignore[type-arg]
+        """The source's next frame."""
+        try:
+            return await self._source.recv()
+        except MediaStreamError:
+            self._ended.set()
+            raise
+
+    def stop(self) -> None:
+        """Stop the source too."""
+        super().stop()
+        self._source.stop()
+        self._ended.set()
+
+
+async def _discard(track: MediaStreamTrack) -> None:
+    """Read ``track`` until it ends, dropping every frame."""
+    try:
+        while True:
+            await track.recv()
+    except MediaStreamError:
+        return
+    finally:
+        track.stop()

@@ -25,7 +25,8 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service as configured by the environment / .env")
     demo = commands.add_parser(
-        "demo", help="run the service with the WhatsApp simulator on loopback"
+        "demo",
+        help="run the service with the WhatsApp and OpenAI Realtime simulators on loopback",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
@@ -53,7 +54,16 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
             "RELAY_DATA_DIR": environ.get("RELAY_DATA_DIR", data_dir),
         }
     )
-    for name in ("WHATSAPP_GRAPH_BASE_URL", "RELAY_PUBLIC_URL", "RELAY_DATABASE_URL"):
+    # The AI assistant and live transcription are on, against the embedded Realtime simulator.
+    environ.setdefault("ASSISTANT_ENABLED", "on")
+    environ.setdefault("TRANSCRIPTION_ENABLED", "on")
+    for name in (
+        "WHATSAPP_GRAPH_BASE_URL",
+        "RELAY_PUBLIC_URL",
+        "RELAY_DATABASE_URL",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+    ):
         environ.pop(name, None)
     return environ
 

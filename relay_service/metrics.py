@@ -54,9 +54,20 @@ class Metrics:
         self.graph_requests = Metric(
             "relay_graph_requests_total", "Graph API requests by action and outcome.", "counter"
         )
+        self.realtime_legs = Metric(
+            "relay_realtime_legs_total",
+            "OpenAI Realtime legs (assistant, transcription) by status: running, or why stopped.",
+            "counter",
+        )
         self.calls_active.set(0)
 
     def render(self) -> str:
         """All metrics in the Prometheus text format."""
-        families = (self.webhooks, self.calls, self.calls_active, self.graph_requests)
+        families = (
+            self.webhooks,
+            self.calls,
+            self.calls_active,
+            self.graph_requests,
+            self.realtime_legs,
+        )
         return "".join(family.render() for family in families)

@@ -7,16 +7,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+from webrtc_ext import (
+    NominationMode,
+    PeerConnectionConfig,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
-from .bridge import MediaBridge, RelayMediaBridge
+from .assist import CallAi
+from .bridge import MediaBridge, RelayMediaBridge, Source
+from .call import Call as Call  # re-exported: the router's public type
 from .diagnostics import LegRecorder
 from .metrics import Metrics
+from .rtpbridge import RtpMediaBridge
 from .settings import Settings
 from .storage import Storage, utcnow
 from .whatsapp.events import CallConnect, CallStatus, CallTerminate, UnknownEvent, WebhookEvent
@@ -25,49 +32,18 @@ from .whatsapp.sdp import prepare_answer, prepare_offer
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("dialing", "ringing", "prerecorded", "human")
+ACTIVE_STATES = ("dialing", "ringing", "prerecorded", "assistant", "waiting", "human")
+WAITING_STATES = ("dialing", "ringing", "prerecorded", "waiting")
+"""States in which a call waits for a person (and the ring timeout runs)."""
+ANSWERABLE = ("ringing", "prerecorded", "waiting", "assistant")
 EARLY_EVENTS_KEPT = 64
 CLOSE_TIMEOUT = 10.0
+GREETING_LIMIT = 60.0
+"""Seconds of pre-recorded greeting the assistant waits for at most."""
 
 
 class CallUnavailable(Exception):
     """The call does not exist, has ended, or another agent has it."""
-
-
-@dataclass(eq=False)
-class Call:
-    """One call and its legs."""
-
-    wa_call_id: str
-    db_id: int
-    from_number: str
-    to_number: str
-    caller_name: str | None
-    direction: str
-    bridge: MediaBridge
-    state: str = "ringing"
-    agent: str | None = None
-    accepted: bool = False
-    answer_sdp: str = ""
-    end_reason: str | None = None
-    digits: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    legs: dict[str, LegRecorder] = field(default_factory=dict)
-    pre_accepted: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        """What the agent console shows."""
-        return {
-            "id": self.wa_call_id,
-            "db_id": self.db_id,
-            "from": self.from_number,
-            "name": self.caller_name,
-            "state": self.state,
-            "agent": self.agent,
-            "digits": "".join(self.digits),
-            "started": self.started,
-        }
 
 
 Listener = Callable[[str, Call, dict[str, Any]], None]
@@ -101,7 +77,14 @@ class CallRouter:
             ),
             port_range=self.settings.udp_port_range,
             audio_codecs=("audio/opus",),
+            nomination=NominationMode(self.settings.ice_nomination),
         )
+
+    def new_bridge(self) -> MediaBridge:
+        """A call's media bridge: ``RELAY_MEDIA_BRIDGE`` ``rtp`` (default) or ``decoded``."""
+        if self.settings.media_bridge == "rtp":
+            return RtpMediaBridge()
+        return RelayMediaBridge()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, logging (not losing) its exception."""
@@ -115,7 +98,8 @@ class CallRouter:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
 
-    def _notify(self, kind: str, call: Call, **data: Any) -> None:
+    def notify(self, kind: str, call: Call, **data: Any) -> None:
+        """Tell every listener (the console) about a change of ``call``."""
         for listener in list(self.listeners):
             try:
                 listener(kind, call, data)
@@ -163,21 +147,29 @@ class CallRouter:
             event.to,
             event.contact_name,
             event.direction,
-            RelayMediaBridge(),
+            self.new_bridge(),
         )
+        if self.settings.realtime_used:
+            call.ai = CallAi(self, call)
         self.calls[call.wa_call_id] = call
         self.metrics.calls.inc(direction=event.direction)
         self.metrics.calls_active.set(len(self.active_calls()))
-        self._notify("call", call)
+        self.notify("call", call)
         try:
             call.answer_sdp = await self._open_whatsapp_leg(call, event.sdp)
             await self.graph.pre_accept(call.wa_call_id, call.answer_sdp)
             call.pre_accepted.set()
             await self.storage.record_event(call.db_id, "pre_accepted")
-            if self.settings.greeting_file is not None and call.state == "ringing":
+            if call.ai is not None and self.settings.transcription_enabled:
+                call.tasks.append(self.spawn(call.ai.start_transcription()))
+            greeting, assistant = self.settings.greeting_file, self.settings.assistant_enabled
+            if (greeting is not None or assistant) and call.state == "ringing":
                 await self._accept(call)
-                call.bridge.play_greeting(self.settings.greeting_file)
-                await self._set_state(call, "prerecorded", "greeting")
+                if greeting is not None:
+                    call.bridge.play_greeting(greeting)
+                    await self._set_state(call, "prerecorded", "greeting")
+                if assistant:
+                    call.tasks.append(self.spawn(self._assistant_answers(call)))
         except GraphApiError as exc:
             await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
         except Exception as exc:
@@ -189,7 +181,7 @@ class CallRouter:
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        pc.addTrack(call.bridge.to_whatsapp)
+        call.bridge.attach_whatsapp_sender(pc.addTrack(call.bridge.to_whatsapp))
         await pc.setLocalDescription(await pc.createAnswer())
         return prepare_answer(pc.localDescription.sdp)
 
@@ -227,20 +219,22 @@ class CallRouter:
             await self.storage.record_event(call.db_id, "accepted")
 
     async def _set_state(self, call: Call, state: str, event: str, **fields: Any) -> None:
+        if state == "waiting" and call.state != "waiting":
+            call.waiting_since = time.monotonic()
         call.state = state
         await self.storage.record_event(call.db_id, event, state=state, **fields)
-        self._notify("call", call)
+        self.notify("call", call)
 
     async def _watch_media(self, call: Call) -> None:
         timeout, ring_timeout = self.settings.no_media_timeout, self.settings.ring_timeout
-        started = time.monotonic()
         while call.state in ACTIVE_STATES:
             await asyncio.sleep(min(1.0, timeout / 4, ring_timeout / 4))
             silent_for = time.monotonic() - call.bridge.last_caller_audio
             if call.accepted and call.state != "dialing" and silent_for > timeout:
                 await self.end(call, f"no media from caller for {timeout:g} s", tell_whatsapp=True)
-            elif time.monotonic() - started > ring_timeout and (
-                call.agent is None or call.state == "dialing"
+            elif (
+                call.state in WAITING_STATES
+                and time.monotonic() - call.waiting_since > ring_timeout
             ):
                 who = "the user" if call.state == "dialing" else "an agent"
                 await self.end(
@@ -250,8 +244,10 @@ class CallRouter:
     async def dtmf_received(self, call: Call, digit: str) -> None:
         """Store a keypad digit and show it to the agent."""
         call.digits.append(digit)
+        if call.ai is not None:
+            call.ai.key(digit)
         await self.storage.add_dtmf(call.db_id, digit)
-        self._notify("dtmf", call, digit=digit)
+        self.notify("dtmf", call, digit=digit)
 
     # -- agent leg --------------------------------------------------------------------------
 
@@ -260,41 +256,116 @@ class CallRouter:
         call = self.calls.get(wa_call_id)
         if call is not None and call.agent is not None:
             raise CallUnavailable(f"call {wa_call_id} is already answered by {call.agent}")
-        if call is None or call.state not in ("ringing", "prerecorded"):
+        if call is None or call.state not in ANSWERABLE:
             raise CallUnavailable(f"call {wa_call_id} is not waiting for an agent")
         call.agent = agent
+        taking_over = call.state == "assistant"
         try:
             answer = await self._open_agent_leg(call, offer_sdp)
             await self._accept(call)
         except GraphApiError as exc:
             await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
             raise CallUnavailable(f"WhatsApp refused to accept the call: {exc}") from exc
+        call.bridge.use(Source.AGENT)
         await self._set_state(
             call,
             "human",
-            "agent_answered",
+            "taken_over" if taking_over else "agent_answered",
             agent=agent,
             columns={"agent": agent, "answered_at": utcnow()},
         )
+        if call.ai is not None:
+            await call.ai.stop_assistant("taken over by " + agent)
         return answer
 
     async def _open_agent_leg(self, call: Call, offer_sdp: str) -> str:
         pc = RTCPeerConnection(self.peer_config())
-        call.legs["browser"] = LegRecorder("browser", pc)
+        call.browser_legs += 1
+        name = "browser" if call.browser_legs == 1 else f"browser-{call.browser_legs}"
+        recorder = LegRecorder(name, pc)
+        call.legs[name] = recorder
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            call.bridge.connect_agent(track)
+            if call.legs.get(name) is recorder:
+                call.bridge.connect_agent(track)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc.connectionState in ("failed", "closed") and call.state in ACTIVE_STATES:
+            lost = pc.connectionState in ("failed", "closed")
+            if lost and call.state in ACTIVE_STATES and call.legs.get(name) is recorder:
                 self.spawn(self.end(call, "agent leg lost", tell_whatsapp=True))
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        pc.addTrack(call.bridge.caller_audio())
+        call.agent_audio = call.bridge.caller_audio()
+        pc.addTrack(call.agent_audio)
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
+
+    # -- the assistant ------------------------------------------------------------------------
+
+    async def _assistant_answers(self, call: Call) -> None:
+        assert call.ai is not None
+        greeting = call.bridge.source is Source.GREETING
+        if await call.ai.start_assistant(greet=not greeting):
+            if greeting:  # the assistant speaks once the greeting has been heard in full
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GREETING_LIMIT):
+                        await call.bridge.greeting_finished()
+            if call.state in ("ringing", "prerecorded"):
+                call.bridge.use(Source.ASSISTANT)
+                await self._set_state(call, "assistant", "assistant_answered")
+                if greeting:
+                    call.ai.greet()
+            else:  # an agent answered first, or the call ended
+                await call.ai.stop_assistant("not needed")
+        elif call.state in ("ringing", "prerecorded"):
+            reason = call.ai.status.get("assistant", "could not connect")
+            await self._set_state(call, "waiting", "assistant_failed", reason=reason)
+
+    async def transfer(self, call: Call, reason: str) -> None:
+        """The assistant hands the call to a human: it goes silent, the call waits for an agent."""
+        if call.state != "assistant" or call.ai is None:
+            return
+        call.bridge.use(Source.SILENCE)
+        await self._set_state(call, "waiting", "transferred", reason=reason)
+        await call.ai.stop_assistant("transferred to a human")
+
+    async def assistant_lost(self, call: Call, reason: str) -> None:
+        """The assistant's Realtime leg dropped: the call waits for an agent."""
+        if call.state == "assistant":
+            call.bridge.use(Source.SILENCE)
+            await self._set_state(call, "waiting", "assistant_stopped", reason=reason)
+
+    async def hand_back(self, wa_call_id: str, agent: str) -> None:
+        """An agent gives the call back to a fresh assistant that knows the conversation."""
+        call = self.calls.get(wa_call_id)
+        if call is None or call.state != "human" or call.agent != agent:
+            raise CallUnavailable(f"call {wa_call_id} is not yours to hand back")
+        if call.ai is None or not self.settings.assistant_enabled:
+            raise CallUnavailable("the assistant is not enabled")
+        name = "browser" if call.browser_legs == 1 else f"browser-{call.browser_legs}"
+        leg = call.legs.pop(name, None)
+        call.agent = None
+        call.bridge.disconnect_agent()
+        if call.agent_audio is not None:
+            call.bridge.release(call.agent_audio)
+            call.agent_audio = None
+        if leg is not None:
+            with contextlib.suppress(Exception):
+                content = await leg.render()
+                await self.storage.save_diagnostic(
+                    call.db_id, name, f"{call.wa_call_id}-{name}.json", content
+                )
+            await leg.pc.close()
+        await self._set_state(call, "waiting", "handed_back", agent=agent)
+        if not await call.ai.start_assistant(call.ai.context()):
+            return  # the call stays waiting for an agent; the console shows why
+        if call.state == "waiting":
+            call.bridge.use(Source.ASSISTANT)
+            await self._set_state(call, "assistant", "assistant_answered")
+        else:
+            await call.ai.stop_assistant("not needed")
 
     async def hangup(self, wa_call_id: str, by: str) -> None:
         """End a call from our side (agent hangs up)."""
@@ -307,13 +378,13 @@ class CallRouter:
 
     async def dial(self, agent: str, to: str, browser_offer: str) -> tuple[str, str]:
         """An agent calls a WhatsApp user; returns the call id and the browser leg's answer."""
-        bridge = RelayMediaBridge()
+        bridge = self.new_bridge()
         call = Call(
             "", 0, self.settings.whatsapp_phone_number_id, to, None, "BUSINESS_INITIATED", bridge
         )
         call.state, call.agent, call.accepted = "dialing", agent, True
         pc = self._whatsapp_pc(call)
-        pc.addTrack(bridge.to_whatsapp)
+        bridge.attach_whatsapp_sender(pc.addTrack(bridge.to_whatsapp))
         await pc.setLocalDescription(await pc.createOffer())
         try:
             call.wa_call_id = await self.graph.connect(to, prepare_offer(pc.localDescription.sdp))
@@ -332,6 +403,9 @@ class CallRouter:
         await self._set_state(call, "dialing", "dialing", agent=agent, columns={"agent": agent})
         answer = await self._open_agent_leg(call, browser_offer)
         call.tasks.append(self.spawn(self._watch_media(call)))
+        if self.settings.transcription_enabled:
+            call.ai = CallAi(self, call)
+            call.tasks.append(self.spawn(call.ai.start_transcription()))
         for early in self._early.pop(call.wa_call_id, []):
             await self._outbound_event(early)
         return call.wa_call_id, answer
@@ -391,6 +465,8 @@ class CallRouter:
             except TimeoutError:
                 logger.error("closing the %s leg of %s timed out", name, call.wa_call_id)
         await call.bridge.close()
+        if call.ai is not None:
+            await call.ai.close()
         await self.storage.record_event(
             call.db_id,
             "ended",
@@ -399,7 +475,7 @@ class CallRouter:
             columns={"ended_at": utcnow(), "end_reason": reason[:500]},
         )
         self.metrics.calls_active.set(len(self.active_calls()))
-        self._notify("call", call)
+        self.notify("call", call)
         self.calls.pop(call.wa_call_id, None)
 
     async def close(self) -> None:

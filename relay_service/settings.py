@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -9,6 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 META_GRAPH_BASE_URL = "https://graph.facebook.com"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_INSTRUCTIONS = (
+    "You answer phone calls for the organisation. Be brief and friendly. Ask for the case "
+    "reference number and look it up with lookup_case. When the caller asks for a person, or "
+    "you cannot help, call transfer_to_human."
+)
+DEMO_CASES = {
+    "4711": "open: a visit is booked for Monday",
+    "12345": "closed: the refund was paid",
+}
 
 
 class SettingsError(ValueError):
@@ -43,6 +54,33 @@ class Settings:
     agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
     no_media_timeout: float = 20.0
     ring_timeout: float = 60.0
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    assistant_enabled: bool = False
+    assistant_instructions: str = DEFAULT_INSTRUCTIONS
+    transcription_enabled: bool = False
+    case_directory: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_CASES))
+    """Reference number → case status, for the assistant's ``lookup_case`` tool."""
+    media_bridge: str = "rtp"
+    """``rtp``: the assistant's packets go to WhatsApp raw through one munger; ``decoded``."""
+    ice_nomination: str = "aggressive"
+    """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
+    keypad_pause: float = 3.0
+    """Seconds without a key that end a keypad entry (``#`` ends one at once)."""
+
+    @property
+    def realtime_base_url(self) -> str:
+        """The OpenAI API base URL: configured, else the embedded simulator's, else OpenAI's."""
+        if self.openai_base_url:
+            return self.openai_base_url.rstrip("/")
+        if self.simulators:
+            return self.base_url + "/openai-sim/v1"
+        return OPENAI_BASE_URL
+
+    @property
+    def realtime_used(self) -> bool:
+        """Whether any call leg talks to the Realtime API."""
+        return self.assistant_enabled or self.transcription_enabled
 
     @property
     def graph_base_url(self) -> str:
@@ -163,6 +201,27 @@ class _Parser:
             self.problems.append(f"{name} must list at least one agent as name:password")
         return agents
 
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        raw = self.text(name, choices[0]).lower()
+        if raw not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+            return choices[0]
+        return raw
+
+    def cases(self, name: str) -> dict[str, str]:
+        raw = self.text(name)
+        if not raw:
+            return dict(DEMO_CASES)
+        try:
+            cases = json.loads(Path(raw).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.problems.append(f"{name} must be a JSON file {{reference: status}}: {exc}")
+            return {}
+        if not isinstance(cases, dict):
+            self.problems.append(f"{name} must hold a JSON object {{reference: status}}")
+            return {}
+        return {str(key): str(value) for key, value in cases.items()}
+
     def settings(self) -> Settings:
         simulators = self.boolean("SIMULATORS", True)
         data_dir = Path(self.text("RELAY_DATA_DIR", "relay-data"))
@@ -191,6 +250,17 @@ class _Parser:
         if greeting is not None and not greeting.is_file():
             self.problems.append(f"GREETING_FILE {greeting_raw!r} does not exist")
         media = tuple(a.strip() for a in self.text("RELAY_MEDIA_ADDRESSES", "127.0.0.1").split(","))
+        assistant = self.boolean("ASSISTANT_ENABLED", False)
+        transcription = self.boolean("TRANSCRIPTION_ENABLED", False)
+        openai_key = self.text("OPENAI_API_KEY")
+        if not openai_key and (assistant or transcription):
+            if simulators and not self.text("OPENAI_BASE_URL"):
+                openai_key = secrets.token_urlsafe(24)  # shared with the in-process simulator
+            else:
+                self.problems.append(
+                    "OPENAI_API_KEY is required for ASSISTANT_ENABLED / TRANSCRIPTION_ENABLED "
+                    "unless the embedded simulator is the Realtime API"
+                )
         settings = Settings(
             host=self.text("RELAY_HOST", "127.0.0.1"),
             port=self.integer("RELAY_PORT", 8080, 0, 65535),
@@ -211,6 +281,15 @@ class _Parser:
             agents=self.agents("RELAY_AGENTS"),
             no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
             ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
+            openai_base_url=self.text("OPENAI_BASE_URL"),
+            openai_api_key=openai_key,
+            assistant_enabled=assistant,
+            assistant_instructions=self.text("ASSISTANT_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
+            transcription_enabled=transcription,
+            case_directory=self.cases("CASE_DIRECTORY"),
+            keypad_pause=self.number("KEYPAD_PAUSE", 3.0),
+            ice_nomination=self.choice("RELAY_ICE_NOMINATION", ("aggressive", "regular")),
+            media_bridge=self.choice("RELAY_MEDIA_BRIDGE", ("rtp", "decoded")),
         )
         if self.problems:
             raise SettingsError(self.problems)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, func, select
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -63,6 +63,30 @@ class Diagnostic(Base):
     filename: Mapped[str] = mapped_column(String(256))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TranscriptSegmentRecord(Base):
+    """A finished piece of transcript: who said what, when."""
+
+    __tablename__ = "transcript_segments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    speaker: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ToolCallRecord(Base):
+    """A function call the assistant made, with its arguments and result."""
+
+    __tablename__ = "tool_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(default=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -143,6 +167,53 @@ class Storage:
         """Store a keypad digit."""
         async with self._sessions.begin() as session:
             session.add(DtmfDigit(call_id=call_id, digit=digit))
+
+    async def add_transcript_segment(
+        self, call_id: int, speaker: str, text: str, at: dt.datetime | None = None
+    ) -> None:
+        """Store a finished transcript segment."""
+        row = TranscriptSegmentRecord(
+            call_id=call_id, speaker=speaker, text=text, at=at or utcnow()
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+
+    async def transcript(self, call_id: int) -> list[dict[str, Any]]:
+        """A call's transcript segments, in order."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(TranscriptSegmentRecord)
+                .where(TranscriptSegmentRecord.call_id == call_id)
+                .order_by(TranscriptSegmentRecord.id)
+            )
+            return [{"speaker": r.speaker, "text": r.text, "at": r.at.isoformat()} for r in rows]
+
+    async def add_tool_call(
+        self, call_id: int, name: str, arguments: dict[str, Any], output: str, ok: bool
+    ) -> None:
+        """Store one tool call of the assistant and its result."""
+        row = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, output=output, ok=ok)
+        async with self._sessions.begin() as session:
+            session.add(row)
+
+    async def tool_calls(self, call_id: int) -> list[dict[str, Any]]:
+        """A call's tool calls, in order."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ToolCallRecord)
+                .where(ToolCallRecord.call_id == call_id)
+                .order_by(ToolCallRecord.id)
+            )
+            return [
+                {
+                    "name": r.name,
+                    "arguments": r.arguments,
+                    "output": r.output,
+                    "ok": r.ok,
+                    "at": r.at.isoformat(),
+                }
+                for r in rows
+            ]
 
     async def save_diagnostic(self, call_id: int, leg: str, filename: str, content: bytes) -> int:
         """Store one leg's diagnostic file; returns its id."""

@@ -176,6 +176,11 @@ class AssistantLeg(_Leg):
         self.client.send(client_events.client_user_text(text))
         self.client.send(client_events.client_response_create())
 
+    def tell(self, text: str) -> None:
+        """Give the assistant a user text message and ask it to respond."""
+        self.client.send(client_events.client_user_text(text))
+        self.client.send(client_events.client_response_create())
+
     def say(self, instructions: str) -> None:
         """Ask the assistant to speak now (e.g. when it takes the call back from a human)."""
         self.client.send(client_events.client_response_create(instructions))

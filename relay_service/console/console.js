@@ -52,6 +52,16 @@ function onMessage(message) {
   else if (message.type === "dtmf" && message.call_id === relay.callId) {
     relay.digits += message.digit;
     $("digits").textContent = relay.digits;
+  } else if (message.type === "transcript") onTranscript(message);
+  else if (message.type === "transcript_history") {
+    for (const segment of message.segments) addLine(message.call_id, segment.speaker, segment.text, "seg");
+  } else if (message.type === "toolcall") {
+    addLine(message.call_id, "tool", message.name + " " + JSON.stringify(message.arguments) + " → " + message.output, "tool");
+  } else if (message.type === "ai") {
+    addLine(message.call_id, "status", message.leg + ": " + message.status, "ai-status");
+  } else if (message.type === "handed_back") {
+    setStatus("Handed back to the assistant");
+    cleanup();
   } else if (message.type === "ended") onEnded(message);
   else if (message.type === "error") {
     setStatus("Error: " + message.message);
@@ -66,23 +76,29 @@ function renderCalls(calls) {
   for (const call of calls) {
     const row = document.createElement("tr");
     row.dataset.callId = call.id;
-    for (const value of [call.from, call.name || "", call.state, call.agent || "", call.digits]) {
+    const ai = Object.entries(call.ai || {}).map(([leg, status]) => leg + ": " + status).join("; ");
+    for (const value of [call.from, call.name || "", call.state, call.agent || "", call.digits, ai]) {
       const cell = document.createElement("td");
       cell.textContent = value;
       row.append(cell);
     }
     row.children[2].className = "state-" + call.state;
+    row.children[5].className = "ai";
     const actions = document.createElement("td");
-    if (!call.agent && !relay.callId && (call.state === "ringing" || call.state === "prerecorded")) {
+    if (!call.agent && !relay.callId && ["ringing", "prerecorded", "waiting", "assistant"].includes(call.state)) {
       const button = document.createElement("button");
-      button.textContent = "Answer";
-      button.className = "answer";
+      // While the assistant talks, answering takes the call over from it.
+      button.textContent = call.state === "assistant" ? "Take over" : "Answer";
+      button.className = call.state === "assistant" ? "answer takeover" : "answer";
       button.onclick = () => answer(call);
       actions.append(button);
     }
     row.append(actions);
     body.append(row);
-    if (call.id === relay.callId) $("current-state").textContent = call.state;
+    if (call.id === relay.callId) {
+      $("current-state").textContent = call.state;
+      $("handback").hidden = call.state !== "human";
+    }
   }
 }
 
@@ -158,6 +174,49 @@ async function updateLevel() {
 }
 setInterval(updateLevel, 500);
 
+// Live transcript: one block per call, finished segments plus the words arriving now.
+function transcriptBlock(callId) {
+  let block = $("transcripts").querySelector('[data-call-id="' + CSS.escape(callId) + '"]');
+  if (!block) {
+    block = document.createElement("div");
+    block.dataset.callId = callId;
+    block.className = "transcript";
+    const title = document.createElement("h3");
+    title.textContent = "Call " + callId;
+    const partial = document.createElement("p");
+    partial.className = "partial";
+    block.append(title, partial);
+    $("transcripts").append(block);
+    $("no-transcripts").hidden = true;
+  }
+  return block;
+}
+
+function addLine(callId, speaker, text, kind) {
+  const block = transcriptBlock(callId);
+  const line = document.createElement("p");
+  line.className = kind + " speaker-" + speaker;
+  line.textContent = speaker + ": " + text;
+  block.insertBefore(line, block.querySelector(".partial"));
+}
+
+function onTranscript(message) {
+  const block = transcriptBlock(message.call_id);
+  const partial = block.querySelector(".partial");
+  if (message.final) {
+    partial.textContent = "";
+    addLine(message.call_id, message.speaker, message.text, "seg");
+  } else {
+    if (partial.dataset.item !== message.item_id) partial.textContent = message.speaker + ": ";
+    partial.dataset.item = message.item_id;
+    partial.textContent += message.text;
+  }
+}
+
+function handBack() {
+  if (relay.callId) relay.ws.send(JSON.stringify({ type: "handback", call_id: relay.callId }));
+}
+
 function hangup() {
   if (relay.callId) relay.ws.send(JSON.stringify({ type: "hangup", call_id: relay.callId }));
 }
@@ -215,6 +274,11 @@ async function showDetail(id) {
   title.textContent = "Call " + call.id + " (" + call.wa_call_id + "), keys: " + (call.digits || "none");
   const timeline = document.createElement("pre");
   timeline.textContent = call.timeline.map((e) => e.at + "  " + e.event + (e.reason ? "  " + e.reason : "")).join("\n");
+  const transcript = document.createElement("pre");
+  transcript.className = "stored-transcript";
+  transcript.textContent = call.transcript.map((s) => s.at + "  " + s.speaker + ": " + s.text)
+    .concat(call.tool_calls.map((t) => t.at + "  tool " + t.name + " " + JSON.stringify(t.arguments) + " → " + t.output))
+    .join("\n") || "(no transcript)";
   const files = document.createElement("ul");
   for (const file of call.diagnostics) {
     const item = document.createElement("li");
@@ -225,7 +289,7 @@ async function showDetail(id) {
     item.append(link);
     files.append(item);
   }
-  detail.append(title, timeline, files);
+  detail.append(title, timeline, transcript, files);
 }
 
 async function simulate() {
@@ -235,6 +299,7 @@ async function simulate() {
 
 $("signin-form").addEventListener("submit", signIn);
 $("hangup").addEventListener("click", hangup);
+$("handback").addEventListener("click", handBack);
 $("simulate").addEventListener("click", simulate);
 $("dial-form").addEventListener("submit", dial);
 $("refresh-history").addEventListener("click", loadHistory);

@@ -12,12 +12,14 @@ import fractions
 import logging
 import math
 import shutil
+import threading
 import time
 import wave
 from array import array
 from collections import deque
 from collections.abc import Sequence
 from io import BytesIO
+from pathlib import Path
 
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from av import AudioFrame, AudioResampler
@@ -91,6 +93,8 @@ class Recognizer:
         from pocketsphinx import Decoder  # type: ignore[import-untyped]  # imported late: loading the model takes a moment
 
         self._decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
+        # One decoder, used from executor threads by every call that shares this recogniser.
+        self._lock = threading.Lock()
         self._default_search = self._decoder.current_search()
         words = [" ".join(p.lower().split()) for p in phrases if p.strip()]
         cleaned = [w for w in words if all(self._decoder.lookup_word(x) for x in w.split())]
@@ -110,11 +114,12 @@ class Recognizer:
 
     def recognize(self, pcm: bytes) -> str | None:
         """The words in 16 kHz 16-bit mono PCM, or ``None`` when nothing was recognised."""
-        if self._has_grammar:
-            text = self._decode(pcm, "phrases")
-            if text:
-                return text
-        return self._decode(pcm, self._default_search)
+        with self._lock:
+            if self._has_grammar:
+                text = self._decode(pcm, "phrases")
+                if text:
+                    return text
+            return self._decode(pcm, self._default_search)
 
 
 class SpeechTrack(AudioStreamTrack):
@@ -177,3 +182,19 @@ class SpeechTrack(AudioStreamTrack):
         frame.pts = self._timestamp
         frame.time_base = fractions.Fraction(1, OUTPUT_RATE)
         return frame
+
+
+async def write_speech_wav(path: Path, script: Sequence[str | float], rate: int = 48000) -> Path:
+    """A mono WAV of ``script``: strings are spoken (espeak-ng), numbers are seconds of quiet."""
+    pcm = bytearray()
+    for part in script:
+        if isinstance(part, str):
+            pcm += await synthesize(part, rate)
+        else:
+            pcm += bytes(int(part * rate) * 2)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(pcm))
+    return path

@@ -88,3 +88,54 @@ def test_meta_is_the_graph_api_when_simulators_are_off() -> None:
 def test_bad_values_are_named_in_the_error(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value}, dotenv=None)
+
+
+def test_assistant_settings_default_to_the_embedded_realtime_simulator() -> None:
+    settings = Settings.from_env({"ASSISTANT_ENABLED": "on", "RELAY_PORT": "9100"}, dotenv=None)
+    assert settings.assistant_enabled and not settings.transcription_enabled
+    assert settings.realtime_base_url == "http://127.0.0.1:9100/openai-sim/v1"
+    assert settings.openai_api_key  # generated, shared with the in-process simulator
+    assert settings.case_directory["4711"].startswith("open")
+    assert settings.ice_nomination == "aggressive"
+    assert settings.media_bridge == "rtp"
+
+
+def test_assistant_settings_are_validated(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.json"
+    cases.write_text('{"99": "pending"}')
+    settings = Settings.from_env(
+        {
+            "TRANSCRIPTION_ENABLED": "on",
+            "OPENAI_BASE_URL": "https://api.openai.com/v1/",
+            "OPENAI_API_KEY": "sk-x",
+            "CASE_DIRECTORY": str(cases),
+            "RELAY_ICE_NOMINATION": "regular",
+        },
+        dotenv=None,
+    )
+    assert settings.realtime_base_url == "https://api.openai.com/v1"
+    assert dict(settings.case_directory) == {"99": "pending"}
+    assert settings.ice_nomination == "regular"
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(
+            {
+                "ASSISTANT_ENABLED": "maybe",
+                "TRANSCRIPTION_ENABLED": "on",
+                "OPENAI_BASE_URL": "https://api.openai.com/v1",
+                "CASE_DIRECTORY": str(tmp_path / "missing.json"),
+                "KEYPAD_PAUSE": "0",
+                "RELAY_ICE_NOMINATION": "eager",
+                "RELAY_MEDIA_BRIDGE": "magic",
+            },
+            dotenv=None,
+        )
+    text = str(error.value)
+    for name in (
+        "ASSISTANT_ENABLED",
+        "OPENAI_API_KEY",
+        "CASE_DIRECTORY",
+        "KEYPAD_PAUSE",
+        "RELAY_ICE_NOMINATION",
+        "RELAY_MEDIA_BRIDGE",
+    ):
+        assert name in text
