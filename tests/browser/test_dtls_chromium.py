@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.support import LOOPBACK
 from webrtc_ext import (
     RTCCertificate,
@@ -25,20 +26,6 @@ from webrtc_ext import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.interop]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 
 PAGE = """<!doctype html><title>dtls</title><script>
 window.messages = [];

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection, RTCSessionDescription
 from webrtc_ext.dtmf import TelephoneEvent
@@ -17,20 +18,6 @@ playwright = pytest.importorskip("playwright.async_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.interop]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>dtmf</title><script>
 async function makeOffer() {

@@ -9,26 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_munger_switching import tone
 from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpSender
 from webrtc_ext.media import packetize, play
 
 pytestmark = [pytest.mark.browser, pytest.mark.interop]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
+PAGE_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 
 PAGE = """<!doctype html><meta charset="utf-8"><audio id="audio" autoplay></audio><script>
 window.pc = new RTCPeerConnection();
@@ -69,9 +57,7 @@ async def test_chromium_decodes_one_stream_across_five_switches(page_url: str) -
 
     pc = RTCPeerConnection(PeerConnectionConfig(host_addresses=["127.0.0.1"]))
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=PAGE_ARGS)
         try:
             page = await browser.new_page()
             await page.goto(page_url)

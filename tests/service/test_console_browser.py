@@ -4,7 +4,6 @@ audio flows both ways, hang-up ends both legs, and the call is stored with diagn
 from __future__ import annotations
 
 import math
-import shutil
 import struct
 import wave
 from collections.abc import AsyncIterator
@@ -13,25 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
 from .agent import until
 from .conftest import Running
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 # Tests only send to loopback: keep the page's loopback candidates, drop the others.
 LOOPBACK_ONLY = """
 (() => {
@@ -76,7 +63,7 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"],
         )
         try:
             context = await browser.new_context()
