@@ -174,7 +174,7 @@ class Service:
             if item.id == wanted:
                 return web.Response(
                     body=item.content,
-                    content_type="application/json",
+                    content_type="application/gzip",
                     headers={"Content-Disposition": f'attachment; filename="{item.filename}"'},
                 )
         raise web.HTTPNotFound(text="no such diagnostic file")

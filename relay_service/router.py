@@ -355,7 +355,7 @@ class CallRouter:
             with contextlib.suppress(Exception):
                 content = await leg.render()
                 await self.storage.save_diagnostic(
-                    call.db_id, name, f"{call.wa_call_id}-{name}.json", content
+                    call.db_id, name, leg.filename(call.wa_call_id), content
                 )
             await leg.pc.close()
         await self._set_state(call, "waiting", "handed_back", agent=agent)
@@ -457,7 +457,7 @@ class CallRouter:
             with contextlib.suppress(Exception):
                 content = await leg.render()
                 await self.storage.save_diagnostic(
-                    call.db_id, name, f"{call.wa_call_id}-{name}.json", content
+                    call.db_id, name, leg.filename(call.wa_call_id), content
                 )
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
+
+from webrtc_ext.stats import DiagnosticFile, load_diagnostic_file
 
 from .agent import Agent, until
 from .conftest import Running
@@ -12,7 +14,7 @@ from .conftest import Running
 pytestmark = pytest.mark.integration
 
 
-async def test_agent_answers_hears_speaks_and_hangs_up(running: Running) -> None:
+async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_path: Path) -> None:
     simulator = running.service.simulator
     assert simulator is not None
     await running.login()
@@ -45,10 +47,13 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running) -> None
     assert record.end_reason == "hung up by alice"
     events = [e["event"] for e in record.timeline]
     assert events[:1] == ["created"] and "agent_answered" in events and events[-1] == "ended"
-    files = {d.leg: json.loads(d.content) for d in await storage.diagnostics(record.id)}
+    files = {d.leg: stored_dump(d.content, tmp_path) for d in await storage.diagnostics(record.id)}
     assert set(files) == {"whatsapp", "browser"}
-    assert files["whatsapp"]["remote_description"]["type"] == "offer"
-    assert any(s.get("type") == "inbound-rtp" for s in files["whatsapp"]["stats"].values())
+    whatsapp = files["whatsapp"].connections["whatsapp"]
+    (remote,) = whatsapp.events_of("setRemoteDescription")
+    assert remote.value.startswith("type: offer") and "a=ice-lite" in remote.value
+    (inbound,) = whatsapp.stats_ids("inbound-rtp")
+    assert whatsapp.latest(inbound)["packetsReceived"] > 0, "the caller's audio was counted"
 
     # The console's history API shows it, with the diagnostic file downloadable.
     async with running.session.get(f"{running.url}/api/calls/{record.id}") as response:
@@ -60,7 +65,9 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running) -> None
     ) as response:
         assert response.status == 200
         assert "attachment" in response.headers["Content-Disposition"]
-        assert json.loads(await response.read())["format"] == "webrtc-relay-diagnostic"
+        assert response.headers["Content-Type"] == "application/gzip"
+        downloaded = stored_dump(await response.read(), tmp_path)
+        assert downloaded.schema_version >= 1 and len(downloaded.connections) == 1
 
 
 async def test_caller_hangs_up_while_ringing(running: Running) -> None:
@@ -145,3 +152,10 @@ async def test_one_agent_per_call_and_two_calls_at_once(running: Running) -> Non
         finally:
             await alice.close()
             await bob.close()
+
+
+def stored_dump(content: bytes, directory: Path) -> DiagnosticFile:
+    """A stored diagnostic file, loaded with the library's loader (as webrtc-diag does)."""
+    path = directory / f"diagnostic-{len(list(directory.iterdir()))}.json.gz"
+    path.write_bytes(content)
+    return load_diagnostic_file(path)
