@@ -7,6 +7,7 @@ webrtc-internals layout, readable by ``webrtc-diag`` — is what the call stores
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from webrtc_ext.stats import StatsRecorder
 
 #: Seconds between two stats samples of a leg.
 SAMPLE_INTERVAL = 1.0
+#: Seconds the last sample and the file may take: ending a call must never hang on it.
+RENDER_TIMEOUT = 10.0
 
 
 class LegRecorder:
@@ -34,7 +37,8 @@ class LegRecorder:
     async def render(self) -> bytes:
         """Finish recording and return the diagnostic file's bytes."""
         try:
-            path = await self._recorder.close()
+            async with asyncio.timeout(RENDER_TIMEOUT):
+                path = await self._recorder.close()
             return path.read_bytes()
         finally:
             self._directory.cleanup()
