@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from relay_service.bridge import RelayMediaBridge
 from relay_service.rtpbridge import SILENCE_FRAME, RtpMediaBridge
 from webrtc_ext import RawRtpPacket, RTCPeerConnection
 from webrtc_ext.media import EncodedFileSource
@@ -119,3 +120,24 @@ async def test_an_ogg_opus_greeting_reaches_the_caller_as_stored(tmp_path: Path)
     assert set(received) <= set(payloads), "the greeting was re-encoded"
     runs = (payloads[i : i + PACKETS] for i in range(len(payloads) - PACKETS + 1))
     assert received in runs, "packets lost, added or reordered"
+
+
+async def test_the_decoded_fallback_still_relays_both_ways(tmp_path: Path) -> None:
+    async with running_service(tmp_path, RELAY_MEDIA_BRIDGE="decoded") as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        await running.login()
+        agent = Agent(running.session, running.url)
+        await agent.connect()
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await agent.wait_for_call("ringing")
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            bridge = running.service.router.calls[call_id].bridge
+            assert isinstance(bridge, RelayMediaBridge)
+            caller = simulator.calls[call_id].peer
+            await until(lambda: agent.loud_frames >= 25, what="caller's tone at the agent")
+            await until(lambda: caller.loud_frames >= 25, what="agent's tone at the caller")
+        finally:
+            await agent.close()
