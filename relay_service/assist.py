@@ -79,6 +79,7 @@ class CallAi:
             await leg.start(audio)
         except RealtimeError:
             return  # ``stopped`` said why
+        self.call.bridge.feed(audio, leg.client.sender)
         if self._closing:
             await leg.stop()
             return
@@ -115,6 +116,7 @@ class CallAi:
         except RealtimeError:
             self._release_assistant(leg)
             return False
+        self.call.bridge.feed(audio, leg.client.sender)
         track = leg.client.remote_track
         if track is not None:
             receiver = next((r for r in leg.client.pc.getReceivers() if r.track is track), None)

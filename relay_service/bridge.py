@@ -7,8 +7,9 @@ forked to whoever needs it (agent, assistant, transcription), and the agent's au
 transcription.
 
 :class:`RelayMediaBridge` does this with decoded audio on aiortc's ``MediaRelay`` (one encoder
-toward WhatsApp behind a :class:`SwitchableAudioTrack`). A packet-forwarding bridge (raw RTP
-fan-out, one ``RtpMunger`` toward WhatsApp) implements the same :class:`MediaBridge` protocol.
+toward WhatsApp behind a :class:`SwitchableAudioTrack`). ``RtpMediaBridge``
+(``relay_service.rtpbridge``: raw RTP fan-out, one ``RtpMunger`` toward WhatsApp) implements the
+same :class:`MediaBridge` protocol.
 """
 
 from __future__ import annotations
@@ -53,14 +54,19 @@ class MediaBridge(Protocol):
     def source(self) -> Source:
         """The current source toward WhatsApp."""
 
-    def set_caller_track(self, track: MediaStreamTrack) -> None:
-        """The audio received from the WhatsApp caller."""
+    def set_caller_track(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The audio received from the WhatsApp caller (and the receiver it arrives on)."""
 
     def caller_audio(self) -> MediaStreamTrack:
         """A new fork of the caller's audio (silence until the caller's track arrives)."""
 
     def agent_audio(self) -> MediaStreamTrack:
         """The human agent's audio, for transcription (silence while no agent is connected)."""
+
+    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
+        """``sender`` plays a fork from :meth:`caller_audio` / :meth:`agent_audio`."""
 
     def release(self, track: MediaStreamTrack) -> None:
         """Stop a fork handed out by :meth:`caller_audio` or :meth:`agent_audio`."""
@@ -79,8 +85,10 @@ class MediaBridge(Protocol):
     ) -> None:
         """The assistant's audio (it reaches the caller once the source is ``assistant``)."""
 
-    def connect_agent(self, track: MediaStreamTrack) -> None:
-        """The agent's audio; the source becomes ``agent``."""
+    def connect_agent(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The agent's audio (and the receiver it arrives on); the source becomes ``agent``."""
 
     def disconnect_agent(self) -> None:
         """Forget the agent's audio (silence toward the caller if it was the source)."""
@@ -119,7 +127,9 @@ class RelayMediaBridge:
         """The current source toward WhatsApp."""
         return self._source
 
-    def set_caller_track(self, track: MediaStreamTrack) -> None:
+    def set_caller_track(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
         """The audio received from the WhatsApp caller; starts watching its level."""
         self._caller = track
         self._monitor = asyncio.ensure_future(self._watch(self._relay.subscribe(track)))
@@ -143,6 +153,9 @@ class RelayMediaBridge:
     def agent_audio(self) -> MediaStreamTrack:
         """The agent's audio, for transcription (silence while no agent is connected)."""
         return self._agent_fork
+
+    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
+        """Nothing to do: the sender plays the fork's decoded frames."""
 
     def release(self, track: MediaStreamTrack) -> None:
         """Stop a fork (and its relay subscription)."""
@@ -180,7 +193,9 @@ class RelayMediaBridge:
         if self._source is Source.ASSISTANT:
             self.use(Source.ASSISTANT)
 
-    def connect_agent(self, track: MediaStreamTrack) -> None:
+    def connect_agent(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
         """Send the agent's audio toward the caller (and to its transcription)."""
         self._inputs[Source.AGENT] = track
         if self._agent_proxy is not None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamTrack
 
 from webrtc_ext import (
@@ -191,7 +192,7 @@ class CallRouter:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            call.bridge.set_caller_track(track)
+            call.bridge.set_caller_track(track, _receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -288,7 +289,7 @@ class CallRouter:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if call.legs.get(name) is recorder:
-                call.bridge.connect_agent(track)
+                call.bridge.connect_agent(track, _receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -298,7 +299,7 @@ class CallRouter:
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         call.agent_audio = call.bridge.caller_audio()
-        pc.addTrack(call.agent_audio)
+        call.bridge.feed(call.agent_audio, pc.addTrack(call.agent_audio))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
@@ -485,3 +486,8 @@ class CallRouter:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver | None:
+    """The receiver of ``pc`` that ``track`` arrives on."""
+    return next((r for r in pc.getReceivers() if r.track is track), None)

@@ -1,80 +1,320 @@
-"""A :class:`~relay_service.bridge.MediaBridge` that forwards the assistant's RTP packets.
+"""A :class:`~relay_service.bridge.MediaBridge` that forwards RTP packets, never decoding them.
 
-Toward WhatsApp there is one ``RtpSender`` and therefore one ``RtpMunger``: the greeting, the
-agent and silence reach it as a track (encoded once, the track is the munger's source), the
-assistant's packets arrive raw from its Realtime leg's receiver and are sent as they are
-(``send_rtp``, no decoding or encoding) under the source name ``"assistant"``. Switching between
-them is ``switch_source`` on that sender, so WhatsApp sees one stream: no sequence gap,
-timestamps advancing by real time.
+Toward WhatsApp there is one ``RtpSender`` and therefore one ``RtpMunger``; every source
+reaches it as packets under its own name, and ``use()`` is ``switch_source`` on that sender,
+so WhatsApp sees one stream (no sequence gap, timestamps advancing by real time):
 
-Still decoded here (see docs/service.md): the caller's audio toward the agent, the assistant and
-transcription, and the agent's audio (it also feeds the agent's transcription).
+- the assistant: its Realtime leg's ``RtpReceiver.on_rtp``, sent as it is (``"assistant"``);
+- the agent: an ``RtpFanOut`` of the agent leg's receiver to the WhatsApp sender (not
+  switched to until ``use(Source.AGENT)``) and to the agent-transcription sender;
+- the greeting: ``webrtc_ext.media.play`` of the file, Ogg/Opus as stored, anything else
+  encoded to Opus once (``"greeting"``);
+- silence: a fixed Opus silence frame every 20 ms (``"silence"``), so WhatsApp (which ends a
+  call after ~20 s without media) always has a stream while the caller waits.
+
+The caller's packets go through an ``RtpFanOut`` of the WhatsApp leg's receiver to each
+consumer's sender (agent leg, assistant, caller transcription). A consumer gets a placeholder
+track from :meth:`RtpMediaBridge.caller_audio` (it never yields a frame) and is wired with
+:meth:`RtpMediaBridge.feed` once its sender exists. The caller's liveness is the arrival time
+of its packets, and its level the RFC 6464 audio level when the caller sends it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Hashable, Iterator
+from pathlib import Path
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 
 from webrtc_ext import RawRtpPacket, RtpReceiver, RtpSender
+from webrtc_ext.media import open_source, play
+from webrtc_ext.rawrtp import RtpFanOut
 
-from .bridge import RelayMediaBridge, Source
+from .bridge import Source
 
 logger = logging.getLogger(__name__)
 
 ASSISTANT = "assistant"
+GREETING = "greeting"
+SILENCE = "silence"
+SILENCE_FRAME = b"\xf8\xff\xfe"
+"""A 20 ms Opus frame of silence (CELT fullband, RFC 6716 §3.1), sent while nobody speaks."""
+FRAME_SECONDS = 0.02
+CONNECT_WAIT = 30.0
+"""Seconds the greeting waits at most for the WhatsApp leg to connect."""
 
 
-class RtpMediaBridge(RelayMediaBridge):
-    """Assistant → WhatsApp as raw RTP through the WhatsApp sender's munger."""
+class RawFork(MediaStreamTrack):
+    """A placeholder track for a raw consumer: it never yields a frame (packets go around it)."""
+
+    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._sender: RtpSender | None = None
-        self._assistant: RtpReceiver | None = None
+        self._ended = asyncio.Event()
+
+    async def recv(self) -> Frame | Packet:  # type: ignore[type-arg]
+        """Wait until stopped: the sender's packets come from the bridge, not from here."""
+        await self._ended.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        """End the track."""
+        super().stop()
+        self._ended.set()
+
+
+class RtpMediaBridge:
+    """Every path as raw RTP: WhatsApp leg ⇄ greeting / assistant / agent / transcription."""
+
+    def __init__(self) -> None:
+        self.to_whatsapp: MediaStreamTrack = RawFork()
+        self.last_caller_audio = time.monotonic()
+        self.caller_level = 0.0
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
+        self._sender: RtpSender | None = None
+        self._source = Source.SILENCE
+        self._caller: RtpReceiver | None = None
+        self._caller_fan: RtpFanOut | None = None
+        self._agent_fan: RtpFanOut | None = None
+        self._caller_forks: dict[RawFork, RtpSender | None] = {}
+        self._agent_forks: dict[RawFork, RtpSender | None] = {}
+        self._assistant: RtpReceiver | None = None
+        self._current: Hashable = SILENCE
+        self._silence: asyncio.Task[None] | None = None
+        self._greeting: asyncio.Task[None] | None = None
+        self._greeting_done = asyncio.Event()
+        self._greeting_done.set()
+
+    @property
+    def source(self) -> Source:
+        """The current source toward WhatsApp."""
+        return self._source
+
+    # -- the caller -------------------------------------------------------------------------
+
+    def set_caller_track(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The WhatsApp leg's receiver: its packets go raw to every consumer."""
+        if not isinstance(receiver, RtpReceiver):
+            logger.warning("the WhatsApp receiver has no raw RTP: the caller is not forwarded")
+            return
+        if self._caller_fan is not None:
+            self._caller_fan.close()
+        if self._caller is not None:
+            self._caller.remove_rtp_callback(self._heard)
+        self._caller = receiver
+        receiver.on_rtp(self._heard)
+        self._caller_fan = RtpFanOut(receiver)
+        for sender in self._caller_forks.values():
+            if sender is not None:
+                self._caller_fan.add(sender)
+
+    def _heard(self, packet: RawRtpPacket) -> None:
+        self.last_caller_audio = packet.arrival_time
+        if packet.audio_level is not None:  # -dBov (RFC 6464), as the 16-bit level rms() gives
+            self.caller_level = 32767 * 10 ** (-packet.audio_level / 20)
+
+    def caller_audio(self) -> MediaStreamTrack:
+        """A placeholder for one consumer of the caller's audio; wire it with :meth:`feed`."""
+        fork = RawFork()
+        self._caller_forks[fork] = None
+        return fork
+
+    def agent_audio(self) -> MediaStreamTrack:
+        """A placeholder for the consumer of the agent's audio; wire it with :meth:`feed`."""
+        fork = RawFork()
+        self._agent_forks[fork] = None
+        return fork
+
+    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
+        """``sender`` plays ``track`` (from :meth:`caller_audio` / :meth:`agent_audio`): send it
+        the packets raw."""
+        if not isinstance(sender, RtpSender) or not isinstance(track, RawFork):
+            logger.warning("a consumer without a raw RTP sender gets no audio")
+            return
+        for forks, fan in (
+            (self._caller_forks, self._caller_fan),
+            (self._agent_forks, self._agent_fan),
+        ):
+            if track in forks:
+                forks[track] = sender
+                if fan is not None:
+                    fan.add(sender)
+
+    def release(self, track: MediaStreamTrack) -> None:
+        """Stop forwarding to a consumer and end its placeholder."""
+        for forks, fan in (
+            (self._caller_forks, self._caller_fan),
+            (self._agent_forks, self._agent_fan),
+        ):
+            if isinstance(track, RawFork) and track in forks:
+                sender = forks.pop(track)
+                if sender is not None and fan is not None:
+                    fan.remove(sender)
+        track.stop()
+
+    # -- toward WhatsApp --------------------------------------------------------------------
 
     def attach_whatsapp_sender(self, sender: RTCRtpSender) -> None:
-        """The WhatsApp leg's sender (it plays :attr:`to_whatsapp`)."""
-        if isinstance(sender, RtpSender):
-            self._sender = sender
-        else:
-            logger.warning("the WhatsApp sender has no raw RTP: the assistant is decoded")
+        """The WhatsApp leg's sender: the one munger every source goes through."""
+        if not isinstance(sender, RtpSender):
+            logger.warning("the WhatsApp sender has no raw RTP: the caller hears nothing")
+            return
+        self._sender = sender
+        if self._agent_fan is not None:
+            self._agent_fan.add(sender, switch=False)
+        self._switch(self._current)
+        self._silence = asyncio.ensure_future(self._send_silence(sender))
+
+    async def _send_silence(self, sender: RtpSender) -> None:
+        loop = asyncio.get_running_loop()
+        start, count = loop.time(), 0
+        while True:
+            if self._current == SILENCE:
+                packet = RawRtpPacket.create(
+                    SILENCE_FRAME,
+                    payload_type=111,
+                    sequence_number=count % 65536,
+                    timestamp=(count * 960) % 2**32,
+                )
+                sender.send_rtp(packet, source=SILENCE)
+            count += 1
+            await asyncio.sleep(max(0.0, start + count * FRAME_SECONDS - loop.time()))
+
+    def play_greeting(self, path: Path) -> None:
+        """Play ``path`` toward the caller (Ogg/Opus as stored); silence follows when it ends."""
+        if self._sender is None:
+            logger.warning("no WhatsApp sender: greeting %s not played", path)
+            return
+        try:
+            packets = open_source(path).packets()
+        except (OSError, ValueError) as exc:
+            logger.warning("greeting file %s cannot be played: %s", path, exc)
+            return
+        self._stop_greeting()
+        self._greeting_done.clear()
+        self._source = Source.GREETING
+        name = (GREETING, object())  # a new name per playback: its numbers start again
+        self._switch(name)
+        self._greeting = asyncio.ensure_future(self._play(packets, self._sender, name))
+
+    async def _play(
+        self, packets: Iterator[RawRtpPacket], sender: RtpSender, name: Hashable
+    ) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_WAIT):  # packets sent before it are lost
+                while sender.munger is None:
+                    await asyncio.sleep(FRAME_SECONDS)
+            await play(packets, sender, source=name, switch=False)
+        except TimeoutError:
+            logger.warning("the WhatsApp leg did not connect: greeting not played")
+        except Exception:
+            logger.exception("the greeting failed")
+        finally:
+            self._greeting_done.set()
+            if self._current == name:
+                self._switch(SILENCE)
+
+    async def greeting_finished(self) -> None:
+        """Return once no greeting is playing (at once if none was)."""
+        await self._greeting_done.wait()
+
+    def _stop_greeting(self) -> None:
+        if self._greeting is not None:
+            self._greeting.cancel()
+            self._greeting = None
+        self._greeting_done.set()
 
     def connect_assistant(
         self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
     ) -> None:
-        """The assistant's audio: its packets go to WhatsApp raw when it is the source."""
-        if self._sender is None or not isinstance(receiver, RtpReceiver):
-            super().connect_assistant(track, receiver)
+        """The assistant's packets go to WhatsApp raw when it is the source."""
+        if not isinstance(receiver, RtpReceiver):
+            logger.warning("the assistant's receiver has no raw RTP: it is not heard")
             return
         if self._assistant is not None:
             self._assistant.remove_rtp_callback(self._forward)
         self._assistant = receiver
         receiver.on_rtp(self._forward)
+        if self._source is Source.ASSISTANT:
+            self.use(Source.ASSISTANT)
 
     def _forward(self, packet: RawRtpPacket) -> None:
         sender = self._sender
         if sender is not None and sender.send_rtp(packet, source=ASSISTANT):
             self.assistant_packets += 1
 
-    def use(self, source: Source) -> None:
-        """Switch what the caller hears: raw assistant packets, or the track."""
-        if source is Source.ASSISTANT and self._assistant is not None and self._sender:
-            super().use(Source.SILENCE)  # the track idles; the munger drops its packets
-            self._source = Source.ASSISTANT
-            self._sender.switch_source(ASSISTANT)
+    def connect_agent(
+        self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None = None
+    ) -> None:
+        """The agent's packets go to WhatsApp and to its transcription; the source is the agent."""
+        if not isinstance(receiver, RtpReceiver):
+            logger.warning("the agent's receiver has no raw RTP: the agent is not heard")
             return
-        super().use(source)
+        if self._agent_fan is not None:
+            self._agent_fan.close()
+        self._agent_fan = RtpFanOut(receiver)
         if self._sender is not None:
-            self._sender.switch_source(self.to_whatsapp)
+            self._agent_fan.add(self._sender, switch=False)
+        for sender in self._agent_forks.values():
+            if sender is not None:
+                self._agent_fan.add(sender)
+        self.use(Source.AGENT)
+
+    def disconnect_agent(self) -> None:
+        """Forget the agent's packets (silence toward the caller if it was the source)."""
+        if self._agent_fan is not None:
+            self._agent_fan.close()
+            self._agent_fan = None
+        if self._source is Source.AGENT:
+            self.use(Source.SILENCE)
+
+    def use(self, source: Source) -> None:
+        """Switch what the caller hears; an input not connected (yet) is silence."""
+        if source is not Source.GREETING:
+            self._stop_greeting()
+        self._source = source
+        target: Hashable = SILENCE
+        if source is Source.ASSISTANT and self._assistant is not None:
+            target = ASSISTANT
+        elif source is Source.AGENT and self._agent_fan is not None:
+            target = self._agent_fan.source
+        elif source is Source.GREETING and self._greeting is not None:
+            target = self._current  # play_greeting switched to it
+        self._switch(target)
+
+    def _switch(self, target: Hashable) -> None:
+        self._current = target
+        if self._sender is not None:
+            self._sender.switch_source(target)
 
     async def close(self) -> None:
-        """Stop forwarding and every track."""
+        """Stop forwarding, the greeting and the silence."""
+        self._stop_greeting()
+        for fan in (self._caller_fan, self._agent_fan):
+            if fan is not None:
+                fan.close()
+        self._caller_fan = self._agent_fan = None
+        if self._caller is not None:
+            self._caller.remove_rtp_callback(self._heard)
+            self._caller = None
         if self._assistant is not None:
             self._assistant.remove_rtp_callback(self._forward)
             self._assistant = None
-        await super().close()
+        for fork in [*self._caller_forks, *self._agent_forks]:
+            self.release(fork)
+        self.to_whatsapp.stop()
+        if self._silence is not None:
+            self._silence.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._silence

@@ -62,7 +62,7 @@ class Settings:
     case_directory: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_CASES))
     """Reference number → case status, for the assistant's ``lookup_case`` tool."""
     media_bridge: str = "rtp"
-    """``rtp``: the assistant's packets go to WhatsApp raw through one munger; ``decoded``."""
+    """``rtp``: RTP forwarded between the legs undecoded, through one munger; ``decoded``."""
     ice_nomination: str = "aggressive"
     """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
     keypad_pause: float = 3.0

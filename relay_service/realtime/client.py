@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from openai import AsyncOpenAI
 from pyee.asyncio import AsyncIOEventEmitter
@@ -55,6 +56,8 @@ class RealtimeClient(AsyncIOEventEmitter):
         self.pc = RTCPeerConnection(settings.peer_config)
         self.call_id: str | None = None
         self.remote_track: MediaStreamTrack | None = None
+        self.sender: RTCRtpSender | None = None
+        """The sender of our audio (after :meth:`connect`)."""
         self._channel = self.pc.createDataChannel("oai-events")
         self._opened = asyncio.Event()
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -88,6 +91,7 @@ class RealtimeClient(AsyncIOEventEmitter):
     async def connect(self, audio: MediaStreamTrack | None = None) -> None:
         """Offer audio (``audio`` or nothing yet) and the channel; wait until it is open."""
         transceiver = self.pc.addTransceiver("audio", direction="sendrecv")
+        self.sender = transceiver.sender
         if audio is not None:
             transceiver.sender.replaceTrack(audio)
         await self.pc.setLocalDescription(await self.pc.createOffer())
