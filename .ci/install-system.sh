@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: Chromium (browser interop), coturn (TURN), Go with Debian's
+# Debian packages the tests use: Chromium and Firefox ESR (browser interop), coturn (TURN), Go with Debian's
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
 # iproute2/iptables/nftables (network namespaces with an MTU-limited path).
 set -euo pipefail
 packages=(
     chromium
+    firefox-esr
     coturn
     golang-go
     golang-github-pion-webrtc.v3-dev
