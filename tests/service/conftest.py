@@ -14,6 +14,8 @@ from aiohttp import web
 from relay_service.app import Service
 from relay_service.settings import Settings
 
+from .agent import Agent
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -51,6 +53,13 @@ class Running:
             f"{self.url}/api/login", json={"name": name, "password": password}
         ) as response:
             assert response.status == 200
+
+    async def agent(self, name: str = "alice", password: str = "wonderland") -> Agent:
+        """Sign in as ``name`` and return an agent connected to the console's WebSocket."""
+        await self.login(name, password)
+        agent = Agent(self.session, self.url)
+        await agent.connect()
+        return agent
 
 
 async def start(settings: Settings) -> tuple[Service, web.AppRunner]:

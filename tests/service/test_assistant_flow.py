@@ -17,7 +17,7 @@ from relay_service.simulators.openai_realtime import RealtimeSimulator
 from relay_service.simulators.speech import synthesize
 from webrtc_ext import RTCPeerConnection
 
-from .agent import Agent, until
+from .agent import until
 from .conftest import running_service
 from .test_media import write_wav
 
@@ -100,9 +100,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
     async with running_service(tmp_path, **environ) as running:
         service, simulator = running.service, running.service.simulator
         assert simulator is not None
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="silence")
             caller = simulator.calls[call_id].peer
@@ -180,9 +178,7 @@ async def test_agent_takes_over_while_the_assistant_talks(tmp_path: Path) -> Non
     async with running_service(tmp_path, ASSISTANT_ENABLED="on") as running:
         service, simulator = running.service, running.service.simulator
         assert simulator is not None
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="silence")
             await agent.wait_for_call("assistant")
@@ -207,9 +203,7 @@ async def test_realtime_api_unreachable_the_call_goes_to_a_human(tmp_path: Path)
         service, simulator = running.service, running.service.simulator
         assert simulator is not None
         realtime_sim(service).fail_next_calls = 10
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="tone")
 
@@ -242,9 +236,7 @@ async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path:
     async with running_service(tmp_path, **environ) as running:
         service, simulator = running.service, running.service.simulator
         assert simulator is not None
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         wav = await speech_file(tmp_path, "my reference number is one two three four five")
         try:
             call_id = await simulator.place_call(audio=wav)
@@ -283,9 +275,7 @@ async def test_demo_caller_gives_a_reference_by_voice_and_asks_for_a_human(tmp_p
     environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
     async with running_service(tmp_path, **environ) as running:
         service = running.service
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             async with running.session.post(f"{running.url}/api/simulator/calls") as response:
                 call_id = (await response.json())["id"]

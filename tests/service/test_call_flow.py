@@ -17,9 +17,7 @@ pytestmark = pytest.mark.integration
 async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_path: Path) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await running.login()
-    agent = Agent(running.session, running.url)
-    await agent.connect()
+    agent = await running.agent()
     try:
         call_id = await simulator.place_call(audio="tone")
         ringing = await agent.wait_for_call("ringing")
@@ -73,9 +71,7 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_pat
 async def test_caller_hangs_up_while_ringing(running: Running) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await running.login()
-    agent = Agent(running.session, running.url)
-    await agent.connect()
+    agent = await running.agent()
     try:
         call_id = await simulator.place_call(audio="tone")
         await agent.wait_for_call("ringing")
@@ -92,9 +88,7 @@ async def test_caller_hangs_up_while_ringing(running: Running) -> None:
 async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await running.login("bob", "builder")
-    agent = Agent(running.session, running.url)
-    await agent.connect()
+    agent = await running.agent("bob", "builder")
     try:
         call_id = await agent.dial("4915112345678")
         connect = simulator.requests[0]

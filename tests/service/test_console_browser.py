@@ -73,14 +73,19 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
             await browser.close()
 
 
+async def sign_in(page: Any, url: str, name: str, password: str) -> None:
+    """Open the console at ``url`` and sign in as ``name``."""
+    await page.goto(url + "/")
+    await page.fill("#name", name)
+    await page.fill("#password", password)
+    await page.click("#signin-button")
+    await page.wait_for_selector("#main:not([hidden])")
+
+
 async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page: Any) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await page.goto(running.url + "/")
-    await page.fill("#name", "alice")
-    await page.fill("#password", "wonderland")
-    await page.click("#signin-button")
-    await page.wait_for_selector("#main:not([hidden])")
+    await sign_in(page, running.url, "alice", "wonderland")
     assert "alice" in await page.inner_text("#who")
 
     call_id = await simulator.place_call(audio="tone")
@@ -127,11 +132,7 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
 async def test_agent_calls_a_whatsapp_user_from_chromium(running: Running, page: Any) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await page.goto(running.url + "/")
-    await page.fill("#name", "bob")
-    await page.fill("#password", "builder")
-    await page.click("#signin-button")
-    await page.wait_for_selector("#main:not([hidden])")
+    await sign_in(page, running.url, "bob", "builder")
     await page.fill("#dial-to", "4915112345678")
     await page.click("#dial")
     await page.wait_for_function("() => relay.callId !== null", timeout=30_000)

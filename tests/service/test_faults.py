@@ -82,9 +82,7 @@ async def test_graph_timeout_on_accept_ends_the_call(tmp_path: Path) -> None:
         simulator = running.service.simulator
         assert simulator is not None
         simulator.faults["accept"] = "timeout"
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="tone")
             await agent.wait_for_call("ringing")
@@ -113,9 +111,7 @@ async def test_greeting_plays_to_the_caller_before_an_agent_answers(tmp_path: Pa
     async with running_service(tmp_path, GREETING_FILE=str(greeting)) as running:
         simulator = running.service.simulator
         assert simulator is not None
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="tone")
             await agent.wait_for_call("prerecorded")

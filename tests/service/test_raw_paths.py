@@ -18,7 +18,7 @@ from webrtc_ext import RawRtpPacket, RTCPeerConnection
 from webrtc_ext.media import EncodedFileSource
 from webrtc_ext.ogg import OggOpusWriter
 
-from .agent import Agent, until
+from .agent import until
 from .conftest import Running, running_service
 from .test_media import write_wav
 
@@ -72,9 +72,7 @@ async def test_caller_and_agent_payloads_cross_the_rtp_bridge_byte_identical(
 ) -> None:
     simulator = running.service.simulator
     assert simulator is not None
-    await running.login()
-    agent = Agent(running.session, running.url)
-    await agent.connect()
+    agent = await running.agent()
     try:
         call_id = await simulator.place_call(audio="tone")
         caller = simulator.calls[call_id].peer
@@ -126,9 +124,7 @@ async def test_the_decoded_fallback_still_relays_both_ways(tmp_path: Path) -> No
     async with running_service(tmp_path, RELAY_MEDIA_BRIDGE="decoded") as running:
         simulator = running.service.simulator
         assert simulator is not None
-        await running.login()
-        agent = Agent(running.session, running.url)
-        await agent.connect()
+        agent = await running.agent()
         try:
             call_id = await simulator.place_call(audio="tone")
             await agent.wait_for_call("ringing")

@@ -10,7 +10,10 @@ import pytest
 
 from .conftest import running_service
 from .test_assistant_flow import speech_file
-from .test_console_browser import page  # noqa: F401  (the Chromium page fixture)
+from .test_console_browser import (
+    page,  # noqa: F401  (the Chromium page fixture)
+    sign_in,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -24,11 +27,7 @@ async def test_caller_transcript_appears_live_on_the_agents_page(
     async with running_service(tmp_path, TRANSCRIPTION_ENABLED="on") as running:
         simulator = running.service.simulator
         assert simulator is not None
-        await page.goto(running.url + "/")
-        await page.fill("#name", "alice")
-        await page.fill("#password", "wonderland")
-        await page.click("#signin-button")
-        await page.wait_for_selector("#main:not([hidden])")
+        await sign_in(page, running.url, "alice", "wonderland")
 
         call_id = await simulator.place_call(audio=await speech_file(tmp_path, SENTENCE))
         answer = page.locator(f'tr[data-call-id="{call_id}"] button.answer')
@@ -58,11 +57,7 @@ async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
     async with running_service(tmp_path, **environ) as running:
         simulator = running.service.simulator
         assert simulator is not None
-        await page.goto(running.url + "/")
-        await page.fill("#name", "bob")
-        await page.fill("#password", "builder")
-        await page.click("#signin-button")
-        await page.wait_for_selector("#main:not([hidden])")
+        await sign_in(page, running.url, "bob", "builder")
 
         call_id = await simulator.place_call(audio=await speech_file(tmp_path, SENTENCE))
         row = f'tr[data-call-id="{call_id}"]'
