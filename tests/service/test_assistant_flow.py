@@ -129,6 +129,12 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             await agent.wait_for(
                 lambda m: m["type"] == "ai" and m["status"] == "transferred to a human"
             )
+
+            # The tool call is stored once its handler (the transfer itself) has returned.
+            async def both_stored() -> bool:
+                return len(await tool_calls(service, call_id)) >= 2
+
+            await until(both_stored, 10, "transfer_to_human stored")
             names = [t["name"] for t in await tool_calls(service, call_id)]
             assert names == ["lookup_case", "transfer_to_human"]
             bridge = service.router.calls[call_id].bridge
