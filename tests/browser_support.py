@@ -3,12 +3,16 @@ started here."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import platform
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from aiohttp import web
 
 #: Debian's package, driven by Playwright with ``executable_path`` (never a browser download).
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,3 +73,21 @@ def geckodriver() -> str | None:
         if platform.system() == "Linux" and os.access(binary, os.X_OK):
             return str(binary)
     return None
+
+
+@contextlib.asynccontextmanager
+async def serve_page(html: str) -> AsyncIterator[str]:
+    """Serve ``html`` at ``/`` on 127.0.0.1 for the length of the block; yields the page's URL."""
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, serve_page
 from tests.support import LOOPBACK
 from webrtc_ext import (
     RTCCertificate,
@@ -82,30 +81,16 @@ def loopback_only(sdp: str) -> str:
 @contextlib.asynccontextmanager
 async def chromium_page() -> AsyncIterator[Any]:
     playwright_api = pytest.importorskip("playwright.async_api")
-    app = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                page = await browser.new_page()
-                await page.goto(f"http://127.0.0.1:{port}/")
-                yield page
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with serve_page(PAGE) as url, playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(url)
+            yield page
+        finally:
+            await browser.close()
 
 
 @pytest.fixture(scope="module")

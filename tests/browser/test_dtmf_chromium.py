@@ -7,9 +7,8 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, serve_page
 from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection, RTCSessionDescription
 from webrtc_ext.dtmf import TelephoneEvent
@@ -65,19 +64,8 @@ def without_telephone_event(sdp: str, clock_rate: int) -> str:
 
 @pytest.fixture
 async def page_url() -> AsyncIterator[str]:
-    app = web.Application()
-
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/"
-    await runner.cleanup()
+    async with serve_page(PAGE) as url:
+        yield url
 
 
 @pytest.mark.parametrize("offered", ["both", 8000, 48000])

@@ -7,9 +7,8 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, serve_page
 from tests.integration.test_munger_switching import tone
 from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpSender
 from webrtc_ext.media import packetize, play
@@ -37,19 +36,8 @@ window.inbound = async () => {
 
 @pytest.fixture
 async def page_url() -> AsyncIterator[str]:
-    app = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app.add_routes([web.get("/", index)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/"
-    await runner.cleanup()
+    async with serve_page(PAGE) as url:
+        yield url
 
 
 async def test_chromium_decodes_one_stream_across_five_switches(page_url: str) -> None:
