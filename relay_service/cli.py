@@ -1,10 +1,11 @@
-"""The ``relay-service`` command: ``serve`` and ``demo``."""
+"""The ``relay-service`` command: ``serve``, ``demo`` and ``hash-password``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import sys
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .app import run
-from .settings import Settings, SettingsError
+from .passwords import hash_password
+from .settings import DEMO_AGENT, Settings, SettingsError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +32,38 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print the Argon2 hash of a password (from the terminal or standard input), "
+        "for RELAY_AGENTS=name:<hash>",
+    )
+    hashing.add_argument("--name", help="print name:<hash>, ready for RELAY_AGENTS")
     return top
+
+
+def read_password() -> str:
+    """A password typed twice at a terminal, or the first line of standard input."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise ValueError("the passwords differ")
+    return password
+
+
+def hash_password_command(name: str | None) -> int:
+    """``relay-service hash-password``: print the hash (exit 2 on an empty password)."""
+    try:
+        password = read_password()
+    except (ValueError, EOFError) as exc:
+        print(f"relay-service: {exc or 'no password given'}", file=sys.stderr)
+        return 2
+    if not password:
+        print("relay-service: the password is empty", file=sys.stderr)
+        return 2
+    hashed = hash_password(password)
+    print(f"{name}:{hashed}" if name else hashed)
+    return 0
 
 
 def media_for(host: str) -> str:
@@ -71,22 +104,28 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
+    if args.command == "hash-password":
+        return hash_password_command(args.name)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     with contextlib.ExitStack() as stack:
+        hint = None
         try:
             if args.command == "demo":
                 scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-demo-"))
                 environ = demo_environment(args.host, args.port, scratch)
                 settings = Settings.from_env(environ, dotenv=None)
+                hint = "the accounts of RELAY_AGENTS"
+                if not environ.get("RELAY_AGENTS", "").strip():
+                    hint = " / ".join(DEMO_AGENT)
             else:
-                settings = Settings.from_env(dotenv=Path(".env"))
+                settings = Settings.from_env(dotenv=Path(".env"), serve=True)
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(settings, show_passwords=args.command == "demo"))
+            asyncio.run(run(settings, sign_in_hint=hint))
     return 0
 
 

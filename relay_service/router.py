@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
 from .settings import Settings
 from .storage import Storage, utcnow
+from .whatsapp.early import EarlyEvents
 from .whatsapp.events import CallConnect, CallStatus, CallTerminate, UnknownEvent, WebhookEvent
 from .whatsapp.graph import GraphApiError, GraphClient
 from .whatsapp.sdp import prepare_answer, prepare_offer
@@ -37,7 +38,6 @@ ACTIVE_STATES = ("dialing", "ringing", "prerecorded", "assistant", "waiting", "h
 WAITING_STATES = ("dialing", "ringing", "prerecorded", "waiting")
 """States in which a call waits for a person (and the ring timeout runs)."""
 ANSWERABLE = ("ringing", "prerecorded", "waiting", "assistant")
-EARLY_EVENTS_KEPT = 64
 CLOSE_TIMEOUT = 10.0
 GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
@@ -64,7 +64,7 @@ class CallRouter:
         self.listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # Status and answer webhooks of an outbound call can overtake the connect reply.
-        self._early: dict[str, list[CallConnect | CallStatus]] = {}
+        self._early = EarlyEvents()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -407,15 +407,15 @@ class CallRouter:
         if self.settings.transcription_enabled:
             call.ai = CallAi(self, call)
             call.tasks.append(self.spawn(call.ai.start_transcription()))
-        for early in self._early.pop(call.wa_call_id, []):
+        for early in self._early.pop(call.wa_call_id, time.monotonic()):
             await self._outbound_event(early)
         return call.wa_call_id, answer
 
     async def _outbound_event(self, event: CallConnect | CallStatus) -> None:
         call = self.calls.get(event.call_id)
         if call is None:
-            if len(self._early) < EARLY_EVENTS_KEPT:
-                self._early.setdefault(event.call_id, []).append(event)
+            if not self._early.add(event, time.monotonic()):
+                logger.info("early event for unknown call %s dropped", event.call_id)
             return
         if isinstance(event, CallStatus):
             await self.storage.record_event(call.db_id, "status", status=event.status)

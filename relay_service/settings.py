@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import passwords
 
 META_GRAPH_BASE_URL = "https://graph.facebook.com"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -16,6 +19,8 @@ DEFAULT_INSTRUCTIONS = (
     "reference number and look it up with lookup_case. When the caller asks for a person, or "
     "you cannot help, call transfer_to_human."
 )
+DEMO_AGENT = ("agent", "agent")
+"""The demo's sign-in, which ``relay-service serve`` refuses."""
 DEMO_CASES = {
     "4711": "open: a visit is booked for Monday",
     "12345": "closed: the refund was paid",
@@ -51,7 +56,14 @@ class Settings:
     graph_timeout: float = 10.0
     greeting_file: Path | None = None
     simulators: bool = True
-    agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
+    agents: Mapping[str, str] = field(default_factory=dict)
+    """Agent name → Argon2 hash of the password (plain passwords are hashed when read)."""
+    session_ttl: float = 12 * 3600.0
+    """Seconds a console sign-in stays valid."""
+    login_failures_per_name: int = 5
+    login_failures_per_address: int = 20
+    login_window: float = 300.0
+    """Failed sign-ins allowed per agent name and per client address within this many seconds."""
     no_media_timeout: float = 20.0
     ring_timeout: float = 60.0
     openai_base_url: str = ""
@@ -103,14 +115,21 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv: Path | None = Path(".env"),
+        *,
+        serve: bool = False,
     ) -> Settings:
-        """Read and validate the settings; ``environ`` wins over the ``.env`` file."""
+        """Read and validate the settings; ``environ`` wins over the ``.env`` file.
+
+        ``serve``: also apply the rules of ``relay-service serve`` (no demo sign-in).
+        """
         values: dict[str, str] = {}
         if dotenv is not None and dotenv.is_file():
             values.update(read_dotenv(dotenv))
         values.update(os.environ if environ is None else environ)
-        return _Parser(values).settings()
+        return _Parser(values, serve=serve).settings()
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -129,9 +148,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return result
 
 
+# A comma ends an entry only where a new ``name:`` follows: Argon2 hashes contain commas.
+_AGENT_SEPARATOR = re.compile(r",(?=[^,]*:)")
+
+
 class _Parser:
-    def __init__(self, values: Mapping[str, str]) -> None:
+    def __init__(self, values: Mapping[str, str], *, serve: bool = False) -> None:
         self.values = values
+        self.serve = serve
         self.problems: list[str] = []
 
     def text(self, name: str, default: str = "") -> str:
@@ -189,16 +213,38 @@ class _Parser:
         return result
 
     def agents(self, name: str) -> dict[str, str]:
-        raw = self.text(name, "agent:agent")
+        """Agent name → password hash; plain passwords are hashed here and kept nowhere."""
+        raw = self.text(name, ":".join(DEMO_AGENT))
         agents: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in raw.split(","))):
+        for item in filter(None, (part.strip() for part in _AGENT_SEPARATOR.split(raw))):
             user, sep, password = item.partition(":")
+            user = user.strip()
             if not sep or not user or not password:
-                self.problems.append(f"{name} entries must be name:password, not {item!r}")
+                self.problems.append(
+                    f"{name} entries must be name:password or name:<hash>, not {user or item!r}"
+                )
                 continue
-            agents[user] = password
+            if passwords.is_hash(password):
+                problem = passwords.hash_problem(password)
+                if problem is not None:
+                    self.problems.append(f"{name}: the hash for {user!r} is {problem}")
+                    continue
+                agents[user] = password
+            else:
+                agents[user] = passwords.hash_password(password)
         if not agents:
             self.problems.append(f"{name} must list at least one agent as name:password")
+        demo_name, demo_password = DEMO_AGENT
+        if (
+            self.serve
+            and demo_name in agents
+            and passwords.verify_password(agents[demo_name], demo_password)
+        ):
+            self.problems.append(
+                f"{name}: the demo sign-in {demo_name}/{demo_password} is refused by serve; "
+                "set RELAY_AGENTS to your agents (hash passwords with "
+                "`relay-service hash-password`)"
+            )
         return agents
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
@@ -253,10 +299,11 @@ class _Parser:
         assistant = self.boolean("ASSISTANT_ENABLED", False)
         transcription = self.boolean("TRANSCRIPTION_ENABLED", False)
         openai_key = self.text("OPENAI_API_KEY")
-        if not openai_key and (assistant or transcription):
+        if not openai_key:
             if simulators and not self.text("OPENAI_BASE_URL"):
-                openai_key = secrets.token_urlsafe(24)  # shared with the in-process simulator
-            else:
+                # Shared with the in-process simulator, which accepts no other key.
+                openai_key = secrets.token_urlsafe(24)
+            elif assistant or transcription:
                 self.problems.append(
                     "OPENAI_API_KEY is required for ASSISTANT_ENABLED / TRANSCRIPTION_ENABLED "
                     "unless the embedded simulator is the Realtime API"
@@ -279,6 +326,12 @@ class _Parser:
             greeting_file=greeting,
             simulators=simulators,
             agents=self.agents("RELAY_AGENTS"),
+            session_ttl=self.number("RELAY_SESSION_TTL", 12 * 3600.0),
+            login_failures_per_name=self.integer("RELAY_LOGIN_FAILURES_PER_NAME", 5, 1, 10_000),
+            login_failures_per_address=self.integer(
+                "RELAY_LOGIN_FAILURES_PER_ADDRESS", 20, 1, 100_000
+            ),
+            login_window=self.number("RELAY_LOGIN_WINDOW", 300.0),
             no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
             ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
             openai_base_url=self.text("OPENAI_BASE_URL"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from relay_service.passwords import verify_password
 from relay_service.settings import Settings, SettingsError
 
 
@@ -24,7 +25,8 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     settings = Settings.from_env({"RELAY_PORT": "9001"}, dotenv=dotenv)
     assert settings.port == 9001
     assert settings.host == "0.0.0.0"
-    assert dict(settings.agents) == {"a": "b"}
+    assert list(settings.agents) == ["a"]
+    assert verify_password(settings.agents["a"], "b")
 
 
 def test_production_requires_whatsapp_credentials_and_lists_every_problem() -> None:
