@@ -43,6 +43,7 @@ class SimulatedCall:
     started: float = field(default_factory=time.time)
     accepted_at: float | None = None
     end_status: str | None = None
+    ringing_sent: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -103,6 +104,8 @@ class WhatsAppSimulator:
         self.calls: dict[str, SimulatedCall] = {}
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
+        self.statuses_before_reply = False
+        """Deliver an outbound call's ``RINGING`` webhook before answering ``connect`` (Meta may)."""
         self.faults: dict[str, str] = {}
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)
@@ -254,13 +257,20 @@ class WhatsAppSimulator:
         peer = CallerPeer("tone", self.host_addresses)
         call = SimulatedCall(call_id, to, "BUSINESS_INITIATED", peer)
         self.calls[call_id] = call
+        if self.statuses_before_reply:
+            await self._ringing(call)
         call.tasks.append(asyncio.ensure_future(self._ring_and_answer(call, sdp)))
         return web.json_response({"messaging_product": "whatsapp", "calls": [{"id": call_id}]})
 
-    async def _ring_and_answer(self, call: SimulatedCall, offer: str) -> None:
+    async def _ringing(self, call: SimulatedCall) -> None:
+        call.ringing_sent = True
         await self.send_webhook(
             payloads.status(self.phone_number_id, call.call_id, call.user, "RINGING")
         )
+
+    async def _ring_and_answer(self, call: SimulatedCall, offer: str) -> None:
+        if not call.ringing_sent:
+            await self._ringing(call)
         answer = await call.peer.answer(offer)
         await asyncio.sleep(0.5)
         await self.send_webhook(
