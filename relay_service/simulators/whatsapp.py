@@ -105,7 +105,7 @@ class WhatsAppSimulator:
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
         self.statuses_before_reply = False
-        """Deliver an outbound call's ``RINGING`` webhook before answering ``connect`` (Meta may)."""
+        """Deliver an outbound call's ``RINGING`` before the ``connect`` reply (as Meta may)."""
         self.faults: dict[str, str] = {}
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)

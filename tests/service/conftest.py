@@ -30,7 +30,7 @@ def free_port() -> int:
 
 @functools.cache
 def agents_setting() -> str:
-    """``RELAY_AGENTS`` of the test services, hashed once per session (Argon2 is slow on purpose)."""
+    """``RELAY_AGENTS`` of the test services, hashed once (Argon2 is slow on purpose)."""
     return ",".join(
         f"{name}:{hash_password(password)}"
         for name, password in (("alice", "wonderland"), ("bob", "builder"))

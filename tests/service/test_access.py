@@ -25,9 +25,7 @@ PRODUCTION = {
 }
 
 
-async def status_of(
-    session: aiohttp.ClientSession, method: str, url: str, **kwargs: object
-) -> int:
+async def status_of(session: aiohttp.ClientSession, method: str, url: str, **kwargs: object) -> int:
     async with session.request(method, url, **kwargs) as response:  # type: ignore[arg-type]
         return response.status
 
@@ -143,12 +141,14 @@ def loopback_url(running: Running) -> str:
 
 
 async def login(running: Running, name: str, password: str) -> aiohttp.ClientResponse:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
             loopback_url(running) + "/api/login", json={"name": name, "password": password}
-        ) as response:
-            await response.read()
-            return response
+        ) as response,
+    ):
+        await response.read()
+        return response
 
 
 async def test_sign_in_is_rate_limited_per_name_without_a_lasting_lockout(tmp_path: Path) -> None:
@@ -202,7 +202,8 @@ async def test_state_changing_requests_check_origin(running: Running) -> None:
     assert await status_of(running.session, "POST", url + "/api/logout", headers=evil) == 403
     assert await status_of(running.session, "GET", url + "/api/me") == 200  # still signed in
     body = {"name": "alice", "password": "wonderland"}
-    assert await status_of(running.session, "POST", url + "/api/login", json=body, headers=evil) == 403
+    login_url = url + "/api/login"
+    assert await status_of(running.session, "POST", login_url, json=body, headers=evil) == 403
     assert (
         await status_of(running.session, "POST", url + "/api/simulator/calls", headers=evil) == 403
     )
