@@ -139,6 +139,8 @@ class AgentConsole:
                 if message.type != WSMsgType.TEXT:
                     continue
                 await self._handle(ws, agent, message.data, answered)
+        except ConnectionError:
+            logger.info("console connection of %s closed while replying", agent)
         finally:
             self.sockets.pop(ws, None)
             # The agent's tab closed: the calls it held end cleanly.
