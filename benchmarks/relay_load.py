@@ -140,7 +140,8 @@ class Stream:
 
     sender: RtpSender | None = None
     sequence: int = 0
-    sent_at: dict[bytes, float] = field(default_factory=dict)
+    sent_at: dict[bytes, tuple[float, bool]] = field(default_factory=dict)
+    """Payload → when it was sent, and whether inside the measured window."""
     sent_in_window: int = 0
     received_in_window: int = 0
     transits: list[float] = field(default_factory=list)
@@ -151,9 +152,9 @@ class Stream:
         sent = self.sent_at.pop(packet.payload, None)
         if self.first_arrival is None:
             self.first_arrival = packet.arrival_time
-        if sent is not None and self.measuring:
+        if sent is not None and sent[1]:
             self.received_in_window += 1
-            self.transits.append(packet.arrival_time - sent)
+            self.transits.append(packet.arrival_time - sent[0])
 
 
 @dataclass
@@ -187,12 +188,10 @@ class Generator:
     async def graph(self, request: web.Request) -> web.Response:
         body = await request.json()
         call = self.calls.get(str(body.get("call_id")))
-        if body.get("action") in ("pre_accept", "accept") and call is not None:
-            if call.caller.remoteDescription is None:
-                sdp = body["session"]["sdp"]
-                await call.caller.setRemoteDescription(
-                    RTCSessionDescription(sdp=sdp, type="answer")
-                )
+        accepting = body.get("action") in ("pre_accept", "accept")
+        if accepting and call is not None and call.caller.remoteDescription is None:
+            sdp = body["session"]["sdp"]
+            await call.caller.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         return web.json_response({"messaging_product": "whatsapp", "success": True})
 
     async def webhook(self, document: dict[str, Any]) -> None:
@@ -319,7 +318,7 @@ class Generator:
                         timestamp=(960 * stream.sequence) & 0xFFFFFFFF,
                     )  # fmt: skip
                     if stream.sender.send_rtp(packet):
-                        stream.sent_at[payload] = now
+                        stream.sent_at[payload] = (now, stream.measuring)
                         if stream.measuring:
                             stream.sent_in_window += 1
             tick += 1
@@ -363,7 +362,9 @@ async def active_calls(session: aiohttp.ClientSession, url: str) -> float:
     return 0.0
 
 
-def service_environment(port: int, graph_url: str, realtime_url: str, data: str, calls: int) -> dict[str, str]:
+def service_environment(
+    port: int, graph_url: str, realtime_url: str, data: str, calls: int
+) -> dict[str, str]:
     environ = dict(os.environ)
     environ.update(
         {
@@ -421,15 +422,24 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
     graph_runner = web.AppRunner(graph_app)
     await graph_runner.setup()
     await web.TCPSite(graph_runner, "127.0.0.1", graph_port).start()
-    with tempfile.TemporaryDirectory(prefix="relay-load-") as data:
+    with contextlib.ExitStack() as stack:
+        data = stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-load-"))
         environ = service_environment(
             service_port, f"http://127.0.0.1:{graph_port}",
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
         )  # fmt: skip
+        # RELAY_LOAD_WRAPPER (e.g. "py-spy record -o profile.svg --" or "memray run -o m.bin")
+        # runs the service under a profiler.
+        wrapper = os.environ.get("RELAY_LOAD_WRAPPER", "").split()
+        command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
+        if wrapper and wrapper[0] == "memray":
+            command = [sys.executable, "-m", *wrapper, "-m", *command[2:]]
+        elif wrapper:
+            command = [*wrapper, *command]
+        log = stack.enter_context(open(Path(data) / "log", "w"))
         service = subprocess.Popen(
-            [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"],
-            env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=open(Path(data) / "log", "w"),
-        )  # fmt: skip
+            command, env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=log
+        )
         stop = asyncio.Event()
         try:
             await wait_http(service_url + "/healthz")
@@ -473,6 +483,8 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
             teardown = time.monotonic() - ended
             await asyncio.sleep(5)
             rss_after = rss_mb(service.pid)
+            if wrapper:
+                Path("relay_load.log").write_text((Path(data) / "log").read_text())
         finally:
             stop.set()
             with contextlib.suppress(Exception):
