@@ -408,7 +408,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
+async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
     service_url = f"http://127.0.0.1:{service_port}"
@@ -428,14 +428,7 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
             service_port, f"http://127.0.0.1:{graph_port}",
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
         )  # fmt: skip
-        # RELAY_LOAD_WRAPPER (e.g. "py-spy record -o profile.svg --" or "memray run -o m.bin")
-        # runs the service under a profiler.
-        wrapper = os.environ.get("RELAY_LOAD_WRAPPER", "").split()
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
-        if wrapper and wrapper[0] == "memray":
-            command = [sys.executable, "-m", *wrapper, "-m", *command[2:]]
-        elif wrapper:
-            command = [*wrapper, *command]
         log = stack.enter_context(open(Path(data) / "log", "w"))
         service = subprocess.Popen(
             command, env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=log
@@ -466,6 +459,14 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
             await asyncio.sleep(2)  # settle
 
             generator.measure(True)
+            if profile:
+                # py-spy samples the service during the hold (it reads the process, no overhead
+                # inside it); the raw output feeds flame graph tools.
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(service.pid), "--duration", str(int(hold)),
+                     "--rate", "100", "--format", "raw", "--output", profile, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
             rss_samples = []
             while time.monotonic() - wall_start < hold:
@@ -474,6 +475,8 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
             cpu_hold = cpu_seconds(service.pid) - cpu_start
             wall_hold = time.monotonic() - wall_start
             generator.measure(False)
+            if profile:
+                spy.wait(30)
             await asyncio.sleep(0.5)  # the last packets of the window arrive
             rss_active = max(rss_samples)
 
@@ -483,8 +486,6 @@ async def run(calls: int, hold: float, ramp_per_s: float) -> dict[str, Any]:
             teardown = time.monotonic() - ended
             await asyncio.sleep(5)
             rss_after = rss_mb(service.pid)
-            if wrapper:
-                Path("relay_load.log").write_text((Path(data) / "log").read_text())
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -543,10 +544,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8 calls held 15 s")
     parser.add_argument("--calls", type=int, help="concurrent calls (default 30; quick 8)")
     parser.add_argument("--hold", type=float, help="seconds the calls are held (default 30)")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy the service during the hold (raw stacks)"
+    )
     args = parser.parse_args()
     calls = args.calls or (8 if args.quick else 30)
     hold = args.hold or (15.0 if args.quick else 30.0)
-    result = asyncio.run(run(calls, hold, ramp_per_s=4.0))
+    result = asyncio.run(run(calls, hold, ramp_per_s=4.0, profile=args.profile))
     print(
         f"{calls} calls (caller ↔ agent, two transcription legs each, statistics recorded), "
         f"held {result['hold_s']} s"
