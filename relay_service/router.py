@@ -13,10 +13,8 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 
 from webrtc_ext import (
@@ -26,6 +24,8 @@ from webrtc_ext import (
     RTCSessionDescription,
 )
 
+from .agentleg import AgentLeg, BadOffer, receiver_of
+from .aihost import CallAiHost
 from .assist import CallAi
 from .bridge import MediaBridge, RelayMediaBridge
 from .call import Call as Call  # re-exported: the router's public type
@@ -86,27 +86,6 @@ class CallUnavailable(Exception):
 
 
 Listener = Callable[[str, Call, dict[str, Any]], None]
-
-
-@dataclass(eq=False)
-class AgentLeg:
-    """An agent's browser leg, negotiated before it joins a call: a bad offer changes nothing."""
-
-    name: str
-    pc: RTCPeerConnection
-    recorder: LegRecorder
-    audio: MediaStreamTrack
-    sender: RTCRtpSender
-    answer: str
-    attached: bool = False
-    tracks: list[tuple[MediaStreamTrack, RTCRtpReceiver | None]] = field(default_factory=list)
-
-    async def discard(self, bridge: MediaBridge) -> None:
-        """Close a leg that never joined the call."""
-        bridge.release(self.audio)
-        with contextlib.suppress(Exception):
-            await self.recorder.render()
-        await self.pc.close()
 
 
 class CallRouter:
@@ -226,7 +205,7 @@ class CallRouter:
             elif isinstance(action, CloseCall):
                 await self._close(call, action.reason)
 
-    async def _write(self, call: Call, write: Callable[[int], Awaitable[Any]]) -> None:
+    async def write(self, call: Call, write: Callable[[int], Awaitable[Any]]) -> None:
         """One database write for ``call``; a failure is the call's ``StorageFailed`` event."""
         if not call.db_id:
             return  # its row could not be created; the end retries
@@ -245,7 +224,7 @@ class CallRouter:
 
     async def _record(self, call: Call, event: str, **fields: Any) -> None:
         state = str(call.state)
-        await self._write(
+        await self.write(
             call, lambda db_id: self.storage.record_event(db_id, event, state=state, **fields)
         )
 
@@ -368,7 +347,7 @@ class CallRouter:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            call.bridge.set_caller_track(track, _receiver_of(pc, track))
+            call.bridge.set_caller_track(track, receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -422,7 +401,7 @@ class CallRouter:
         call.digits.append(digit)
         if call.ai is not None:
             call.ai.key(digit)
-        await self._write(call, lambda db_id: self.storage.add_dtmf(db_id, digit))
+        await self.write(call, lambda db_id: self.storage.add_dtmf(db_id, digit))
         self.notify("dtmf", call, digit=digit)
 
     # -- agent leg --------------------------------------------------------------------------
@@ -447,31 +426,13 @@ class CallRouter:
 
     async def _prepare_agent_leg(self, call: Call, offer_sdp: str) -> AgentLeg:
         """Negotiate the browser's offer; :class:`CallUnavailable` (nothing changed) if bad."""
-        pc = RTCPeerConnection(self.peer_config())
         n = call.browser_legs + 1
         name = "browser" if n == 1 else f"browser-{n}"
-        recorder = LegRecorder(name, pc)
-        audio = call.bridge.caller_audio()
-        pending: list[tuple[MediaStreamTrack, RTCRtpReceiver | None]] = []
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            pending.append((track, _receiver_of(pc, track)))
-
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            sender = pc.addTrack(audio)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
-            logger.info("agent offer for %s refused: %r", call.wa_call_id, exc)
-            call.bridge.release(audio)
-            with contextlib.suppress(Exception):
-                await recorder.render()
-            await pc.close()
-            raise CallUnavailable(f"the browser's offer cannot be used: {exc!r}") from None
-        return AgentLeg(
-            name, pc, recorder, audio, sender, str(pc.localDescription.sdp), False, pending
-        )
+            return await AgentLeg.negotiate(self.peer_config(), call.bridge, name, offer_sdp)
+        except BadOffer as exc:
+            logger.info("agent offer for %s refused: %s", call.wa_call_id, exc)
+            raise CallUnavailable(str(exc)) from None
 
     def _attach_agent_leg(self, call: Call, leg: AgentLeg) -> None:
         """The leg joins the call: its audio reaches the caller, the caller's reaches it."""
@@ -479,7 +440,6 @@ class CallRouter:
         call.legs[leg.name] = leg.recorder
         call.agent_leg = leg.name
         call.agent_audio = leg.audio
-        leg.attached = True
         call.bridge.feed(leg.audio, leg.sender)
         agent = call.agent or ""
         pc = leg.pc
@@ -490,7 +450,7 @@ class CallRouter:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if joined():
-                call.bridge.connect_agent(track, _receiver_of(pc, track))
+                call.bridge.connect_agent(track, receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -519,7 +479,7 @@ class CallRouter:
             logger.warning("diagnostic file of %s %s failed", call.wa_call_id, name, exc_info=True)
             return
         filename = leg.filename(call.wa_call_id)
-        await self._write(
+        await self.write(
             call, lambda db_id: self.storage.save_diagnostic(db_id, name, filename, content)
         )
 
@@ -705,84 +665,9 @@ class CallRouter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-class CallAiHost:
-    """The router as the :class:`~relay_service.assist.AiHost` of one call."""
-
-    def __init__(self, router: CallRouter, call: Call) -> None:
-        self._router = router
-        self._call = call
-
-    @property
-    def settings(self) -> Settings:
-        """The service's settings."""
-        return self._router.settings
-
-    @property
-    def call_id(self) -> str:
-        """The WhatsApp call id."""
-        return self._call.wa_call_id
-
-    @property
-    def bridge(self) -> MediaBridge:
-        """The call's media bridge."""
-        return self._call.bridge
-
-    def peer_config(self) -> PeerConnectionConfig:
-        """The configuration of a new leg."""
-        return self._router.peer_config()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> object:
-        """Run ``coroutine`` in the background."""
-        return self._router.spawn(coroutine)
-
-    def notify(self, kind: str, **data: Any) -> None:
-        """Tell the console."""
-        self._router.notify(kind, self._call, **data)
-
-    async def store_event(self, event: str, **fields: Any) -> None:
-        """Append to the call's timeline."""
-        storage = self._router.storage
-        await self._router._write(
-            self._call, lambda db_id: storage.record_event(db_id, event, **fields)
-        )
-
-    async def store_segment(self, speaker: str, text: str) -> None:
-        """Store a transcript segment."""
-        storage = self._router.storage
-        await self._router._write(
-            self._call, lambda db_id: storage.add_transcript_segment(db_id, speaker, text)
-        )
-
-    async def store_tool_call(
-        self, name: str, arguments: dict[str, Any], output: str, ok: bool
-    ) -> None:
-        """Store a tool call."""
-        storage = self._router.storage
-        await self._router._write(
-            self._call, lambda db_id: storage.add_tool_call(db_id, name, arguments, output, ok)
-        )
-
-    def count_leg(self, leg: str, outcome: str) -> None:
-        """Count a Realtime leg's outcome."""
-        self._router.metrics.realtime_legs.inc(leg=leg, outcome=outcome)
-
-    async def transferred(self, reason: str) -> None:
-        """The assistant asked for a human."""
-        await self._router.transfer(self._call, reason)
-
-    async def assistant_lost(self, reason: str) -> None:
-        """The assistant's leg dropped."""
-        await self._router.assistant_lost(self._call, reason)
-
-
 def _allowed(call: Call, event: Event) -> None:
     """:class:`CallUnavailable` with the machine's reason if ``event`` is not allowed now."""
     try:
         call.machine.check(event)
     except IllegalTransition as exc:
         raise CallUnavailable(f"call {call.wa_call_id}: {exc}") from None
-
-
-def _receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver | None:
-    """The receiver of ``pc`` that ``track`` arrives on."""
-    return next((r for r in pc.getReceivers() if r.track is track), None)
