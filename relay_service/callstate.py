@@ -70,8 +70,9 @@ class IllegalTransition(Exception):
 
     def __init__(self, state: CallState, event: Event, why: str = "") -> None:
         self.state, self.event = state, event
-        self.why = why or f"{type(event).__name__} is not allowed while the call is {state}"
-        super().__init__(self.why)
+        name = type(event).__name__
+        self.why = why or f"{name} is not allowed while the call is {state}"
+        super().__init__(self.why if not why else f"{why} ({name} while {state})")
 
 
 # -- events -------------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ class World:
             self.machine, actions = transition(self.machine, event)
         except IllegalTransition as exc:
             assert self.machine is before  # nothing changed
-            assert type(event).__name__ in str(exc) or exc.why  # the error says what and why
+            assert exc.state is before.state and exc.event is event
+            if before.active:  # the error names the event and the state
+                assert type(event).__name__ in str(exc) and str(before.state) in str(exc)
             return False
         if isinstance(event, WhatsAppEnded):
             self.told_ended += 1  # WhatsApp told us: it knows
