@@ -184,6 +184,8 @@ class AgentConsole:
         except CallUnavailable as exc:
             # A refused request changes nothing: a call this tab holds stays held by it.
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
+        except ConnectionError:
+            raise  # the page went away: the connection ends (websocket())
         except Exception:
             logger.exception("console message %r from %s failed", kind, agent)
             await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})

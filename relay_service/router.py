@@ -612,10 +612,17 @@ class CallRouter:
             if event.status == "REJECTED":
                 await self._end(call, WhatsAppEnded("whatsapp: REJECTED by the user"))
             return
-        pc = call.legs["whatsapp"].pc
-        if event.sdp_type != "answer" or pc.remoteDescription is not None:
+        leg = call.legs.get("whatsapp")
+        # Only our own outbound call's first answer applies (a webhook can claim anything).
+        if (
+            event.sdp_type != "answer"
+            or call.direction != "BUSINESS_INITIATED"
+            or leg is None
+            or leg.pc.remoteDescription is not None
+        ):
             logger.info("ignored %s connect for %s", event.sdp_type, call.wa_call_id)
             return
+        pc = leg.pc
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=event.sdp, type="answer"))
         except Exception as exc:
