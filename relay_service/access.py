@@ -152,10 +152,14 @@ class _Session:
 
 
 class Sessions:
-    """Session tokens of signed-in agents, each valid for ``ttl`` seconds (time passed in)."""
+    """Session tokens of signed-in agents, each valid for ``ttl`` seconds (time passed in).
 
-    def __init__(self, ttl: float) -> None:
+    At most ``max_sessions`` are held; past that the oldest sign-in is forgotten first.
+    """
+
+    def __init__(self, ttl: float, *, max_sessions: int = 10_000) -> None:
         self.ttl = ttl
+        self.max_sessions = max_sessions
         self._sessions: dict[str, _Session] = {}
 
     def __len__(self) -> int:
@@ -168,6 +172,8 @@ class Sessions:
             del self._sessions[token]
         token = secrets.token_urlsafe(32)
         self._sessions[token] = _Session(agent, now + self.ttl)
+        while len(self._sessions) > self.max_sessions:  # insertion order is sign-in order
+            del self._sessions[next(iter(self._sessions))]
         return token
 
     def agent(self, token: str | None, now: float) -> str | None:

@@ -137,6 +137,12 @@ def test_sessions_expire_and_are_forgotten() -> None:
         sessions.create("bob", now=0.0)
     sessions.create("bob", now=11.0)
     assert len(sessions) == 1
+    bounded = Sessions(ttl=10.0, max_sessions=3)
+    first = bounded.create("alice", now=0.0)
+    for _ in range(5):
+        last = bounded.create("bob", now=1.0)
+    assert len(bounded) == 3
+    assert bounded.agent(first, 2.0) is None and bounded.agent(last, 2.0) == "bob"
 
 
 def policy(public_url: str, explicit: bool) -> AccessPolicy:
