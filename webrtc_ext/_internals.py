@@ -14,6 +14,7 @@ from typing import Any
 import aioice.ice
 import aiortc
 import aiortc.rtcsctptransport
+from aioice import Candidate
 
 #: aiortc.RTCPeerConnection private members read or replaced (name-mangled ``__name``).
 PEER_CONNECTION_PRIVATE = (
@@ -319,3 +320,12 @@ def _probe_rtp_internals() -> list[str]:
         if not hasattr(RtpRouter(), name):
             missing.append(f"aiortc.rtcdtlstransport.RtpRouter().{name}")
     return missing
+
+
+def candidate_network_host(candidate: Candidate) -> str:
+    """The address aioice reaches a candidate at (private ``Candidate._network_host``).
+
+    The candidate's host, or the address its mDNS name resolved to; aioice's
+    ``Candidate.can_pair_with`` compares it.
+    """
+    return str(candidate._network_host)
