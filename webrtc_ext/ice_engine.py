@@ -733,6 +733,7 @@ class IceCheckList:
         for component, consent in list(self._consent.items()):
             pair = self.selected.get(component)
             if pair is None:
+                del self._consent[component]
                 continue
             if now - consent.last_response >= self.consent_timeout:
                 logger.info("consent to send on %s expired", pair)
