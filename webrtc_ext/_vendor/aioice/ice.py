@@ -27,6 +27,7 @@ import aioice.ice
 from aioice import mdns, stun, turn
 from aioice.ice import ConnectionClosed, ConnectionEvent, TransportPolicy
 
+from ..._internals import set_candidate_network_host
 from ...config import NominationMode
 from ...ice_engine import (
     Action,
@@ -759,8 +760,9 @@ class Connection:
         """
         # Validate the remote candidate.
         try:
-            remote_candidate._network_host = validate_remote_candidate(
-                remote_candidate, network_host
+            set_candidate_network_host(
+                remote_candidate,
+                validate_remote_candidate(remote_candidate, network_host),
             )
         except ValueError as e:
             self.__log_info(
