@@ -19,7 +19,7 @@ import enum
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from aioice import Candidate, stun
@@ -743,9 +743,3 @@ class IceCheckList:
             if now >= consent.next_check:
                 consent.next_check = now + self._consent_delay()
                 actions.append(self._send(pair, RequestKind.CONSENT, False, now))
-
-    # -- inspection -----------------------------------------------------------------------
-
-    def in_flight(self) -> Iterable[bytes]:
-        """The transaction ids the engine waits on."""
-        return list(self._transactions)

@@ -797,11 +797,15 @@ class Connection:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        when = self._engine.next_timeout()
+        if self._closing:
+            when = None
         if self._timer is not None:
+            if when == self._timer.when():
+                return
             self._timer.cancel()
             self._timer = None
-        when = self._engine.next_timeout()
-        if when is not None and not self._closing:
+        if when is not None:
             self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
