@@ -15,20 +15,31 @@ a transaction's final outcome, :meth:`IceCheckList.response_received` or
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aioice import Candidate, stun
 from aioice.candidate import candidate_priority
 from aioice.mdns import is_mdns_hostname
 from aioice.utils import random_string
 
-from ._internals import candidate_network_host
-from .config import NominationMode
+from ..config import NominationMode
+from .model import (
+    Action,
+    CandidatePair,
+    CheckListState,
+    ConsentExpired,
+    PairSelected,
+    PairState,
+    RequestKind,
+    SendRequest,
+    StateChanged,
+    pair_priority,
+    remote_address,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,129 +52,6 @@ CONSENT_INTERVAL = 5.0
 CONSENT_TIMEOUT = 30.0
 #: Incoming checks kept until :meth:`IceCheckList.start` (RFC 8445 §19.5.1 bounds checks).
 MAX_EARLY_CHECKS = 100
-
-
-class PairState(enum.Enum):
-    """A candidate pair's state (RFC 8445 §6.1.2.6), valued with the W3C stats names."""
-
-    FROZEN = "frozen"
-    WAITING = "waiting"
-    IN_PROGRESS = "in-progress"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class CheckListState(enum.Enum):
-    """The check list's state (RFC 8445 §6.1.2.1)."""
-
-    NEW = "new"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class RequestKind(enum.Enum):
-    """Why a Binding request is sent."""
-
-    CHECK = "check"
-    NOMINATION = "nomination"
-    CONSENT = "consent"
-
-
-def pair_priority(local: Candidate, remote: Candidate, controlling: bool) -> int:
-    """A pair's priority (RFC 8445 §6.1.2.3)."""
-    g, d = (local.priority, remote.priority) if controlling else (remote.priority, local.priority)
-    return (1 << 32) * min(g, d) + 2 * max(g, d) + (1 if g > d else 0)
-
-
-def remote_address(candidate: Candidate) -> tuple[str, int]:
-    """The address checks to a remote candidate go to (an mDNS one's resolved address)."""
-    return (candidate_network_host(candidate), candidate.port)
-
-
-@dataclass(eq=False)
-class CandidatePair:
-    """One pair of the check list, with the counters webrtc-stats needs.
-
-    ``local_socket`` is the shell's handle of the local candidate's socket (opaque here).
-    """
-
-    local_socket: Hashable
-    local_candidate: Candidate
-    remote_candidate: Candidate
-    state: PairState = PairState.FROZEN
-    nominated: bool = False
-    remote_nominated: bool = False
-    id: str = field(default_factory=lambda: random_string(8))
-    requests_sent: int = 0
-    requests_received: int = 0
-    responses_sent: int = 0
-    responses_received: int = 0
-    consent_requests_sent: int = 0
-    current_round_trip_time: float | None = None
-    total_round_trip_time: float = 0.0
-    round_trip_time_measurements: int = 0
-
-    def __repr__(self) -> str:
-        return f"CandidatePair({self.local_addr} -> {self.remote_addr})"
-
-    @property
-    def component(self) -> int:
-        """The component of the pair (that of its local candidate)."""
-        return self.local_candidate.component
-
-    @property
-    def local_addr(self) -> tuple[str, int]:
-        """The local candidate's address."""
-        return (self.local_candidate.host, self.local_candidate.port)
-
-    @property
-    def remote_addr(self) -> tuple[str, int]:
-        """Where this pair's checks and data go."""
-        return remote_address(self.remote_candidate)
-
-    def record_round_trip(self, seconds: float) -> None:
-        """Account one measured STUN round trip."""
-        self.current_round_trip_time = seconds
-        self.total_round_trip_time += seconds
-        self.round_trip_time_measurements += 1
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    """Action: run a STUN Binding transaction for ``pair`` (sign it with the remote password).
-
-    ``retransmit`` is false for consent checks (RFC 7675 §5.1: no retransmissions).
-    """
-
-    pair: CandidatePair
-    message: stun.Message
-    kind: RequestKind
-    retransmit: bool = True
-
-
-@dataclass(frozen=True)
-class PairSelected:
-    """Action: ``pair`` is now the selected pair of its component."""
-
-    pair: CandidatePair
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    """Action: the check list completed (every component has a selected pair) or failed."""
-
-    state: CheckListState
-
-
-@dataclass(frozen=True)
-class ConsentExpired:
-    """Action: no consent response on ``pair`` for the consent timeout (RFC 7675 §5.1)."""
-
-    pair: CandidatePair
-
-
-Action = SendRequest | PairSelected | StateChanged | ConsentExpired
 
 
 @dataclass
@@ -468,10 +356,10 @@ class IceCheckList:
         self._transactions[message.transaction_id] = _Transaction(
             pair, kind, now, nominate, self.controlling
         )
+        # As in libwebrtc, requestsSent counts consent checks too; consentRequestsSent only them.
+        pair.requests_sent += 1
         if kind is RequestKind.CONSENT:
             pair.consent_requests_sent += 1
-        else:
-            pair.requests_sent += 1
         return SendRequest(pair, message, kind, retransmit=kind is not RequestKind.CONSENT)
 
     def _start_check(self, pair: CandidatePair, now: float, actions: list[Action]) -> None:
@@ -671,24 +559,9 @@ class IceCheckList:
         if local is None:
             logger.info("dropped check from %s on an unknown socket", addr)
             return actions
-        remote = self._find_remote(local.component, addr)
+        remote = self._remote_of_check(message, addr, local.component)
         if remote is None:
-            priority = message.attributes.get("PRIORITY")
-            if not isinstance(priority, int):
-                logger.info("dropped check from %s without PRIORITY", addr)
-                return actions
-            # Learning peer-reflexive candidates (RFC 8445 §7.3.1.3).
-            remote = Candidate(
-                foundation=random_string(10),
-                component=local.component,
-                transport="udp",
-                priority=priority,
-                host=addr[0],
-                port=addr[1],
-                type="prflx",
-            )
-            self.remote_candidates.append(remote)
-            logger.info("discovered peer-reflexive candidate %s", remote)
+            return actions
         pair = next(
             (p for p in self.pairs if p.local_socket == socket and p.remote_candidate is remote),
             None,
@@ -722,6 +595,31 @@ class IceCheckList:
                 pair.nominated = True
                 self._check_complete(pair, now, actions)
         return actions
+
+    def _remote_of_check(
+        self, message: stun.Message, addr: tuple[str, int], component: int
+    ) -> Candidate | None:
+        """The remote candidate a check came from, learnt as peer-reflexive if new."""
+        remote = self._find_remote(component, addr)
+        if remote is not None:
+            return remote
+        priority = message.attributes.get("PRIORITY")
+        if not isinstance(priority, int):
+            logger.info("dropped check from %s without PRIORITY", addr)
+            return None
+        # Learning peer-reflexive candidates (RFC 8445 §7.3.1.3).
+        remote = Candidate(
+            foundation=random_string(10),
+            component=component,
+            transport="udp",
+            priority=priority,
+            host=addr[0],
+            port=addr[1],
+            type="prflx",
+        )
+        self.remote_candidates.append(remote)
+        logger.info("discovered peer-reflexive candidate %s", remote)
+        return remote
 
     # -- consent freshness (RFC 7675) -----------------------------------------------------
 
