@@ -177,9 +177,9 @@ class Network:
 
         self.at(self.now + there, arrive)
 
-    def run(self, until: float) -> None:
+    def run(self, until: float, max_steps: int = 200_000) -> None:
         """Move time forward, event by event, to ``until``."""
-        while True:
+        for _ in range(max_steps):
             candidates = [e[0] for e in self._events[:1]]
             for agent in self.agents:
                 when = agent.engine.next_timeout()
@@ -202,6 +202,7 @@ class Network:
                         self.run_actions(agent, agent.engine.handle_timeout(when))
             for check in self.checks:
                 check()
+        raise AssertionError(f"no progress: still running at {self.now} s after {max_steps} steps")
 
 
 def seeded(seed: int) -> random.Random:

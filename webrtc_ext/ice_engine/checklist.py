@@ -633,7 +633,8 @@ class IceCheckList:
             if pair is None:
                 del self._consent[component]
                 continue
-            if now - consent.last_response >= self.consent_timeout:
+            # The same sum as in next_timeout: a difference may round below the timeout.
+            if now >= consent.last_response + self.consent_timeout:
                 logger.info("consent to send on %s expired", pair)
                 del self._consent[component]
                 actions.append(ConsentExpired(pair))

@@ -809,8 +809,11 @@ class Connection:
             self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
+        assert self._timer is not None
+        # asyncio may run a timer up to its clock resolution early.
+        now = max(asyncio.get_running_loop().time(), self._timer.when())
         self._timer = None
-        self._run(self._engine.handle_timeout(asyncio.get_running_loop().time()))
+        self._run(self._engine.handle_timeout(now))
 
     async def _transact(self, action: SendRequest) -> None:
         """
