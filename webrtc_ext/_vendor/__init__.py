@@ -1,1 +1,1 @@
-"""Upstream modules webrtc_ext forks: each keeps its license; docs/fork.md records every change."""
+"""Upstream modules webrtc_ext forks, each with its license (changes: docs/fork.md)."""

@@ -1,7 +1,8 @@
-"""Modules of aioice 0.13.0 (BSD-3-Clause, see LICENSE) that webrtc_ext rewrites in substance.
+"""aioice 0.13.0 modules that webrtc_ext rewrites in substance (BSD-3-Clause, LICENSE).
 
-Only ``ice`` is vendored; ``stun``, ``candidate``, ``turn`` and ``mdns`` come from the aioice
-dependency. docs/fork.md records every change; ``python scripts/fork_diff.py`` shows them.
+Only ``ice`` is vendored; ``stun``, ``candidate``, ``turn`` and ``mdns`` come from the
+aioice dependency. docs/fork.md records every change; ``scripts/fork_diff.py`` shows
+them.
 """
 
 #: The upstream release these modules were copied from.

@@ -19,13 +19,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
-import ifaddr
-from aioice.candidate import Candidate, candidate_foundation, candidate_priority
-from aioice.utils import random_string
-
 import aioice.ice
+import ifaddr
 from aioice import mdns, stun, turn
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import ConnectionClosed, ConnectionEvent, TransportPolicy
+from aioice.utils import random_string
 
 from ..._internals import set_candidate_network_host
 from ...config import NominationMode
