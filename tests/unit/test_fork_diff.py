@@ -39,3 +39,11 @@ def test_a_missing_upstream_file_is_an_error(tmp_path: Path) -> None:
     result = run("--upstream-dir", str(tmp_path))
     assert result.returncode == 2
     assert "upstream aioice/ice.py not found" in result.stderr
+
+
+def test_the_vendored_module_keeps_the_license_and_names_its_upstream() -> None:
+    vendor = REPO / "webrtc_ext" / "_vendor" / "aioice"
+    assert "Copyright (c) 2018-2019 Jeremy Lainé" in (vendor / "LICENSE").read_text()
+    first_line = (vendor / "ice.py").read_text().splitlines()[0]
+    assert "aioice 0.13.0" in first_line
+    assert "## aioice ice.py (vendored)" in (REPO / "docs" / "fork.md").read_text()
