@@ -365,6 +365,9 @@ def watch(net: Network) -> None:
             for pair in ice.pairs:
                 if pair.nominated:
                     assert pair.state is PairState.SUCCEEDED, "nominated only from succeeded"
+                    chosen = ice.selected.get(pair.component)
+                    assert chosen is not None, "a nominated pair is selected or beaten"
+                    assert ice.priority(chosen) >= ice.priority(pair), "the best nominated wins"
             priorities = [priority for _, _, priority in agent.selections]
             assert priorities == sorted(set(priorities)), "never a lower priority after a higher"
             assert len(agent.states) <= 1, "the check list ends once"
@@ -496,6 +499,9 @@ def test_random_networks_keep_the_invariants(scenario: dict[str, Any]) -> None:
     )
     (controlling,) = [agent for agent in (a, b) if agent.engine.controlling]
     assert controlling.engine.done, "the controlling agent ends completed or failed"
+    for agent in (a, b):
+        if agent.engine.lite:
+            assert agent.engine.done, "a lite agent ends completed or failed (30 s at most)"
     for agent in (a, b):
         if agent.engine.state is CheckListState.COMPLETED:
             assert agent.engine.selected
