@@ -32,6 +32,8 @@ SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
 DEMO_HUMAN = "please connect me to a human agent"
+HEALTH_DATABASE_TIMEOUT = 2.0
+"""Seconds the database has to answer ``/healthz`` before it counts as unavailable."""
 
 
 class Service:
@@ -125,9 +127,15 @@ class Service:
         await self.storage.close()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 once the service is ready, 503 before and while stopping."""
+        """200 once the service is ready and its database answers; 503 with the reason if not."""
         if not self.ready:
             return web.Response(status=503, text="starting")
+        try:
+            await asyncio.wait_for(self.storage.ping(), HEALTH_DATABASE_TIMEOUT)
+        except Exception as exc:  # any failure of the database makes the replica unhealthy
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("health check: database unavailable: %s", reason)
+            return web.Response(status=503, text=f"database unavailable: {reason}")
         return web.Response(text="ok")
 
     async def metrics_page(self, request: web.Request) -> web.Response:

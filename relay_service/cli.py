@@ -1,4 +1,4 @@
-"""The ``relay-service`` command: ``serve`` and ``demo``."""
+"""The ``relay-service`` command: ``serve``, ``demo`` and ``migrate``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .app import run
 from .settings import Settings, SettingsError
+from .storage import Storage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service as configured by the environment / .env")
+    commands.add_parser(
+        "migrate",
+        help="bring the database (RELAY_DATABASE_URL) to the newest schema and exit "
+        "(serve does this at start too)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the service with the WhatsApp and OpenAI Realtime simulators on loopback",
@@ -85,8 +93,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
+        if args.command == "migrate":
+            return migrate(settings.database_url)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, show_passwords=args.command == "demo"))
+    return 0
+
+
+def migrate(database_url: str) -> int:
+    """``relay-service migrate``: upgrade the schema to the newest revision, say which."""
+
+    async def upgrade() -> str:
+        storage = Storage(database_url)
+        try:
+            await storage.start()
+            return await storage.revision()
+        finally:
+            await storage.close()
+
+    try:
+        revision = asyncio.run(upgrade())
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        print(f"relay-service: cannot migrate the database: {exc}", file=sys.stderr)
+        return 1
+    print(f"database at revision {revision} (newest)", flush=True)
     return 0
 
 

@@ -14,6 +14,7 @@ from .conftest import Running
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("running", ["sqlite", "postgresql"], indirect=True)
 async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_path: Path) -> None:
     simulator = running.service.simulator
     assert simulator is not None
