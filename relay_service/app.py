@@ -14,7 +14,7 @@ from aiohttp import web
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, CallTimes, Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
@@ -41,7 +41,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(replica=settings.replica_id)
         self.storage = Storage(settings.database_url)
         self.graph = GraphClient(
             settings.graph_base_url,
@@ -52,6 +52,7 @@ class Service:
             metrics=self.metrics,
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
+        self.router.listeners.append(CallTimes(self.metrics))
         self.console = AgentConsole(settings.agents, self.router)
         self.webhook = WhatsAppWebhook(
             settings.whatsapp_verify_token,
@@ -142,9 +143,7 @@ class Service:
         """Prometheus metrics."""
         return web.Response(
             text=self.metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
         )
 
     async def index(self, request: web.Request) -> web.Response:

@@ -98,7 +98,8 @@ class WhatsAppSimulator:
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
         self.faults: dict[str, str] = {}
-        """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
+        """Action → ``"timeout"``, ``"error:<code>"`` or ``"unavailable"`` (HTTP 503, code 2):
+        the next such request fails so; ``"<fault>*N"``: the next N requests."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._released = asyncio.Event()
@@ -194,7 +195,9 @@ class WhatsAppSimulator:
             )
         action = str(body.get("action"))
         self.requests.append(body)
-        fault = self.faults.pop(action, None)
+        fault = self._next_fault(action)
+        if fault == "unavailable":
+            return graph_error(503, 2, "Service temporarily unavailable.")
         if fault == "timeout":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), 3600)
@@ -218,6 +221,15 @@ class WhatsAppSimulator:
             )
             return web.json_response({"messaging_product": "whatsapp", "success": True})
         return graph_error(400, 100, f"Unknown action {action!r}.", "GraphMethodException")
+
+    def _next_fault(self, action: str) -> str | None:
+        fault = self.faults.pop(action, None)
+        if fault is not None and "*" in fault:
+            kind, _, times = fault.rpartition("*")
+            if int(times) > 1:
+                self.faults[action] = f"{kind}*{int(times) - 1}"
+            fault = kind
+        return fault
 
     async def _accept(self, call: SimulatedCall, action: str, body: dict[str, Any]) -> web.Response:
         session = body.get("session") if isinstance(body.get("session"), dict) else None
