@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import logs
 from .app import run
 from .settings import Settings, SettingsError
 from .storage import Storage
@@ -79,9 +79,6 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     with contextlib.ExitStack() as stack:
         try:
             if args.command == "demo":
@@ -93,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
+        logs.configure(args.log_level, settings.log_format)
         if args.command == "migrate":
             return migrate(settings.database_url)
         with contextlib.suppress(KeyboardInterrupt):

@@ -23,6 +23,7 @@ from .assist import CallAi
 from .bridge import MediaBridge, RelayMediaBridge, Source
 from .call import Call as Call  # re-exported: the router's public type
 from .diagnostics import LegRecorder
+from .logs import bound_leg
 from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
 from .settings import Settings
@@ -179,6 +180,7 @@ class CallRouter:
         else:
             call.tasks.append(self.spawn(self._watch_media(call)))
 
+    @bound_leg("whatsapp")
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -279,6 +281,7 @@ class CallRouter:
             await call.ai.stop_assistant("taken over by " + agent)
         return answer
 
+    @bound_leg("browser")
     async def _open_agent_leg(self, call: Call, offer_sdp: str) -> str:
         pc = RTCPeerConnection(self.peer_config())
         call.browser_legs += 1
