@@ -123,7 +123,7 @@ class Settings:
         """Read and validate the settings; ``environ`` wins over the ``.env`` file."""
         given = os.environ if environ is None else environ
         values: dict[str, Any] = {
-            k: v.strip() for k, v in given.items() if k in _NAMES and v.strip()
+            k: v.strip() for k, v in given.items() if k in ENVIRONMENT_VARIABLES and v.strip()
         }
         try:
             # The environment comes in as init values; pydantic-settings reads the .env file.
@@ -379,4 +379,5 @@ class _Environment(BaseSettings):
 
 
 _ALIASES = {name: str(info.alias) for name, info in _Environment.model_fields.items()}
-_NAMES = frozenset(_ALIASES.values())
+ENVIRONMENT_VARIABLES = frozenset(_ALIASES.values())
+"""The name of every environment variable the service reads."""
