@@ -154,6 +154,8 @@ class CallTimes:
             self._seen.pop(id(call), None)
             return
         by = self.ANSWERED.get(call.state)
+        if by is not None and call.direction == "BUSINESS_INITIATED":
+            by = "user"  # an outbound call is answered by the WhatsApp user it rings
         if by is not None and not timing.answered:
             timing.answered = True
             now = time.monotonic()

@@ -108,6 +108,9 @@ async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
         sim_call = simulator.calls[call_id]
         await until(lambda: agent.loud_frames >= 25, what="user's audio at the agent")
         await until(lambda: sim_call.peer.loud_frames >= 25, what="agent's audio at the user")
+        during = await metrics_text(running)
+        assert 'relay_answer_seconds_count{by="user",direction="BUSINESS_INITIATED"} 1.0' in during
+        assert 'relay_first_media_seconds_count{direction="BUSINESS_INITIATED"} 1.0' in during
         await agent.hangup(call_id)
         await agent.wait_for(lambda m: m["type"] == "ended" and m["call_id"] == call_id)
         await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
