@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from relay_service import logs
 
 from ..support import audio_call
 from .agent import until
-from .conftest import Running
+from .conftest import Running, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +109,23 @@ async def test_a_call_s_lines_carry_its_id_and_leg(running: Running, captured: i
     assert {"whatsapp", "browser"} <= ice, "the legs' ICE lines name their call and leg"
     graph = [line for line in bound if line["event"].startswith("graph pre_accept")]
     assert graph, "the webhook's work is bound to the call"
+
+
+async def test_the_realtime_legs_lines_name_their_leg(
+    tmp_path: Path, captured: io.StringIO
+) -> None:
+    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
+    async with running_service(tmp_path, **environ) as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        logging.getLogger().setLevel(logging.DEBUG)
+        call_id = await simulator.place_call(audio="tone")
+        calls = running.service.router.calls
+        await until(
+            lambda: call_id in calls and calls[call_id].state == "assistant",
+            what="the assistant answering",
+        )
+        await simulator.hangup(call_id)
+        await until(lambda: call_id not in running.service.router.calls, what="the call ended")
+    legs = {line.get("leg") for line in lines(captured) if line.get("call_id") == call_id}
+    assert {"whatsapp", "assistant", "caller_transcription", "agent_transcription"} <= legs
