@@ -80,6 +80,8 @@ class Settings:
     """This replica's name among its peers (default: host name and process id)."""
     lease_ttl: float = 10.0
     """Seconds a replica's lease on its calls lasts without renewal before others end them."""
+    session_ttl: float = 12 * 3600.0
+    """Seconds an agent's sign-in lasts without use."""
     log_format: str = "auto"
     """``json``, ``text``, or ``auto``: text when stderr is a terminal, JSON otherwise."""
 
@@ -302,6 +304,7 @@ class _Environment(BaseSettings):
     redis_url: Annotated[str, BeforeValidator(_parse_redis_url)] = _env("RELAY_REDIS_URL", "")
     replica_id: str = _env("RELAY_REPLICA_ID", "")
     lease_ttl: Seconds = _env("RELAY_LEASE_TTL", 10.0)
+    session_ttl: Seconds = _env("RELAY_SESSION_TTL", 12 * 3600.0)
     log_format: Annotated[str, _choice("auto", "json", "text")] = _env("RELAY_LOG_FORMAT", "auto")
 
     @classmethod

@@ -73,6 +73,21 @@ def graph_error(
     return web.json_response(body, status=status)
 
 
+class Faults(dict[str, str]):
+    """Action → the fault its next request meets: ``"timeout"``, ``"error:<code>"`` or
+    ``"unavailable"`` (HTTP 503, Graph code 2); ``"<fault>*N"``: the next N requests."""
+
+    def pop(self, action: str, default: Any = None) -> Any:
+        """Take the fault for one request of ``action``, keeping the rest of a ``*N``."""
+        fault = super().pop(action, default)
+        if isinstance(fault, str) and "*" in fault:
+            kind, _, times = fault.rpartition("*")
+            if int(times) > 1:
+                self[action] = f"{kind}*{int(times) - 1}"
+            fault = kind
+        return fault
+
+
 class WhatsAppSimulator:
     """Meta's side of WhatsApp calling, for one business phone number."""
 
@@ -97,9 +112,8 @@ class WhatsAppSimulator:
         self.calls: dict[str, SimulatedCall] = {}
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
-        self.faults: dict[str, str] = {}
-        """Action → ``"timeout"``, ``"error:<code>"`` or ``"unavailable"`` (HTTP 503, code 2):
-        the next such request fails so; ``"<fault>*N"``: the next N requests."""
+        self.faults: dict[str, str] = Faults()
+        """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._released = asyncio.Event()
@@ -195,15 +209,15 @@ class WhatsAppSimulator:
             )
         action = str(body.get("action"))
         self.requests.append(body)
-        fault = self._next_fault(action)
-        if fault == "unavailable":
-            return graph_error(503, 2, "Service temporarily unavailable.")
+        fault = self.faults.pop(action, None)
         if fault == "timeout":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), 3600)
             return graph_error(503, 1, "Simulated timeout released.")
         if fault is not None and fault.startswith("error:"):
             return graph_error(400, int(fault[6:]), f"Simulated failure of {action}.")
+        if fault == "unavailable":
+            return graph_error(503, 2, "Service temporarily unavailable.")
         if action == "connect":
             return await self._connect(body)
         call = self.calls.get(str(body.get("call_id")))
@@ -221,15 +235,6 @@ class WhatsAppSimulator:
             )
             return web.json_response({"messaging_product": "whatsapp", "success": True})
         return graph_error(400, 100, f"Unknown action {action!r}.", "GraphMethodException")
-
-    def _next_fault(self, action: str) -> str | None:
-        fault = self.faults.pop(action, None)
-        if fault is not None and "*" in fault:
-            kind, _, times = fault.rpartition("*")
-            if int(times) > 1:
-                self.faults[action] = f"{kind}*{int(times) - 1}"
-            fault = kind
-        return fault
 
     async def _accept(self, call: SimulatedCall, action: str, body: dict[str, Any]) -> web.Response:
         session = body.get("session") if isinstance(body.get("session"), dict) else None
