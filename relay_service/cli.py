@@ -14,7 +14,6 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import logs
-from .app import run
 from .settings import Settings, SettingsError
 from .storage import Storage
 
@@ -93,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(args.log_level, settings.log_format)
         if args.command == "migrate":
             return migrate(settings.database_url)
+        from .app import run  # the media stack loads only for the commands that serve
+
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, show_passwords=args.command == "demo"))
     return 0

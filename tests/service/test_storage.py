@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -203,3 +205,26 @@ async def test_healthz_fails_with_the_reason_while_the_database_is_gone(
         postgres_server.execute(f"CREATE DATABASE {name}")
         async with running.session.get(running.url + "/healthz") as response:
             assert (response.status, await response.text()) == (200, "ok")
+
+
+async def test_migrations_go_down_to_nothing_and_up_again(database_url: str) -> None:
+    storage = await started(database_url)
+    try:
+        config = schema.alembic_config()
+
+        def run(command_name: str, revision: str) -> Any:
+            def step(connection: Any) -> None:
+                config.attributes["connection"] = connection
+                getattr(command, command_name)(config, revision)
+
+            return step
+
+        async with storage.engine.begin() as connection:
+            await connection.run_sync(run("downgrade", "base"))
+        async with storage.engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        assert tables <= {"alembic_version"}
+        await storage.start()
+        assert await storage.create_call("wacid.again", "+1", "+2", "inbound") is not None
+    finally:
+        await storage.close()
