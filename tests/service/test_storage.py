@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -175,10 +176,13 @@ def run_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_migrate_command_brings_the_database_to_the_newest_revision(database_url: str) -> None:
-    first = run_cli("migrate", RELAY_DATABASE_URL=database_url)
+    first = run_cli("migrate", RELAY_DATABASE_URL=database_url, RELAY_LOG_FORMAT="auto")
     assert first.returncode == 0, first.stderr
     head = schema.head_revision()
     assert f"at revision {head}" in first.stdout
+    # stderr is not a terminal: every log line is a JSON object (structlog), Alembic's included.
+    logged = [json.loads(line) for line in first.stderr.splitlines()]
+    assert any(line["event"].startswith("Running upgrade") for line in logged)
     again = run_cli("migrate", RELAY_DATABASE_URL=database_url)
     assert again.returncode == 0 and f"at revision {head}" in again.stdout
 
