@@ -128,9 +128,13 @@ class Service:
         await self.storage.close()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 once the service is ready and its database answers; 503 with the reason if not."""
+        """200 once the service is ready and its database answers; 503 with the reason while
+        starting or stopping, after a failed database write until one succeeds again, and while
+        the database does not answer a query."""
         if not self.ready:
             return web.Response(status=503, text="starting")
+        if self.storage.write_error is not None:
+            return web.Response(status=503, text=f"database: {self.storage.write_error}")
         try:
             await asyncio.wait_for(self.storage.ping(), HEALTH_DATABASE_TIMEOUT)
         except Exception as exc:  # any failure of the database makes the replica unhealthy
