@@ -152,7 +152,8 @@ class _Session:
 
 
 class Sessions:
-    """Session tokens of signed-in agents, each valid for ``ttl`` seconds (time passed in).
+    """Session tokens of signed-in agents, each valid until ``ttl`` seconds pass without use
+    (time passed in).
 
     At most ``max_sessions`` are held; past that the oldest sign-in is forgotten first.
     """
@@ -177,13 +178,14 @@ class Sessions:
         return token
 
     def agent(self, token: str | None, now: float) -> str | None:
-        """The agent of a valid, unexpired token."""
+        """The agent of a valid, unexpired token; using it extends it by ``ttl``."""
         session = self._sessions.get(token) if token else None
         if session is None:
             return None
         if session.expires_at <= now:
             del self._sessions[token or ""]
             return None
+        session.expires_at = now + self.ttl
         return session.agent
 
     def drop(self, token: str | None) -> None:

@@ -100,10 +100,10 @@ class AgentConsole:
             return web.json_response({"error": "wrong name or password"}, status=401)
         token = self.sessions.create(name, time.monotonic())
         response = web.json_response({"name": name})
+        # No Max-Age: the browser keeps it until it closes; the server ends it when unused.
         response.set_cookie(
             COOKIE,
             token,
-            max_age=int(self.policy.session_ttl),
             httponly=True,
             samesite="Strict",
             secure=self.policy.secure_cookies,

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import jsonlimits
+from ..logs import bound_call
 from ..metrics import Metrics
 from . import signature
 from .events import (
@@ -105,8 +106,9 @@ class WhatsAppWebhook:
                 self.metrics.webhooks.inc(result="duplicate")
                 continue
             self.metrics.webhooks.inc(result="accepted")
-            # Meta wants a quick 200; setting up media takes longer.
-            self.spawn(self.handle(event))
+            # Meta wants a quick 200; setting up media takes longer. The task's logs name the call.
+            with bound_call(getattr(event, "call_id", None)):
+                self.spawn(self.handle(event))
         return web.Response(text="ok")
 
     def _ours(self, event: WebhookEvent) -> bool:

@@ -130,8 +130,9 @@ def test_sliding_window_remembers_a_bounded_number_of_keys() -> None:
 def test_sessions_expire_and_are_forgotten() -> None:
     sessions = Sessions(ttl=10.0)
     token = sessions.create("alice", now=0.0)
-    assert sessions.agent(token, 9.9) == "alice"
-    assert sessions.agent(token, 10.0) is None
+    assert sessions.agent(token, 9.9) == "alice"  # used: valid until 19.9 now
+    assert sessions.agent(token, 19.8) == "alice"
+    assert sessions.agent(token, 29.8) is None  # unused for 10 s
     assert sessions.agent("made-up", 0.0) is None and sessions.agent(None, 0.0) is None
     for _ in range(100):
         sessions.create("bob", now=0.0)
