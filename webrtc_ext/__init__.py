@@ -33,6 +33,7 @@ from .rawrtp import RtpFanOut
 from .rtcdtlstransport import DtlsCounters, RTCDtlsError, RTCDtlsTransport
 from .rtcicetransport import IceGatherer, IceTransport, RTCIceCandidatePair
 from .rtp import RawRtpPacket
+from .substitution import Installation, install, installed, uninstall
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "IceGatherer",
     "IceGatheringError",
     "IceTransport",
+    "Installation",
     "InvalidCharacterError",
     "MediaStreamTrack",
     "NominationMode",
@@ -70,4 +72,7 @@ __all__ = [
     "RtpSender",
     "TelephoneEvent",
     "TelephoneEventDecoder",
+    "install",
+    "installed",
+    "uninstall",
 ]
