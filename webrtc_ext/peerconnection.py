@@ -92,6 +92,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
             list(self._config.certificates[:1]) or certificates,
             mtu=self._config.dtls_mtu,
             handshake_timeout=self._config.dtls_handshake_timeout,
+            fingerprint_algorithms=self._config.fingerprint_algorithms,
         )
 
     def _create_rtp_sender(
