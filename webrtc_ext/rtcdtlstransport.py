@@ -194,25 +194,33 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         while not self.encrypted:
             try:
                 ssl.do_handshake()
+                self.encrypted = True
+                break
             except SSL.WantReadError:
+                pass  # waits below, outside this handler, so its errors are handled too
+            except SSL.Error as exc:
+                await self._handshake_failed(exc)
+                return
+            try:
                 await self._write_ssl()
                 await self._recv_next()
-            except SSL.Error as exc:
-                await self._flush_quietly()  # the alert tells the peer why
-                if self._fingerprint_error is not None:
-                    self._fail("fingerprint-failure", self._fingerprint_error)
-                else:
-                    self._fail("dtls-failure", f"DTLS handshake failed: {_ssl_reason(exc)}")
+            except SSL.Error as exc:  # OpenSSL gave up retransmitting
+                await self._handshake_failed(exc)
                 return
-            except ConnectionError as exc:
+            except ConnectionError as exc:  # the ICE transport closed (close(), consent)
                 self._fail("dtls-failure", f"DTLS handshake failed: transport closed ({exc})")
                 return
-            else:
-                self.encrypted = True
         # An SCTP packet goes into one record: size SCTP so that the record fits the MTU.
         lower_sctp_user_data_limit(openssl.DTLS_get_data_mtu(ssl._ssl))
         # The server's final flight is written by the call that completes the handshake.
         await self._flush_quietly()
+
+    async def _handshake_failed(self, exc: SSL.Error) -> None:
+        await self._flush_quietly()  # the alert tells the peer why
+        if self._fingerprint_error is not None:
+            self._fail("fingerprint-failure", self._fingerprint_error)
+        else:
+            self._fail("dtls-failure", f"DTLS handshake failed: {_ssl_reason(exc)}")
 
     def _validate_peer_identity(self, remoteParameters: RTCDtlsParameters) -> None:
         certificate = self._connection.get_peer_certificate(as_cryptography=True)
