@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -12,8 +13,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .app import run
-from .settings import Settings, SettingsError
+#: Modules of the ``[service]`` extra (some are imported only when a call needs them).
+SERVICE_MODULES = ("aiohttp", "sqlalchemy", "aiosqlite", "openai", "pocketsphinx")
+
+SERVICE_EXTRA_HINT = (
+    "the service's dependencies come with the [service] extra: "
+    "pip install 'webrtc-relay[service]' (from a checkout: pip install '.[service]')"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,9 +74,29 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
     return environ
 
 
+def missing_service_module() -> str | None:
+    """The first module of the ``[service]`` extra that is not installed, if any."""
+    for name in SERVICE_MODULES:
+        if importlib.util.find_spec(name) is None:
+            return name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
+    missing = missing_service_module()
+    try:
+        if missing is None:
+            from .app import run
+            from .settings import Settings, SettingsError
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in ("relay_service", "webrtc_ext"):
+            raise
+        missing = exc.name
+    if missing is not None:
+        print(f"relay-service: {missing} is not installed; {SERVICE_EXTRA_HINT}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
