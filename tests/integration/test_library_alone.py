@@ -72,7 +72,9 @@ def test_loopback_call_example_runs_on_the_installed_library(library_venv: Path)
 
 
 def test_relay_service_without_the_extra_names_it(library_venv: Path) -> None:
-    result = run(library_venv.parent / "relay-service", "demo", cwd=library_venv.parent, check=False)
+    result = run(
+        library_venv.parent / "relay-service", "demo", cwd=library_venv.parent, check=False
+    )
     assert result.returncode == 2
     assert "pip install 'webrtc-relay[service]'" in result.stderr
     assert "Traceback" not in result.stderr
