@@ -44,6 +44,7 @@ from .rtcicetransport import IceGatherer as RTCIceGatherer
 from .rtcicetransport import IceTransport as RTCIceTransport
 from .rtcicetransport import RTCIceCandidatePair
 from .rtp import RawRtpPacket
+from .stats.report import RTCStats, RTCStatsReport
 from .substitution import Installation, install, installed, uninstall
 
 #: Names before docs/naming.md, still importable with a DeprecationWarning.
@@ -94,6 +95,8 @@ __all__ = [
     "RTCRtpSender",
     "RTCRtpTransceiver",
     "RTCSessionDescription",
+    "RTCStats",
+    "RTCStatsReport",
     "RawRtpPacket",
     "RtpFanOut",
     "RtpMunger",

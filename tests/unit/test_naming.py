@@ -77,6 +77,7 @@ async def test_exports_are_the_classes_a_connection_builds() -> None:
         assert type(dtls.transport) is webrtc_ext.RTCIceTransport
         assert type(dtls.transport.iceGatherer) is webrtc_ext.RTCIceGatherer
         assert type(transceiver.sender.dtmf) is webrtc_ext.RTCDTMFSender
+        assert type(await pc.getStats()) is webrtc_ext.RTCStatsReport
         for name in ("RTCRtpSender", "RTCRtpReceiver", "RTCDtlsTransport", "RTCIceTransport"):
             assert issubclass(getattr(webrtc_ext, name), getattr(aiortc, name))
     finally:
