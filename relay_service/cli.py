@@ -1,4 +1,4 @@
-"""The ``relay-service`` command: ``serve`` and ``demo``."""
+"""The ``relay-service`` command: ``serve``, ``demo`` and ``migrate``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,27 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
-import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-#: Modules of the ``[service]`` extra (some are imported only when a call needs them).
-SERVICE_MODULES = ("aiohttp", "sqlalchemy", "aiosqlite", "openai", "pocketsphinx")
+#: Modules of the ``[service]`` extra (some are imported only when a call needs them). The
+#: service's own modules are imported after checking them, so that ``relay-service`` without
+#: the extra says what to install instead of failing with a traceback.
+SERVICE_MODULES = (
+    "aiohttp",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "pydantic_settings",
+    "prometheus_client",
+    "structlog",
+    "openai",
+    "pocketsphinx",
+)
 
 SERVICE_EXTRA_HINT = (
     "the service's dependencies come with the [service] extra: "
@@ -30,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service as configured by the environment / .env")
+    commands.add_parser(
+        "migrate",
+        help="bring the database (RELAY_DATABASE_URL) to the newest schema and exit "
+        "(serve does this at start too)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the service with the WhatsApp and OpenAI Realtime simulators on loopback",
@@ -88,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = missing_service_module()
     try:
         if missing is None:
-            from .app import run
+            from . import logs
             from .settings import Settings, SettingsError
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] in ("relay_service", "webrtc_ext"):
@@ -97,9 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing is not None:
         print(f"relay-service: {missing} is not installed; {SERVICE_EXTRA_HINT}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     with contextlib.ExitStack() as stack:
         try:
             if args.command == "demo":
@@ -111,8 +125,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
+        logs.configure(args.log_level, settings.log_format)
+        if args.command == "migrate":
+            return migrate(settings.database_url)
+        from .app import run  # the media stack loads only for the commands that serve
+
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, show_passwords=args.command == "demo"))
+    return 0
+
+
+def migrate(database_url: str) -> int:
+    """``relay-service migrate``: upgrade the schema to the newest revision, say which."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .storage import Storage
+
+    async def upgrade() -> str:
+        storage = Storage(database_url)
+        try:
+            await storage.start()
+            return await storage.revision()
+        finally:
+            await storage.close()
+
+    try:
+        revision = asyncio.run(upgrade())
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        print(f"relay-service: cannot migrate the database: {exc}", file=sys.stderr)
+        return 1
+    print(f"database at revision {revision} (newest)", flush=True)
     return 0
 
 
