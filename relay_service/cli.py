@@ -6,18 +6,34 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib.util
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+#: Modules of the ``[service]`` extra (some are imported only when a call needs them). The
+#: service's own modules are imported after checking them, so that ``relay-service`` without
+#: the extra says what to install instead of failing with a traceback.
+SERVICE_MODULES = (
+    "aiohttp",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "pydantic_settings",
+    "prometheus_client",
+    "structlog",
+    "openai",
+    "pocketsphinx",
+    "argon2",
+)
 
-from . import logs
-from .passwords import hash_password
-from .settings import DEMO_AGENT, Settings, SettingsError
-from .storage import Storage
+SERVICE_EXTRA_HINT = (
+    "the service's dependencies come with the [service] extra: "
+    "pip install 'webrtc-relay[service]' (from a checkout: pip install '.[service]')"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,6 +76,8 @@ def read_password() -> str:
 
 def hash_password_command(name: str | None) -> int:
     """``relay-service hash-password``: print the hash (exit 2 on an empty password)."""
+    from .passwords import hash_password
+
     try:
         password = read_password()
     except (ValueError, EOFError) as exc:
@@ -108,9 +126,29 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
     return environ
 
 
+def missing_service_module() -> str | None:
+    """The first module of the ``[service]`` extra that is not installed, if any."""
+    for name in SERVICE_MODULES:
+        if importlib.util.find_spec(name) is None:
+            return name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
+    missing = missing_service_module()
+    try:
+        if missing is None:
+            from . import logs
+            from .settings import DEMO_AGENT, Settings, SettingsError
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in ("relay_service", "webrtc_ext"):
+            raise
+        missing = exc.name
+    if missing is not None:
+        print(f"relay-service: {missing} is not installed; {SERVICE_EXTRA_HINT}", file=sys.stderr)
+        return 2
     if args.command == "hash-password":
         return hash_password_command(args.name)
     with contextlib.ExitStack() as stack:
@@ -140,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def migrate(database_url: str) -> int:
     """``relay-service migrate``: upgrade the schema to the newest revision, say which."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .storage import Storage
 
     async def upgrade() -> str:
         storage = Storage(database_url)
