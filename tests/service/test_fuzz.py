@@ -309,26 +309,10 @@ async def test_fuzz_webhooks_and_console(tmp_path: Path, seed: int) -> None:
     assert [
         (c.wa_call_id, c.state) for c in calls if c.state != "ended" or c.ended_at is None
     ] == []
-    known = [c for c in loop_errors if is_known_dtls_close_race(c)]
-    unknown = [c for c in loop_errors if c not in known]
-    assert unknown == [], "\n".join(describe(c) for c in unknown)
-    if known:
-        pytest.xfail(
-            f"{len(known)} x webrtc_ext DTLS handshake: a ConnectionError raised while writing "
-            "a flight (the leg closed) escapes aiortc's connect task (fix on branch libapi)"
-        )
+    assert loop_errors == [], "\n".join(describe(c) for c in loop_errors)
 
 
 def describe(context: dict[str, Any]) -> str:
     exception = context.get("exception")
     trace = "".join(traceback.format_exception(exception)) if exception else ""
     return f"{context.get('message')}\n{trace}"
-
-
-def is_known_dtls_close_race(context: dict[str, Any]) -> bool:
-    """The library's race (closed during the DTLS handshake), until its fix lands."""
-    exception = context.get("exception")
-    if not isinstance(exception, ConnectionError):
-        return False
-    frames = [frame.name for frame in traceback.extract_tb(exception.__traceback__)]
-    return "_handshake_flights" in frames and "_write_ssl" in frames
