@@ -78,6 +78,8 @@ EARLY_ENDS_KEPT = 256
 EARLY_END_SECONDS = 120.0
 """How long a ``terminate`` that overtook its ``connect`` is remembered."""
 CLOSE_TIMEOUT = 10.0
+SHUTDOWN_CLOSE_GRACE = 2.0
+"""Seconds shutdown waits for calls already closing before it closes them itself."""
 GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
 
@@ -671,6 +673,16 @@ class CallRouter:
         """End every call (service shutdown)."""
         for call in list(self.calls.values()):
             await self._end(call, Fault("shutdown", "service shutting down"))
+        # A call that had already ended may still be closing in a task of its own, or its close
+        # may have been cut short (a console handler cancelled by the server's shutdown): give
+        # it a moment, then finish closing it here, so that its row always records the end.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_CLOSE_GRACE):
+                while self.calls:
+                    await asyncio.sleep(0.05)
+        for call in list(self.calls.values()):
+            logger.warning("call %s was still closing at shutdown: closed now", call.wa_call_id)
+            await self._close(call, call.end_reason or "service shutting down")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

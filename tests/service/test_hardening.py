@@ -12,10 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from relay_service.storage import Storage
 from relay_service.whatsapp import payloads, signature
 
 from .agent import until
-from .conftest import Running, running_service
+from .conftest import Running, make_settings, running_service, start
 from .test_webhook_http import SECRET, connect_body, post
 
 PHONE = "100000000000001"
@@ -155,3 +156,29 @@ async def test_webhook_signature_still_checked_before_size_or_depth(running: Run
         running.url + "/webhook/whatsapp", data=raw, headers=headers
     ) as response:
         assert response.status == 403
+
+
+async def test_a_call_still_closing_at_shutdown_records_its_end(tmp_path: Path) -> None:
+    # Found by the fuzz test: a call ends in one of the router's tasks (here the ring timeout),
+    # WhatsApp is slow to confirm, and the service stops meanwhile.
+    settings = make_settings(tmp_path, RELAY_RING_TIMEOUT="1")
+    service, runner = await start(settings)
+    simulator = service.simulator
+    assert simulator is not None
+    try:
+        simulator.faults["reject"] = "timeout*10"
+        call_id = await simulator.place_call(audio="tone")
+        await until(
+            lambda: any(r["action"] == "reject" for r in simulator.requests), what="reject sent"
+        )
+    finally:
+        await runner.cleanup()
+    storage = Storage(settings.database_url)
+    await storage.start()
+    try:
+        record = await storage.find_call(call_id)
+    finally:
+        await storage.close()
+    assert record is not None
+    assert record.state == "ended" and record.ended_at is not None
+    assert "did not answer" in (record.end_reason or "")
