@@ -6,12 +6,14 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .call import Call
+from .callwords import WRAP_UP_CODES
 from .router import CallRouter, CallUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ class AgentConsole:
         self.router = router
         self.sessions: dict[str, str] = {}
         self.sockets: dict[web.WebSocketResponse, str] = {}
+        self.features: dict[str, Any] = {}
+        """What the page may offer besides calls (``assistant``, ``simulator``), set by the app."""
         router.listeners.append(self._on_call_event)
 
     def routes(self) -> list[web.RouteDef]:
@@ -77,8 +81,14 @@ class AgentConsole:
         return response
 
     async def me(self, request: web.Request) -> web.Response:
-        """Who is signed in."""
-        return web.json_response({"name": self.require_agent(request)})
+        """Who is signed in (``name`` null when nobody is: the page then shows the sign-in)."""
+        return web.json_response(
+            {
+                "name": self.agent_of(request),
+                "wrap_up_codes": list(WRAP_UP_CODES),
+                **self.features,
+            }
+        )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
@@ -143,16 +153,40 @@ class AgentConsole:
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
 
     def _calls_message(self) -> dict[str, Any]:
-        return {"type": "calls", "calls": [c.summary() for c in self.router.active_calls()]}
+        calls = []
+        for call in self.router.active_calls():
+            summary = call.summary()
+            summary["needs_agent"] = self._needs_agent(call)
+            calls.append(summary)
+        return {"type": "calls", "calls": calls, "now": time.time()}
+
+    def _needs_agent(self, call: Call) -> bool:
+        """Whether the call waits for a person now (and the consoles ring)."""
+        if call.agent is not None:
+            return False
+        if call.state == "waiting":
+            return True
+        return call.state in ("ringing", "prerecorded") and not self.router.settings.assistant_enabled
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
         messages: list[dict[str, Any]] = []
+        now = time.time()
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
         if kind in ("transcript", "toolcall", "ai"):
-            messages.append({"type": kind, "call_id": call.wa_call_id, **data})
+            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
         if kind == "dtmf":
-            messages.append({"type": "dtmf", "call_id": call.wa_call_id, "digit": data["digit"]})
+            # Who heard the key: the assistant while it holds the call, else the agent.
+            receiver = "assistant" if call.state == "assistant" else (call.agent or "nobody")
+            messages.append(
+                {
+                    "type": "dtmf",
+                    "call_id": call.wa_call_id,
+                    "digit": data["digit"],
+                    "receiver": receiver,
+                    "at": now,
+                }
+            )
         if call.state == "ended":
             messages.append(
                 {"type": "ended", "call_id": call.wa_call_id, "reason": call.end_reason}
