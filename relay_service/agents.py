@@ -86,6 +86,7 @@ class AgentConsole:
             {
                 "name": self.agent_of(request),
                 "wrap_up_codes": list(WRAP_UP_CODES),
+                "agents": sorted(self.agents),
                 **self.features,
             }
         )
@@ -166,7 +167,9 @@ class AgentConsole:
             return False
         if call.state == "waiting":
             return True
-        return call.state in ("ringing", "prerecorded") and not self.router.settings.assistant_enabled
+        return (
+            call.state in ("ringing", "prerecorded") and not self.router.settings.assistant_enabled
+        )
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
         messages: list[dict[str, Any]] = []

@@ -17,13 +17,13 @@ from aiohttp import web
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
+from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
 from .simulators.speech import write_speech_wav
 from .simulators.whatsapp import WhatsAppSimulator
-from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
 from .storage import CallFilter, CallRecord, Storage
 from .whatsapp.graph import GraphClient
 from .whatsapp.webhook import WhatsAppWebhook

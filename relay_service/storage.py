@@ -283,7 +283,12 @@ class Storage:
                 .order_by(DispositionRecord.id)
             )
             return {
-                r.call_id: {"code": r.code, "note": r.note, "agent": r.agent, "at": r.at.isoformat()}
+                r.call_id: {
+                    "code": r.code,
+                    "note": r.note,
+                    "agent": r.agent,
+                    "at": r.at.isoformat(),
+                }
                 for r in rows
             }
 

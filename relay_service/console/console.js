@@ -314,8 +314,7 @@ function renderCurrent() {
   if (!call) return;
   relay.currentCall = call;
   $("current-caller").textContent = callerName(call);
-  $("current-direction").textContent = directionWords(call) +
-    (call.direction === "BUSINESS_INITIATED" ? " call to" : " call from");
+  $("current-direction").textContent = directionWords(call) + " call";
   $("current-number").textContent = phone(call.number);
   const state = $("current-state");
   state.textContent = call.state_words || call.state;
@@ -350,7 +349,7 @@ function dial(event) {
   if (relay.pc) return;
   relay.callId = null;
   $("current-caller").textContent = phone($("dial-to").value);
-  $("current-direction").textContent = "Outgoing call to";
+  $("current-direction").textContent = "Outgoing call";
   $("current-number").textContent = phone($("dial-to").value);
   $("current-state").textContent = "Calling…";
   openLeg({ type: "dial", to: $("dial-to").value });
@@ -585,11 +584,12 @@ async function loadHistory(event) {
   const body = $("history").querySelector("tbody");
   body.replaceChildren(...result.body.map(historyRow));
   $("no-history").hidden = result.body.length > 0;
+  $("no-history").textContent = query ? "No calls match." : "No calls yet.";
   // The agent filter offers everyone who handled a call shown (and keeps the choice).
   const agents = $("filter-agent"), chosen = agents.value;
   const names = new Set([...agents.options].map((o) => o.value).filter(Boolean));
   result.body.forEach((c) => c.handled_by.forEach((n) => n !== "assistant" && names.add(n)));
-  if (relay.me) names.add(relay.me.name);
+  if (relay.me) (relay.me.agents || [relay.me.name]).forEach((n) => names.add(n));
   agents.replaceChildren(el("option", { value: "" }, "anyone"), el("option", { value: "assistant" }, "assistant"),
     ...[...names].filter((n) => n !== "assistant").sort().map((n) => el("option", { value: n }, n)));
   agents.value = chosen;
@@ -641,7 +641,7 @@ async function showDetail(id) {
     saved.textContent = r.ok ? "Saved" : "Not saved: " + (r.body && r.body.error);
     if (r.ok) loadHistory();
   };
-  detail.replaceChildren(
+  detail.replaceChildren(...[
     el("h3", {}, callerName(call), call.name ? el("span", { className: "muted" }, " " + phone(call.number)) : null),
     el("dl", { className: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     call.handover ? el("div", { className: "handover" }, el("h4", {}, "Handover from the assistant"), el("p", {}, call.handover)) : null,
@@ -652,7 +652,8 @@ async function showDetail(id) {
       el("button", { type: "submit" }, "Save"), " ", saved),
     files.length ? el("ul", { className: "files" }, ...files) : null,
     el("details", {}, el("summary", {}, "Technical timeline"),
-      el("pre", {}, call.timeline.map((e) => localTime(e.at) + "  " + e.event + (e.reason ? "  " + e.reason : "")).join("\n"))));
+      el("pre", {}, call.timeline.map((e) => localTime(e.at) + "  " + e.event + (e.reason ? "  " + e.reason : "")).join("\n"))),
+  ].filter(Boolean));
   detail.scrollIntoView({ block: "nearest" });
 }
 

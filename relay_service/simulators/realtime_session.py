@@ -29,8 +29,11 @@ TAKING_BACK = "taking the call back"
 """What the service's instructions say when an assistant takes a call back from a person."""
 
 
-def spoken_result(output: str) -> str:
-    """A function's output as the sentence an assistant would say (JSON is never read out)."""
+def spoken_result(output: str, for_reading: bool = False) -> str:
+    """A function's output as the sentence an assistant would say (JSON is never read out).
+
+    ``for_reading``: for the agent's summary, numbers stay numbers and the words are terse.
+    """
     try:
         result = json.loads(output)
     except ValueError:
@@ -41,7 +44,13 @@ def spoken_result(output: str) -> str:
         return "Sorry, I could not look that up just now."
     if result.get("status") == "transferring":
         return "I am transferring you to a colleague now. Please hold."
-    reference = " ".join(str(result.get("reference", "")))
+    reference = str(result.get("reference", ""))
+    if for_reading:
+        found = result.get("found")
+        if found is None:
+            return "Done."
+        return f"Case {reference}: {result.get('status') if found else 'not found'}."
+    reference = " ".join(reference)  # read out digit by digit
     if result.get("found") is True:
         return f"I found your case, {reference}. Its status: {result.get('status')}."
     if result.get("found") is False:
@@ -175,9 +184,9 @@ class RealtimeSession:
             self.outbox.append(self.events.error("response.create needs a realtime session"))
             return
         if self.function_outputs:
-            sentence = spoken_result(self.function_outputs.pop())
-            self.found.append(sentence)
-            self._say(f"Thank you. {sentence}")
+            output = self.function_outputs.pop()
+            self.found.append(spoken_result(output, for_reading=True))
+            self._say(f"Thank you. {spoken_result(output)}")
         elif self.pending_user_text is not None:
             text, self.pending_user_text = self.pending_user_text, None
             self._reply_to(text)
