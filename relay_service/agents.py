@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -14,18 +16,28 @@ from aiohttp import WSMsgType, web
 
 from .call import Call
 from .callwords import WRAP_UP_CODES
-from .router import CallRouter, CallUnavailable
+from .listen import listen_in, stop_listening
+from .router import ACTIVE_STATES, CallRouter, CallUnavailable
+from .supervision import QualityWatch
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "relay_session"
+QUALITY_INTERVAL = 1.0
+"""Seconds between two call-quality updates to supervisors."""
 
 
 class AgentConsole:
     """Signed-in agents and their live connections."""
 
-    def __init__(self, agents: Mapping[str, str], router: CallRouter) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, str],
+        router: CallRouter,
+        supervisors: Mapping[str, str] | None = None,
+    ) -> None:
         self.agents = agents
+        self.supervisors: Mapping[str, str] = supervisors or {}
         self.router = router
         self.sessions: dict[str, str] = {}
         self.sockets: dict[web.WebSocketResponse, str] = {}
@@ -63,7 +75,7 @@ class AgentConsole:
         if not isinstance(body, dict):
             return web.json_response({"error": "expected JSON {name, password}"}, status=400)
         name, password = str(body.get("name", "")), str(body.get("password", ""))
-        expected = self.agents.get(name)
+        expected = self.supervisors.get(name, self.agents.get(name))
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             logger.info("failed sign-in for %r", name)
             return web.json_response({"error": "wrong name or password"}, status=401)
@@ -85,8 +97,9 @@ class AgentConsole:
         return web.json_response(
             {
                 "name": self.agent_of(request),
+                "supervisor": self.agent_of(request) in self.supervisors,
                 "wrap_up_codes": list(WRAP_UP_CODES),
-                "agents": sorted(self.agents),
+                "agents": sorted({*self.agents, *self.supervisors}),
                 **self.features,
             }
         )
@@ -101,6 +114,9 @@ class AgentConsole:
         await ws.prepare(request)
         self.sockets[ws] = agent
         answered: set[str] = set()
+        watch = None
+        if agent in self.supervisors:
+            watch = self.router.spawn(self._send_quality(ws))
         try:
             await ws.send_json(self._calls_message())
             for active in self.router.active_calls():
@@ -112,6 +128,11 @@ class AgentConsole:
                 await self._handle(ws, agent, message.data, answered)
         finally:
             self.sockets.pop(ws, None)
+            if watch is not None:
+                watch.cancel()
+            for listened in self.router.active_calls():
+                if agent in listened.listeners:
+                    await stop_listening(self.router, listened, agent)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
                 call = self.router.calls.get(call_id)
@@ -145,6 +166,8 @@ class AgentConsole:
                 await ws.send_json({"type": "handed_back", "call_id": call_id})
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
+            elif kind in ("listen", "stop_listening"):
+                await self._listen(ws, agent, kind, call_id, message)
             else:
                 await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
         except KeyError as exc:
@@ -153,11 +176,42 @@ class AgentConsole:
             answered.discard(call_id)
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
 
+    async def _listen(
+        self,
+        ws: web.WebSocketResponse,
+        supervisor: str,
+        kind: str,
+        call_id: str,
+        message: dict[str, Any],
+    ) -> None:
+        if supervisor not in self.supervisors:
+            raise CallUnavailable("only supervisors listen in")
+        call = self.router.calls.get(call_id)
+        if call is None or call.state not in ACTIVE_STATES:
+            raise CallUnavailable(f"no live call {call_id}")
+        if kind == "stop_listening":
+            await stop_listening(self.router, call, supervisor)
+            await ws.send_json({"type": "listening", "call_id": call_id, "on": False})
+        else:
+            sdp = await listen_in(self.router, call, supervisor, str(message["sdp"]))
+            await ws.send_json({"type": "listen_answer", "call_id": call_id, "sdp": sdp})
+        self.router.notify("call", call)
+
+    async def _send_quality(self, ws: web.WebSocketResponse) -> None:
+        """Every second, every live call's legs: RTT, loss, jitter, level (supervisors)."""
+        watch = QualityWatch()
+        while not ws.closed:
+            calls = await watch.sample(self.router.active_calls())
+            with contextlib.suppress(ConnectionError):
+                await ws.send_json({"type": "quality", "calls": calls, "now": time.time()})
+            await asyncio.sleep(QUALITY_INTERVAL)
+
     def _calls_message(self) -> dict[str, Any]:
         calls = []
         for call in self.router.active_calls():
             summary = call.summary()
             summary["needs_agent"] = self._needs_agent(call)
+            summary["listeners"] = sorted(call.listeners)
             calls.append(summary)
         return {"type": "calls", "calls": calls, "now": time.time()}
 

@@ -61,7 +61,7 @@ class Service:
             metrics=self.metrics,
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
-        self.console = AgentConsole(settings.agents, self.router)
+        self.console = AgentConsole(settings.agents, self.router, settings.supervisors)
         self.console.features = {
             "assistant": settings.assistant_enabled,
             "simulator": settings.simulators,

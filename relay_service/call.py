@@ -43,6 +43,8 @@ class Call:
     state_since: float = field(default_factory=time.time)
     """Wall-clock time of the last change of :attr:`state` (kept by ``__setattr__``)."""
     handover: str | None = None
+    listeners: dict[str, list[MediaStreamTrack]] = field(default_factory=dict)
+    """Supervisors listening in, with the audio forks their legs receive."""
     """The assistant's summary for the person it hands the call to."""
 
     def __setattr__(self, name: str, value: Any) -> None:

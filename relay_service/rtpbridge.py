@@ -78,6 +78,8 @@ class RtpMediaBridge:
         self.to_whatsapp: MediaStreamTrack = RawFork()
         self.last_caller_audio = time.monotonic()
         self.caller_level = 0.0
+        self.agent_level = 0.0
+        """The agent's level (RFC 6464, as :attr:`caller_level`), when the browser sends it."""
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
         self._sender: RtpSender | None = None
@@ -123,6 +125,10 @@ class RtpMediaBridge:
         self.last_caller_audio = packet.arrival_time
         if packet.audio_level is not None:  # -dBov (RFC 6464), as the 16-bit level rms() gives
             self.caller_level = 32767 * 10 ** (-packet.audio_level / 20)
+
+    def _agent_heard(self, packet: RawRtpPacket) -> None:
+        if packet.audio_level is not None:
+            self.agent_level = 32767 * 10 ** (-packet.audio_level / 20)
 
     def caller_audio(self) -> MediaStreamTrack:
         """A placeholder for one consumer of the caller's audio; wire it with :meth:`feed`."""
@@ -263,6 +269,7 @@ class RtpMediaBridge:
             return
         if self._agent_fan is not None:
             self._agent_fan.close()
+        receiver.on_rtp(self._agent_heard)
         self._agent_fan = RtpFanOut(receiver)
         if self._sender is not None:
             self._agent_fan.add(self._sender, switch=False)
@@ -276,6 +283,7 @@ class RtpMediaBridge:
         if self._agent_fan is not None:
             self._agent_fan.close()
             self._agent_fan = None
+        self.agent_level = 0.0
         if self._source is Source.AGENT:
             self.use(Source.SILENCE)
 

@@ -52,6 +52,8 @@ class Settings:
     greeting_file: Path | None = None
     simulators: bool = True
     agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
+    supervisors: Mapping[str, str] = field(default_factory=dict)
+    """Supervisor accounts (``name → password``): they see every call's quality and listen in."""
     no_media_timeout: float = 20.0
     ring_timeout: float = 60.0
     openai_base_url: str = ""
@@ -188,8 +190,8 @@ class _Parser:
             return None
         return result
 
-    def agents(self, name: str) -> dict[str, str]:
-        raw = self.text(name, "agent:agent")
+    def agents(self, name: str, default: str = "agent:agent") -> dict[str, str]:
+        raw = self.text(name, default)
         agents: dict[str, str] = {}
         for item in filter(None, (part.strip() for part in raw.split(","))):
             user, sep, password = item.partition(":")
@@ -197,7 +199,7 @@ class _Parser:
                 self.problems.append(f"{name} entries must be name:password, not {item!r}")
                 continue
             agents[user] = password
-        if not agents:
+        if not agents and default:
             self.problems.append(f"{name} must list at least one agent as name:password")
         return agents
 
@@ -279,6 +281,7 @@ class _Parser:
             greeting_file=greeting,
             simulators=simulators,
             agents=self.agents("RELAY_AGENTS"),
+            supervisors=self.agents("RELAY_SUPERVISORS", ""),
             no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
             ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
             openai_base_url=self.text("OPENAI_BASE_URL"),

@@ -132,6 +132,8 @@ function start(me) {
   $("logout").hidden = false;
   $("ring-switch").hidden = false;
   $("simulator").hidden = !me.simulator;
+  $("supervision").hidden = !me.supervisor;
+  if (me.supervisor) $("who").textContent += " (supervisor)";
   $("ring-toggle").checked = localStorage.getItem("relay.ring") !== "off";
   const codes = $("wrapup-code");
   codes.replaceChildren(el("option", { value: "" }, "Choose…"),
@@ -162,9 +164,13 @@ function onMessage(message) {
     setStatus("Handed back to the assistant");
     cleanup();
   } else if (message.type === "ended") onEnded(message);
+  else if (message.type === "quality") renderQuality(message.calls);
+  else if (message.type === "listen_answer") onListenAnswer(message);
+  else if (message.type === "listening" && !message.on) stopListening(false);
   else if (message.type === "error") {
     setStatus("Error: " + message.message);
     if (relay.pc && !relay.pc.remoteDescription) cleanup();  // our pending leg was refused
+    if (relay.listenPc && !relay.listenPc.remoteDescription) stopListening(false);
   }
 }
 
@@ -423,6 +429,7 @@ function hangup() {
 
 function onEnded(message) {
   relay.ended.push(message.call_id);
+  if (message.call_id === relay.listenCallId) stopListening(false);
   const block = transcriptBlock(message.call_id, false);
   if (message.call_id === relay.callId) {
     setStatus("Call ended: " + (message.reason || ""));
@@ -670,6 +677,81 @@ function keyEntries(keys) {
   }
   return entries;
 }
+
+// -- supervisors: quality of every leg, listening in -------------------------------------------------
+
+function figure(value, unit, warnAt) {
+  if (value === null || value === undefined) return el("td", { className: "na" }, "—");
+  return el("td", { className: warnAt !== undefined && value >= warnAt ? "warn" : "" }, value + " " + unit);
+}
+
+function renderQuality(calls) {
+  $("no-quality").hidden = calls.length > 0;
+  $("quality").replaceChildren(...calls.map((q) => {
+    const call = relay.calls.get(q.id) || { id: q.id };
+    const listening = relay.listenCallId === q.id;
+    const button = el("button", {
+      className: listening ? "stop-listen active" : "listen",
+      onclick: () => (listening ? stopListening(true) : listen(q.id)),
+    }, listening ? "Stop listening" : "Listen in");
+    const rows = q.legs.map((leg) => el("tr", { dataset: { leg: leg.leg } },
+      el("td", { className: "leg" }, leg.leg),
+      el("td", { className: "leg-state" }, leg.state),
+      figure(leg.rtt_ms, "ms", 300), figure(leg.loss_pct, "%", 3), figure(leg.jitter_ms, "ms", 30),
+      el("td", { className: "level" }, leg.level === null || leg.level === undefined ? "—"
+        : el("meter", { min: 0, max: 1, value: leg.level, title: String(leg.level) }))));
+    return el("article", { className: "quality-call", dataset: { callId: q.id } },
+      el("h3", {}, el("span", {}, call.name ? callerName(call) : phone(call.number) || q.id),
+        " ", el("span", { className: "state state-" + (call.state || "") }, call.state_words || ""),
+        call.listeners && call.listeners.length ? el("span", { className: "muted small" }, " listening: " + call.listeners.join(", ")) : null,
+        " ", button),
+      el("table", { className: "legs" },
+        el("thead", {}, el("tr", {}, ...["Leg", "State", "RTT", "Loss", "Jitter", "Level"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...rows)));
+  }));
+}
+
+// Listening in: a receive-only connection; the microphone is never opened.
+async function listen(callId) {
+  stopListening(true);
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  relay.listenPc = pc;
+  relay.listenCallId = callId;
+  pc.addTransceiver("audio", { direction: "recvonly" });  // the caller
+  pc.addTransceiver("audio", { direction: "recvonly" });  // the agent
+  pc.ontrack = (event) => {
+    const audio = el("audio", { autoplay: true });
+    audio.srcObject = new MediaStream([event.track]);
+    $("listen-audio").append(audio);
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc, 3000);
+  relay.ws.send(JSON.stringify({ type: "listen", call_id: callId, sdp: pc.localDescription.sdp }));
+}
+
+async function onListenAnswer(message) {
+  if (!relay.listenPc || message.call_id !== relay.listenCallId) return;
+  await relay.listenPc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+}
+
+function stopListening(tellService) {
+  if (!relay.listenPc) return;
+  if (tellService && relay.ws) relay.ws.send(JSON.stringify({ type: "stop_listening", call_id: relay.listenCallId }));
+  relay.listenPc.close();
+  relay.listenPc = null;
+  relay.listenCallId = null;
+  $("listen-audio").replaceChildren();
+}
+
+// Received audio energy of the listening connection, per track (tests check both sides).
+relay.listenEnergy = async function () {
+  const energies = [];
+  if (!relay.listenPc) return energies;
+  (await relay.listenPc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") energies.push(s.totalAudioEnergy || 0);
+  });
+  return energies;
+};
 
 // -- demo simulator --------------------------------------------------------------------------------
 

@@ -214,9 +214,9 @@ async def test_the_assistant_hands_over_with_a_summary_and_takes_the_call_back(
         await card.wait_for(timeout=20_000)
         call_id = await card.get_attribute("data-call-id")
         block = f'#transcripts [data-call-id="{call_id}"]'
-        await page.locator(f"#queue [data-call-id='{call_id}'] .state:text-is('AI assistant')").wait_for(
-            timeout=30_000
-        )
+        await page.locator(
+            f"#queue [data-call-id='{call_id}'] .state:text-is('AI assistant')"
+        ).wait_for(timeout=30_000)
         assert await page.inner_text(f"#queue [data-call-id='{call_id}'] .ai-indicator") == "AI on"
         tool = page.locator(f"{block} p.tool").first
         await tool.wait_for(timeout=60_000)
@@ -271,3 +271,58 @@ async def _count_said(page: Any, block: str, words: str) -> int:
             f".filter((p) => p.textContent.includes({words!r})).length"
         )
     )
+
+
+async def test_a_supervisor_sees_every_leg_s_quality_and_listens_in_silently(
+    tmp_path: Path, new_page: NewPage
+) -> None:
+    async with running_service(tmp_path, RELAY_SUPERVISORS="sam:overseer") as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        alice, sam = await new_page(), await new_page()
+        await sign_in(alice, running.url, "alice", "wonderland")
+        await sign_in(sam, running.url, "sam", "overseer")
+        assert await alice.locator("#supervision").is_hidden(), "agents see no supervision"
+        await sam.locator("#supervision").wait_for()
+
+        call_id = await simulator.place_call(user="447700900123", name="Aisha Khan", audio="tone")
+        await alice.click(f'#queue [data-call-id="{call_id}"] button.answer')
+        await alice.wait_for_function(
+            "() => document.querySelector('#status').textContent.includes('connected')",
+            timeout=30_000,
+        )
+        quality = f'#quality [data-call-id="{call_id}"]'
+        # Both legs, with figures measured on them, refreshed every second.
+        for leg in ("whatsapp", "browser"):
+            await sam.wait_for_function(
+                f"() => /ms$/.test(document.querySelector('{quality} tr[data-leg={leg}] td:nth-child(3)')"
+                "?.textContent || '')",
+                timeout=30_000,
+            )
+        loss = await sam.inner_text(f"{quality} tr[data-leg=whatsapp] td:nth-child(4)")
+        assert loss.endswith("%"), loss
+
+        sim_call = simulator.calls[call_id]
+        heard_before = sim_call.peer.loud_frames
+        await sam.click(f"{quality} button.listen")
+        # Sam hears both sides: the caller's tone and Alice's voice.
+        await sam.wait_for_function(
+            "async () => { const e = await relay.listenEnergy();"
+            " return e.length === 2 && e.every((v) => v > 0.01); }",
+            timeout=30_000,
+        )
+        await alice.locator(f'#queue [data-call-id="{call_id}"]').wait_for()
+        await sam.locator(f"{quality} tr[data-leg=listen-sam]").wait_for(timeout=10_000)
+        # Silently: Sam's browser sends nothing, and the caller still hears Alice.
+        assert await sam.evaluate("relay.listenPc.getSenders().filter((s) => s.track).length") == 0
+        received = await sam.inner_text(f"{quality} tr[data-leg=listen-sam] td:nth-child(2)")
+        assert received == "connected"
+        await until(lambda: sim_call.peer.loud_frames > heard_before + 50, what="alice heard")
+        await screenshot(sam, "supervisor")
+
+        await sam.click(f"{quality} button.stop-listen")
+        await sam.locator(f"{quality} tr[data-leg=listen-sam]").wait_for(
+            state="detached", timeout=10_000
+        )
+        await alice.click("#hangup")
+        await sam.locator(quality).wait_for(state="detached", timeout=30_000)
