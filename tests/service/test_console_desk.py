@@ -294,9 +294,9 @@ async def test_a_supervisor_sees_every_leg_s_quality_and_listens_in_silently(
         quality = f'#quality [data-call-id="{call_id}"]'
         # Both legs, with figures measured on them, refreshed every second.
         for leg in ("whatsapp", "browser"):
+            rtt = f"{quality} tr[data-leg={leg}] td:nth-child(3)"
             await sam.wait_for_function(
-                f"() => /ms$/.test(document.querySelector('{quality} tr[data-leg={leg}] td:nth-child(3)')"
-                "?.textContent || '')",
+                f"() => /ms$/.test(document.querySelector('{rtt}')?.textContent || '')",
                 timeout=30_000,
             )
         loss = await sam.inner_text(f"{quality} tr[data-leg=whatsapp] td:nth-child(4)")
