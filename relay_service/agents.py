@@ -113,6 +113,7 @@ class AgentConsole:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         self.sockets[ws] = agent
+        self._broadcast_calls()  # everyone sees who is online (to transfer to)
         answered: set[str] = set()
         watch = None
         if agent in self.supervisors:
@@ -128,6 +129,7 @@ class AgentConsole:
                 await self._handle(ws, agent, message.data, answered)
         finally:
             self.sockets.pop(ws, None)
+            self._broadcast_calls()
             if watch is not None:
                 watch.cancel()
             for listened in self.router.active_calls():
@@ -213,7 +215,13 @@ class AgentConsole:
             summary["needs_agent"] = self._needs_agent(call)
             summary["listeners"] = sorted(call.listeners)
             calls.append(summary)
-        return {"type": "calls", "calls": calls, "now": time.time()}
+        online = sorted(set(self.sockets.values()))
+        return {"type": "calls", "calls": calls, "now": time.time(), "online": online}
+
+    def _broadcast_calls(self) -> None:
+        message = self._calls_message()
+        for ws in list(self.sockets):
+            self.router.spawn(_send(ws, [message]))
 
     def _needs_agent(self, call: Call) -> bool:
         """Whether the call waits for a person now (and the consoles ring)."""

@@ -163,6 +163,12 @@ function onMessage(message) {
   } else if (message.type === "handed_back") {
     setStatus("Handed back to the assistant");
     cleanup();
+  } else if (message.type === "transferred") {
+    setStatus("Transferred to " + message.to);
+    relay.ended.push(message.call_id);
+    const call = relay.currentCall;
+    cleanup();
+    if (call && call.db_id) showWrapUp(call);
   } else if (message.type === "ended") onEnded(message);
   else if (message.type === "quality") renderQuality(message.calls);
   else if (message.type === "listen_answer") onListenAnswer(message);
@@ -178,7 +184,11 @@ function onMessage(message) {
 
 function renderCalls(message) {
   if (message.now) relay.clockOffset = message.now - Date.now() / 1000;
-  const calls = message.calls.slice();
+  if (message.online) relay.online = message.online;
+  // A call transferred to a named agent waits for that agent only.
+  const calls = message.calls.map((c) => ({
+    ...c, needs_agent: c.needs_agent && (!c.transfer_to || c.transfer_to === relay.me.name),
+  }));
   relay.calls = new Map(calls.map((c) => [c.id, c]));
   // Calls waiting for a person first, longest wait first; then the others, oldest first.
   calls.sort((a, b) => (b.needs_agent - a.needs_agent) ||
@@ -330,7 +340,33 @@ function renderCurrent() {
   timer.dataset.since = call.state_since;
   timer.dataset.label = "for";
   aiIndicator($("current-ai"), call.ai);
-  $("handback").hidden = !(relay.me.assistant && call.state === "human");
+  // Only what can work now: the service lists the controls the call's state allows.
+  const can = new Set(call.controls || []);
+  $("handback").hidden = !(relay.me.assistant && can.has("handback"));
+  $("hold").hidden = !can.has("hold");
+  $("resume").hidden = !can.has("resume");
+  $("keypad-toggle").hidden = !can.has("keys");
+  if (!can.has("keys")) showKeypad(false);
+  const others = (relay.online || []).filter((n) => n !== relay.me.name);
+  $("transfer-wrap").hidden = !can.has("transfer") || others.length === 0;
+  const target = $("transfer-to"), chosen = target.value;
+  target.replaceChildren(...others.map((n) => el("option", { value: n }, n)));
+  if (others.includes(chosen)) target.value = chosen;
+}
+
+function control(type, extra = {}) {
+  if (relay.callId) relay.ws.send(JSON.stringify({ type, call_id: relay.callId, ...extra }));
+}
+
+function showKeypad(open) {
+  $("keypad").hidden = !open;
+  $("keypad-toggle").setAttribute("aria-expanded", String(open));
+  $("keypad-toggle").classList.toggle("active", open);
+}
+
+function pressKey(digit) {
+  control("keys", { digits: digit });
+  $("keys-sent").textContent = keysWords($("keys-sent").textContent.replace(/ /g, "") + digit);
 }
 
 function gatheringComplete(pc, timeoutMs) {
@@ -451,6 +487,8 @@ function cleanup() {
   relay.pc = null;
   relay.callId = null;
   $("current").hidden = true;
+  showKeypad(false);
+  $("keys-sent").textContent = "";
 }
 
 // -- wrap-up ---------------------------------------------------------------------------------
@@ -780,6 +818,13 @@ $("signin-form").addEventListener("submit", signIn);
 $("hangup").addEventListener("click", hangup);
 $("handback").addEventListener("click", handBack);
 $("mute").addEventListener("click", () => setMuted(!relay.muted));
+$("hold").addEventListener("click", () => control("hold"));
+$("resume").addEventListener("click", () => control("resume"));
+$("transfer").addEventListener("click", () => control("transfer", { to: $("transfer-to").value }));
+$("keypad-toggle").addEventListener("click", () => showKeypad($("keypad").hidden));
+for (const key of document.querySelectorAll("#keypad [data-digit]")) {
+  key.addEventListener("click", () => pressKey(key.dataset.digit));
+}
 $("simulate").addEventListener("click", simulate);
 $("sim-keys-form").addEventListener("submit", simulateKeys);
 $("dial-form").addEventListener("submit", dial);
