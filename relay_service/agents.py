@@ -214,6 +214,7 @@ class AgentConsole:
             summary = call.summary()
             summary["needs_agent"] = self._needs_agent(call)
             summary["listeners"] = sorted(call.listeners)
+            summary["controls"] = self._controls(call)
             calls.append(summary)
         online = sorted(set(self.sockets.values()))
         return {"type": "calls", "calls": calls, "now": time.time(), "online": online}
@@ -222,6 +223,17 @@ class AgentConsole:
         message = self._calls_message()
         for ws in list(self.sockets):
             self.router.spawn(_send(ws, [message]))
+
+    def _controls(self, call: Call) -> list[str]:
+        """What the agent holding the call can do now."""
+        if call.state == "human":
+            controls = ["hold", "keys", "transfer", "hangup"]
+            if self.router.settings.assistant_enabled and call.ai is not None:
+                controls.append("handback")
+            return controls
+        if call.state == "held":
+            return ["resume", "keys", "transfer", "hangup"]
+        return ["hangup"] if call.agent is not None else []
 
     def _needs_agent(self, call: Call) -> bool:
         """Whether the call waits for a person now (and the consoles ring)."""

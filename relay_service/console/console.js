@@ -155,6 +155,7 @@ function onMessage(message) {
   if (message.type === "calls") renderCalls(message);
   else if (message.type === "answer") onAnswer(message);
   else if (message.type === "dtmf") addKey(message);
+  else if (message.type === "keys_sent") addSentKeys(message);
   else if (message.type === "transcript") onTranscript(message);
   else if (message.type === "transcript_history") {
     for (const s of message.segments) addLine(message.call_id, "seg speaker-" + s.speaker, s.at, speakerWords(relay.calls.get(message.call_id), s.speaker), s.text);
@@ -210,7 +211,8 @@ function callCard(call) {
   aiIndicator(ai, call.ai);
   const actions = el("div", { className: "actions" });
   const answerable = ["ringing", "prerecorded", "waiting", "assistant"].includes(call.state);
-  if (!call.agent && !relay.callId && answerable) {
+  const forMe = !call.transfer_to || call.transfer_to === relay.me.name;
+  if (!call.agent && !relay.callId && answerable && forMe) {
     const takeover = call.state === "assistant";  // answering takes the call over from the assistant
     actions.append(el("button", {
       className: takeover ? "answer takeover" : "answer primary",
@@ -608,6 +610,25 @@ function addKey(message) {
   entry.querySelector("kbd").textContent = keysWords(entry.dataset.digits);
   const receiver = message.receiver === "assistant" ? "the assistant" : message.receiver;
   entry.querySelector(".receiver").textContent = message.receiver === "nobody" ? " (while waiting)" : " for " + receiver;
+}
+
+// Keys an agent sent to the caller from the keypad, one entry per burst.
+function addSentKeys(message) {
+  const lines = transcriptBlock(message.call_id).querySelector(".lines");
+  const last = lines.lastElementChild;
+  const at = message.at ? message.at * 1000 : Date.now();
+  let entry = last && last.classList.contains("keys-sent") && last.dataset.agent === message.agent &&
+    at - Number(last.dataset.last) < KEY_GAP_MS ? last : null;
+  if (!entry) {
+    entry = line("keys-sent", message.at, message.agent, "");
+    entry.querySelector(".text").append("sent ", el("kbd"), " to the caller");
+    entry.dataset.digits = "";
+    entry.dataset.agent = message.agent;
+    lines.append(entry);
+  }
+  entry.dataset.digits += message.digits;
+  entry.dataset.last = at;
+  entry.querySelector("kbd").textContent = keysWords(entry.dataset.digits);
 }
 
 // -- history ---------------------------------------------------------------------------------------

@@ -326,3 +326,76 @@ async def test_a_supervisor_sees_every_leg_s_quality_and_listens_in_silently(
         )
         await alice.click("#hangup")
         await sam.locator(quality).wait_for(state="detached", timeout=30_000)
+
+
+async def test_hold_keypad_and_transfer_to_another_agent(
+    running: Running, new_page: NewPage
+) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    alice, bob = await new_page(), await new_page()
+    await sign_in(alice, running.url, "alice", "wonderland")
+    await sign_in(bob, running.url, "bob", "builder")
+    call_id = await simulator.place_call(user="4917623456789", name="Jonas Berg", audio="tone")
+    card = f'#queue [data-call-id="{call_id}"]'
+    await alice.click(f"{card} button.answer")
+    await alice.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('connected')",
+        timeout=30_000,
+    )
+    sim_call = simulator.calls[call_id]
+    await until(lambda: sim_call.peer.loud_frames >= 50, timeout=30, what="alice heard")
+    # Only what works now: no hand-back (the assistant is off), no resume (not on hold).
+    for shown in ("#hold", "#keypad-toggle", "#transfer-wrap", "#hangup", "#mute"):
+        assert await alice.locator(shown).is_visible(), shown
+    for hidden in ("#resume", "#handback"):
+        assert await alice.locator(hidden).is_hidden(), hidden
+
+    # The keypad sends RFC 4733 tones the caller's phone receives.
+    await alice.click("#keypad-toggle")
+    for digit in "12#":
+        await alice.click(f"#keypad [data-digit='{digit}']")
+    await until(lambda: sim_call.peer.keys_heard == ["1", "2", "#"], timeout=20, what="keys")
+    await alice.locator(f'#transcripts [data-call-id="{call_id}"] p.keys-sent').first.wait_for()
+
+    # Hold: with Alice muted the caller hears nothing of her, yet hears the hold music.
+    await alice.click("#mute")
+    await asyncio.sleep(1.0)
+    muted_at = sim_call.peer.loud_frames
+    await asyncio.sleep(1.5)
+    assert sim_call.peer.loud_frames - muted_at < 5
+    await alice.click("#hold")
+    await alice.wait_for_selector("#current-state[data-state=held]", timeout=10_000)
+    assert await alice.locator("#resume").is_visible()
+    assert await alice.locator("#hold").is_hidden()
+    assert await bob.inner_text(f"{card} .state") == "On hold"
+    held_at = sim_call.peer.loud_frames
+    await until(lambda: sim_call.peer.loud_frames > held_at + 50, timeout=20, what="hold music")
+    await screenshot(alice, "on-hold")
+    await alice.click("#resume")
+    await alice.wait_for_selector("#current-state[data-state=human]", timeout=10_000)
+    await alice.click("#mute")  # unmuted again
+
+    # Transfer to Bob: Alice's leg closes, the caller hears hold music, only Bob rings.
+    await alice.select_option("#transfer-to", "bob")
+    await alice.click("#transfer")
+    await alice.wait_for_function("() => relay.pc === null", timeout=20_000)
+    assert "Transferred to bob" in await alice.inner_text("#status")
+    await alice.locator("#wrapup:not([hidden])").wait_for()
+    await bob.locator(f"{card}.needs-agent").wait_for(timeout=10_000)
+    await bob.wait_for_function("() => relay.ringing", timeout=10_000)
+    assert not await alice.evaluate("relay.ringing"), "a call transferred to Bob rings Bob only"
+    assert await alice.locator(f"{card} button.answer").count() == 0
+    waiting_at = sim_call.peer.loud_frames
+    await until(lambda: sim_call.peer.loud_frames > waiting_at + 50, timeout=20, what="music")
+    await screenshot(bob, "transferred-to-bob")
+    await bob.click(f"{card} button.answer")
+    await bob.wait_for_selector("#current-state[data-state=human]", timeout=30_000)
+    assert await bob.inner_text("#current-state") == "With bob"
+    await bob.click("#hangup")
+    await until(lambda: sim_call.state == "ended", what="call ended")
+    record = await running.service.storage.find_call(call_id)
+    assert record is not None
+    await bob.click("#refresh-history")
+    row = bob.locator(f'#history tr[data-id="{record.id}"]')
+    await row.locator("td.handled-by:text-is('alice → bob')").wait_for(timeout=10_000)
