@@ -15,9 +15,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .call import Call
+from .callstate import ACTIVE
 from .callwords import WRAP_UP_CODES
 from .listen import listen_in, stop_listening
-from .router import ACTIVE_STATES, CallRouter, CallUnavailable
+from .router import CallRouter, CallUnavailable
 from .supervision import QualityWatch
 
 logger = logging.getLogger(__name__)
@@ -137,14 +138,13 @@ class AgentConsole:
                     await stop_listening(self.router, listened, agent)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
-                call = self.router.calls.get(call_id)
-                if call is not None and call.agent == agent:
-                    await self.router.end(call, "agent disconnected", tell_whatsapp=True)
+                await self.router.agent_left(call_id, agent)
         return ws
 
     async def _handle(
         self, ws: web.WebSocketResponse, agent: str, data: str, answered: set[str]
     ) -> None:
+        """One page message; ``answered``: the calls this tab holds (only a success changes it)."""
         try:
             message = json.loads(data)
             kind = message["type"]
@@ -160,14 +160,16 @@ class AgentConsole:
                 answered.add(call_id)
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
             elif kind == "answer":
-                answered.add(call_id)
                 sdp = await self.router.answer(call_id, agent, str(message["sdp"]))
+                answered.add(call_id)
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
             elif kind == "handback":
                 await self.router.hand_back(call_id, agent)
+                answered.discard(call_id)
                 await ws.send_json({"type": "handed_back", "call_id": call_id})
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
+                answered.discard(call_id)
             elif kind in ("listen", "stop_listening"):
                 await self._listen(ws, agent, kind, call_id, message)
             else:
@@ -175,8 +177,11 @@ class AgentConsole:
         except KeyError as exc:
             await ws.send_json({"type": "error", "message": f"missing {exc}"})
         except CallUnavailable as exc:
-            answered.discard(call_id)
+            # A refused request changes nothing: a call this tab holds stays held by it.
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
+        except Exception:
+            logger.exception("console message %r from %s failed", kind, agent)
+            await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})
 
     async def _listen(
         self,
@@ -189,7 +194,7 @@ class AgentConsole:
         if supervisor not in self.supervisors:
             raise CallUnavailable("only supervisors listen in")
         call = self.router.calls.get(call_id)
-        if call is None or call.state not in ACTIVE_STATES:
+        if call is None or call.state not in ACTIVE:
             raise CallUnavailable(f"no live call {call_id}")
         if kind == "stop_listening":
             await stop_listening(self.router, call, supervisor)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from .assist import CallAi
 from .bridge import MediaBridge
+from .callstate import CallMachine, CallState
 from .callwords import state_in_words
 from .diagnostics import LegRecorder
+
+if TYPE_CHECKING:
+    from .assist import CallAi
 
 
 @dataclass(eq=False)
@@ -26,11 +29,8 @@ class Call:
     caller_name: str | None
     direction: str
     bridge: MediaBridge
-    state: str = "ringing"
-    agent: str | None = None
-    accepted: bool = False
+    machine: CallMachine = field(default_factory=CallMachine.incoming)
     answer_sdp: str = ""
-    end_reason: str | None = None
     digits: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     legs: dict[str, LegRecorder] = field(default_factory=dict)
@@ -39,23 +39,42 @@ class Call:
     ai: CallAi | None = None
     waiting_since: float = field(default_factory=time.monotonic)
     browser_legs: int = 0
+    agent_leg: str | None = None
+    """The name of the agent's browser leg in :attr:`legs` while one is joined."""
     agent_audio: MediaStreamTrack | None = None
     state_since: float = field(default_factory=time.time)
     """Wall-clock time of the last change of :attr:`state` (kept by ``__setattr__``)."""
     handover: str | None = None
+    """The assistant's summary for the person it hands the call to."""
     listeners: dict[str, list[MediaStreamTrack]] = field(default_factory=dict)
     """Supervisors listening in, with the audio forks their legs receive."""
-    """The assistant's summary for the person it hands the call to."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "state" and getattr(self, "state", value) != value:
-            object.__setattr__(self, "state_since", time.time())
+        if name == "machine":
+            old = getattr(self, "machine", None)
+            if old is not None and old.state != value.state:
+                object.__setattr__(self, "state_since", time.time())
         object.__setattr__(self, name, value)
 
     @property
     def number(self) -> str:
         """The WhatsApp user's number: the caller, or the number dialled for outbound calls."""
         return self.to_number if self.direction == "BUSINESS_INITIATED" else self.from_number
+
+    @property
+    def state(self) -> CallState:
+        """The call's life-cycle state (its machine's)."""
+        return self.machine.state
+
+    @property
+    def agent(self) -> str | None:
+        """The agent holding the call, if any."""
+        return self.machine.agent
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the call ended (``None`` while active)."""
+        return self.machine.end_reason
 
     def summary(self) -> dict[str, Any]:
         """What the agent console shows."""
