@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .call import Call
-from .callstate import ACTIVE
+from .callstate import ACTIVE, Hold, Resume, SendKeys, TransferToAgent, controls
 from .callwords import WRAP_UP_CODES
 from .listen import listen_in, stop_listening
 from .router import CallRouter, CallUnavailable
@@ -170,6 +170,19 @@ class AgentConsole:
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
                 answered.discard(call_id)
+            elif kind == "hold":
+                await self.router.control(call_id, Hold(agent))
+            elif kind == "resume":
+                await self.router.control(call_id, Resume(agent))
+            elif kind == "keys":
+                await self.router.control(call_id, SendKeys(agent, str(message["digits"])))
+            elif kind == "transfer":
+                target = str(message["to"])
+                if target not in self.sockets.values():
+                    raise CallUnavailable(f"{target} is not signed in")
+                await self.router.control(call_id, TransferToAgent(agent, target))
+                answered.discard(call_id)
+                await ws.send_json({"type": "transferred", "call_id": call_id, "to": target})
             elif kind in ("listen", "stop_listening"):
                 await self._listen(ws, agent, kind, call_id, message)
             else:
@@ -230,15 +243,9 @@ class AgentConsole:
             self.router.spawn(_send(ws, [message]))
 
     def _controls(self, call: Call) -> list[str]:
-        """What the agent holding the call can do now."""
-        if call.state == "human":
-            controls = ["hold", "keys", "transfer", "hangup"]
-            if self.router.settings.assistant_enabled and call.ai is not None:
-                controls.append("handback")
-            return controls
-        if call.state == "held":
-            return ["resume", "keys", "transfer", "hangup"]
-        return ["hangup"] if call.agent is not None else []
+        """What the agent holding the call can do now (the state machine decides)."""
+        assistant = self.router.settings.assistant_enabled and call.ai is not None
+        return controls(call.machine, assistant)
 
     def _needs_agent(self, call: Call) -> bool:
         """Whether the call waits for a person now (and the consoles ring)."""
@@ -255,6 +262,8 @@ class AgentConsole:
         now = time.time()
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
+        if kind == "keys_sent":
+            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
         if kind in ("transcript", "toolcall", "ai"):
             messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
         if kind == "dtmf":

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 class MediaBridge(Protocol):
     """Audio plumbing of one call: WhatsApp leg ⇄ greeting / assistant / agent."""
 
+    hold_music: Path | None
+
     to_whatsapp: MediaStreamTrack
     last_caller_audio: float
     caller_level: float

@@ -74,8 +74,10 @@ def reason_in_words(reason: str | None) -> str:
     return reason[:1].upper() + reason[1:]
 
 
-def state_in_words(state: str, agent: str | None) -> str:
+def state_in_words(state: str, agent: str | None, transfer_to: str | None = None) -> str:
     """A live call's state as the queue shows it ("AI assistant", "With alice")."""
+    if state == "waiting" and transfer_to:
+        return f"Waiting for {transfer_to} (transferred)"
     if state == "human":
         return f"With {agent}" if agent else "With an agent"
     words = {
@@ -84,7 +86,7 @@ def state_in_words(state: str, agent: str | None) -> str:
         "prerecorded": "Hearing the greeting",
         "assistant": "AI assistant",
         "waiting": "Waiting for an agent",
-        "held": "On hold",
+        "held": f"On hold by {agent}" if agent else "On hold",
         "ended": "Ended",
     }
     return words.get(state, state)

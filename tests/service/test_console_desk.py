@@ -368,7 +368,7 @@ async def test_hold_keypad_and_transfer_to_another_agent(
     await alice.wait_for_selector("#current-state[data-state=held]", timeout=10_000)
     assert await alice.locator("#resume").is_visible()
     assert await alice.locator("#hold").is_hidden()
-    assert await bob.inner_text(f"{card} .state") == "On hold"
+    assert await bob.inner_text(f"{card} .state") == "On hold by alice"
     held_at = sim_call.peer.loud_frames
     await until(lambda: sim_call.peer.loud_frames > held_at + 50, timeout=20, what="hold music")
     await screenshot(alice, "on-hold")
