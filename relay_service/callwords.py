@@ -77,7 +77,7 @@ def reason_in_words(reason: str | None) -> str:
 def state_in_words(state: str, agent: str | None, transfer_to: str | None = None) -> str:
     """A live call's state as the queue shows it ("AI assistant", "With alice")."""
     if state == "waiting" and transfer_to:
-        return f"Waiting for {transfer_to} (transferred)"
+        return f"Transferred to {transfer_to}"
     if state == "human":
         return f"With {agent}" if agent else "With an agent"
     words = {
