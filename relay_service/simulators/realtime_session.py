@@ -50,7 +50,6 @@ def spoken_result(output: str, for_reading: bool = False) -> str:
         if found is None:
             return "Done."
         return f"Case {reference}: {result.get('status') if found else 'not found'}."
-    reference = " ".join(reference)  # read out digit by digit
     if result.get("found") is True:
         return f"I found your case, {reference}. Its status: {result.get('status')}."
     if result.get("found") is False:

@@ -45,7 +45,7 @@ def test_outcome_and_end_reason_in_words() -> None:
 
 def test_tool_results_are_spoken_as_sentences() -> None:
     found = '{"reference": "4711", "found": true, "status": "open"}'
-    assert spoken_result(found) == "I found your case, 4 7 1 1. Its status: open."
+    assert spoken_result(found) == "I found your case, 4711. Its status: open."
     assert spoken_result(found, for_reading=True) == "Case 4711: open."
     missing = '{"reference": "99", "found": false}'
     assert "could not find" in spoken_result(missing)
