@@ -819,12 +819,13 @@ function renderSimulatorCalls(calls) {
   const inbound = calls.filter((c) => c.direction !== "BUSINESS_INITIATED");
   select.replaceChildren(...inbound.map((c) => el("option", { value: c.id }, callerName(c))));
   if (inbound.some((c) => c.id === chosen)) select.value = chosen;
-  $("sim-press").disabled = inbound.length === 0;
+  $("sim-keys-form").hidden = inbound.length === 0;  // keys need a live incoming call
 }
 
 async function simulate() {
   const result = await api("/api/simulator/calls", { method: "POST", body: "{}" });
   $("simulate-result").textContent = result.ok ? "Calling…" : "Simulator is off";
+  if (result.ok) setTimeout(() => { $("simulate-result").textContent = ""; }, 4000);
 }
 
 async function simulateKeys(event) {
