@@ -81,8 +81,9 @@ class RtpMediaBridge:
         self.to_whatsapp: MediaStreamTrack = RawFork()
         self.last_caller_audio = time.monotonic()
         self.caller_level = 0.0
-        self.agent_level = 0.0
-        """The agent's level (RFC 6464, as :attr:`caller_level`), when the browser sends it."""
+        self.agent_level: float | None = None
+        """The agent's level (RFC 6464, as :attr:`caller_level`); ``None`` until the browser
+        sends one."""
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
         self._sender: RtpSender | None = None
@@ -289,7 +290,7 @@ class RtpMediaBridge:
         if self._agent_fan is not None:
             self._agent_fan.close()
             self._agent_fan = None
-        self.agent_level = 0.0
+        self.agent_level = None
         if self._source is Source.AGENT:
             self.use(Source.SILENCE)
 
