@@ -18,6 +18,7 @@ from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
 from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
+from .holdmusic import hold_music_file
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
@@ -127,6 +128,10 @@ class Service:
 
     async def _start(self, app: web.Application) -> None:
         await self.storage.start()
+        try:
+            await asyncio.to_thread(hold_music_file, self.settings.data_dir)
+        except OSError as exc:
+            logger.warning("no hold music (callers on hold hear silence): %s", exc)
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 

@@ -28,8 +28,15 @@ def hold_music_samples() -> array[int]:
     return samples
 
 
+def hold_music_path(directory: Path) -> Path | None:
+    """The hold music WAV in ``directory`` if :func:`hold_music_file` wrote it."""
+    path = directory / "hold-music.wav"
+    return path if path.is_file() else None
+
+
 def hold_music_file(directory: Path) -> Path:
-    """The hold music WAV in ``directory`` (written the first time)."""
+    """The hold music WAV in ``directory`` (written the first time: about half a second of CPU,
+    so the service does it at start, in a thread)."""
     path = directory / "hold-music.wav"
     if not path.is_file():
         directory.mkdir(parents=True, exist_ok=True)

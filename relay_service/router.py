@@ -63,7 +63,7 @@ from .callstate import (
     transition,
 )
 from .diagnostics import LegRecorder
-from .holdmusic import hold_music_file
+from .holdmusic import hold_music_path
 from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
 from .settings import Settings
@@ -130,10 +130,7 @@ class CallRouter:
         bridge: MediaBridge = (
             RtpMediaBridge() if self.settings.media_bridge == "rtp" else RelayMediaBridge()
         )
-        try:
-            bridge.hold_music = hold_music_file(self.settings.data_dir)
-        except OSError as exc:
-            logger.warning("no hold music (the caller hears silence on hold): %s", exc)
+        bridge.hold_music = hold_music_path(self.settings.data_dir)
         return bridge
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -80,6 +80,7 @@ async def test_the_simulated_caller_presses_keys_from_the_api(running: Running) 
     url = f"{running.url}/api/simulator/calls/{call_id}/keys"
     async with running.session.post(url, json={"digits": "12a"}) as response:
         assert response.status == 400
+    await agent.wait_for_call()
     await agent.answer(call_id)
     async with running.session.post(url, json={"digits": "7#"}) as response:
         assert response.status == 200
