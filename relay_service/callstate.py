@@ -406,6 +406,8 @@ def _assistant_answered(m: CallMachine, e: Event) -> tuple[CallMachine, list[Act
         raise IllegalTransition(m.state, e, f"the call is {m.state}: the assistant is not needed")
     if not m.accepted:
         raise IllegalTransition(m.state, e, "the assistant speaks only on an accepted call")
+    if m.transfer_to is not None:
+        raise IllegalTransition(m.state, e, f"the call was transferred to {m.transfer_to}")
     nxt = replace(m, state=CallState.ASSISTANT, source=Source.ASSISTANT)
     return nxt, [SwitchSource(Source.ASSISTANT), *_stored("assistant_answered")]
 

@@ -315,8 +315,10 @@ async def test_a_supervisor_sees_every_leg_s_quality_and_listens_in_silently(
         await sam.locator(f"{quality} tr[data-leg=listen-sam]").wait_for(timeout=10_000)
         # Silently: Sam's browser sends nothing, and the caller still hears Alice.
         assert await sam.evaluate("relay.listenPc.getSenders().filter((s) => s.track).length") == 0
-        received = await sam.inner_text(f"{quality} tr[data-leg=listen-sam] td:nth-child(2)")
-        assert received == "connected"
+        listening = f"{quality} tr[data-leg=listen-sam] td:nth-child(2)"
+        await sam.wait_for_function(
+            f"() => document.querySelector('{listening}')?.textContent === 'connected'"
+        )
         await until(lambda: sim_call.peer.loud_frames > heard_before + 50, what="alice heard")
         await screenshot(sam, "supervisor")
 
