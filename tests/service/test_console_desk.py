@@ -401,3 +401,22 @@ async def test_hold_keypad_and_transfer_to_another_agent(
     await bob.click("#refresh-history")
     row = bob.locator(f'#history tr[data-id="{record.id}"]')
     await row.locator("td.handled-by:text-is('alice → bob')").wait_for(timeout=10_000)
+
+
+async def test_the_queue_puts_the_longest_wait_first(running: Running, new_page: NewPage) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    alice, bob = await new_page(), await new_page()
+    await sign_in(alice, running.url, "alice", "wonderland")
+    await sign_in(bob, running.url, "bob", "builder")
+    first = await simulator.place_call(user="15551230001", name="First Caller", audio="tone")
+    await bob.locator(f'#queue [data-call-id="{first}"]').wait_for(timeout=20_000)
+    second = await simulator.place_call(user="15551230002", name="Second Caller", audio="tone")
+    await bob.locator(f'#queue [data-call-id="{second}"]').wait_for(timeout=20_000)
+    order = "() => [...document.querySelectorAll('#queue .call-card')].map((c) => c.dataset.callId)"
+    assert await bob.evaluate(order) == [first, second]
+    # Alice takes the first: the one still waiting goes to the top, Alice's call below it.
+    await alice.click(f'#queue [data-call-id="{first}"] button.answer')
+    await bob.locator(f'#queue [data-call-id="{first}"]:not(.needs-agent)').wait_for()
+    assert await bob.evaluate(order) == [second, first]
+    assert await bob.inner_text("#queue-count") == "1 waiting"
