@@ -125,6 +125,10 @@ async def test_the_realtime_legs_lines_name_their_leg(
             lambda: call_id in calls and calls[call_id].state == "assistant",
             what="the assistant answering",
         )
+        answered = 'relay_answer_seconds_count{by="assistant",direction="USER_INITIATED"} 1.0'
+        await until(
+            lambda: answered in running.service.metrics.render(), what="the answer time observed"
+        )
         await simulator.hangup(call_id)
         await until(lambda: call_id not in running.service.router.calls, what="the call ended")
     legs = {line.get("leg") for line in lines(captured) if line.get("call_id") == call_id}
