@@ -182,3 +182,22 @@ async def test_a_call_still_closing_at_shutdown_records_its_end(tmp_path: Path) 
     assert record is not None
     assert record.state == "ended" and record.ended_at is not None
     assert "did not answer" in (record.end_reason or "")
+
+
+async def test_a_supervisors_unusable_listening_offer_is_refused_cleanly(tmp_path: Path) -> None:
+    # Found by the fuzz test: the bad SDP went to aiortc and came back as "internal error".
+    async with running_service(tmp_path, RELAY_SUPERVISORS="bob:builder") as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        supervisor = await running.agent("bob", "builder")
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await supervisor.wait_for_call("ringing")
+            assert supervisor.ws is not None
+            await supervisor.ws.send_json({"type": "listen", "call_id": call_id, "sdp": "v=0\r\n"})
+            reply = await supervisor.wait_for(lambda m: m["type"] == "error")
+            assert reply["message"].startswith("the offer could not be used")
+            call = running.service.router.calls[call_id]
+            assert "listen-bob" not in call.legs and "bob" not in call.listeners
+        finally:
+            await supervisor.close()
