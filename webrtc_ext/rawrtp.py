@@ -434,9 +434,13 @@ class RtpFastPathMixin(RTCDtlsTransport):
         if rx_srtp is None:
             return False
         ssrc = int.from_bytes(data[8:12], "big")
-        receiver = self._rtp_router.ssrc_table.get(ssrc)
-        if receiver is None:  # unknown SSRC: aiortc's rules (it may learn it by payload type)
-            receiver = self._rtp_router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
+        router = self._rtp_router
+        receiver = router.ssrc_table.get(ssrc)
+        unknown_ssrc = receiver is None
+        if unknown_ssrc:
+            # Looked up without learning: the SSRC is learnt once the packet authenticates,
+            # so spoofed packets with random SSRCs allocate nothing (issue 12, defect 3).
+            receiver = _only_receiver_of(router, data[1] & 0x7F)
         if not isinstance(receiver, RawRtpReceiverMixin) or not receiver._raw:
             return False
         arrival = time.monotonic()
@@ -445,6 +449,8 @@ class RtpFastPathMixin(RTCDtlsTransport):
         except pylibsrtp.Error as exc:
             logger.debug("dropped SRTP packet that failed to unprotect: %s", exc)
             return True
+        if unknown_ssrc:  # authenticated: aiortc's rule learns the SSRC now
+            router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
         # aiortc's transport statistics (private counters, see docs/internals.md)
         self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
@@ -474,6 +480,12 @@ class RtpFastPathMixin(RTCDtlsTransport):
             _in_background(self.transport._send(data))
         self._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+
+
+def _only_receiver_of(router: Any, payload_type: int) -> Any:
+    """The receiver aiortc's router would learn an unknown SSRC for, without learning it."""
+    receivers = router.payload_type_table.get(payload_type, ())
+    return next(iter(receivers)) if len(receivers) == 1 else None
 
 
 # -- fan-out ---------------------------------------------------------------------------------
