@@ -19,6 +19,7 @@ import aiortc.rtcsctptransport
 PEER_CONNECTION_PRIVATE = (
     "certificates",
     "createDtlsTransport",
+    "createSctpTransport",
     "createTransceiver",
     "dtlsTransports",
     "iceTransports",
@@ -34,13 +35,25 @@ PEER_CONNECTION_PRIVATE = (
 #: (name-mangled ``__name``; they feed aiortc's transport stats).
 DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
 
-#: aiortc.rtcsctptransport module constants: the DATA chunk size limit webrtc_ext lowers so
-#: that an SCTP packet fits one DTLS record within the MTU, and the header sizes it uses.
-SCTP_MODULE_CONSTANTS = (
-    "SCTP_COMMON_HEADER_LENGTH",
-    "SCTP_DATA_CHUNK_HEADER_LENGTH",
-    "USERDATA_MAX_LENGTH",
-)
+#: aiortc.RTCPeerConnection private members that webrtc_ext.RTCPeerConnection writes.
+PEER_CONNECTION_WRITTEN = ("sctp",)
+
+#: aiortc.RTCSctpTransport members that webrtc_ext.RTCSctpTransport's ``_send`` (a copy of
+#: aiortc 1.16.0's with a per-association chunk size) reads and writes.
+SCTP_TRANSPORT_MEMBERS = ("_local_tsn", "_outbound_queue", "_outbound_stream_seq", "_transmit")
+
+#: SHA-256 of aiortc 1.16.0's ``RTCSctpTransport._send`` source: webrtc_ext's copy must be
+#: merged again by hand when upstream changes it (docs/fork.md).
+SCTP_SEND_UPSTREAM_SHA256 = "f0f8aff63a9a87439230618a25e4e7db919f5001459f06281b4c08724ec395a6"
+
+
+def upstream_source_sha256(function: Any) -> str:
+    """SHA-256 of a function's source (to notice when upstream changes what we copied)."""
+    import hashlib
+    import inspect
+
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
 
 #: aiortc.RTCRtpSender private members that webrtc_ext.rawrtp.RawRtpSenderMixin reads or
 #: writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space (in
@@ -198,20 +211,10 @@ def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int)
     setattr(transport, attribute, getattr(transport, attribute) + amount)
 
 
-def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
-    """Make aiortc's SCTP packets at most ``sctp_packet_limit`` bytes; the new DATA limit.
-
-    aiortc reads ``USERDATA_MAX_LENGTH`` as a module global, so the limit is process-wide:
-    it only ever goes down, to fit the smallest MTU of any connection.
-    """
-    sctp = aiortc.rtcsctptransport
-    overhead = sctp.SCTP_COMMON_HEADER_LENGTH + sctp.SCTP_DATA_CHUNK_HEADER_LENGTH
-    limit = (sctp_packet_limit - overhead) // 4 * 4  # chunks are padded to 4 bytes
-    if limit < 4:
-        raise ValueError(f"no room for SCTP data in a {sctp_packet_limit}-byte record")
-    if limit < sctp.USERDATA_MAX_LENGTH:
-        sctp.USERDATA_MAX_LENGTH = limit
-    return int(sctp.USERDATA_MAX_LENGTH)
+def pc_private_set(pc: aiortc.RTCPeerConnection, name: str, value: Any) -> None:
+    """Set aiortc's private ``RTCPeerConnection.__<name>`` member."""
+    assert name in PEER_CONNECTION_WRITTEN, name
+    setattr(pc, "_RTCPeerConnection__" + name, value)
 
 
 def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
@@ -276,9 +279,6 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
-    for name in SCTP_MODULE_CONSTANTS:
-        if not isinstance(getattr(aiortc.rtcsctptransport, name, None), int):
-            missing.append(f"aiortc.rtcsctptransport.{name}")
     dtls = aiortc.RTCDtlsTransport(
         aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
         [aiortc.RTCCertificate.generateCertificate()],

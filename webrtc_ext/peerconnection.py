@@ -21,13 +21,14 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 
-from ._internals import pc_private
+from ._internals import pc_private, pc_private_set
 from .composed import DtlsTransport, RtpReceiver, RtpSender
 from .config import PeerConnectionConfig
 from .dtmf.connection import DtmfPeerConnectionMixin
 from .dtmf.negotiation import TelephoneEventTransceiver
 from .ice import IceGatheringError
 from .rtcicetransport import IceGatherer, IceTransport
+from .rtcsctptransport import RTCSctpTransport
 from .sdp import check_parses, drop_malformed_candidates
 from .stats.builder import build_stats_report
 from .stats.collect import PeerConnectionStats
@@ -135,6 +136,20 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         pc_private(self, "updateIceConnectionState")()
         pc_private(self, "updateConnectionState")()
         return dtls_transport
+
+    def _RTCPeerConnection__createSctpTransport(self) -> None:
+        """aiortc's SCTP transport factory, building ours (DATA chunks sized per association)."""
+        transceivers: list[RTCRtpTransceiver] = pc_private(self, "transceivers")
+        bundled = self._config.bundle_policy == RTCBundlePolicy.MAX_BUNDLE and bool(transceivers)
+        if bundled:
+            dtls_transport = transceivers[0].receiver.transport
+        else:
+            dtls_transport = pc_private(self, "createDtlsTransport")()
+        sctp = RTCSctpTransport(dtls_transport)
+        sctp._bundled = bundled
+        sctp.mid = None
+        sctp.on("datachannel", lambda channel: self.emit("datachannel", channel))
+        pc_private_set(self, "sctp", sctp)
 
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None

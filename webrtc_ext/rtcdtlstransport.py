@@ -31,7 +31,7 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as openssl
 
-from ._internals import dtls_private_add, lower_sctp_user_data_limit
+from ._internals import dtls_private_add
 from .certificates import RTCCertificate
 from .config import ConfigurationError
 from .dtls_packer import DatagramPacker, DtlsRecordError, check_inbound_datagram
@@ -121,11 +121,17 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         self._handshake_done = False
         self.counters = DtlsCounters()
         self.error: RTCDtlsError | None = None
+        self._data_mtu: int | None = None
 
     @property
     def mtu(self) -> int:
         """Largest datagram (UDP payload, bytes) this transport sends."""
         return self._mtu
+
+    @property
+    def data_mtu(self) -> int | None:
+        """Plaintext bytes one record carries within the MTU (``None`` until DTLS connects)."""
+        return self._data_mtu
 
     @property
     def _connection(self) -> SSL.Connection:
@@ -193,8 +199,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
                 return
             else:
                 self.encrypted = True
-        # An SCTP packet goes into one record: size SCTP so that the record fits the MTU.
-        lower_sctp_user_data_limit(openssl.DTLS_get_data_mtu(ssl._ssl))
+        # An SCTP packet goes into one record: SCTP sizes its packets to this (data_mtu).
+        self._data_mtu = int(openssl.DTLS_get_data_mtu(ssl._ssl))
         # The server's final flight is written by the call that completes the handshake.
         await self._flush_quietly()
 
