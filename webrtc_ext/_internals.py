@@ -81,7 +81,7 @@ RTP_METHODS = (
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
-RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
+RTP_RECEIVER_PRIVATE = ("codecs", "jitter_buffer", "remote_streams", "rtx_ssrc", "stop_decoder")
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.

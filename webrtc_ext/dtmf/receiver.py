@@ -78,6 +78,8 @@ class DtmfReceiverMixin(RawRtpReceiverMixin):
         self._dtmf_clock_rates: dict[int, int] = {}
         self._dtmf_mid: str | None = None
         self._dtmf_timer: asyncio.TimerHandle | None = None
+        self._last_media: tuple[int, int, int] | None = None
+        """``(ssrc, next sequence number, timestamp)`` after the last media packet decoded."""
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         """aiortc's ``receive``, noting which payload types carry telephone-event."""
@@ -101,8 +103,43 @@ class DtmfReceiverMixin(RawRtpReceiverMixin):
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if packet.payload_type in self._dtmf_clock_rates:
             self._dtmf_received(packet)
-        else:
-            await super()._handle_rtp_packet(packet, arrival_time_ms)
+            if not self.raw:
+                self._fill_jitter_buffer(packet)
+            return
+        if not self.raw:
+            self._note_media(packet)
+        await super()._handle_rtp_packet(packet, arrival_time_ms)
+
+    def _note_media(self, packet: RtpPacket) -> None:
+        last = self._last_media
+        if last is None or last[0] != packet.ssrc or _newer(packet.sequence_number, last[1] - 1):
+            self._last_media = (packet.ssrc, (packet.sequence_number + 1) & 0xFFFF, packet.timestamp)
+
+    def _fill_jitter_buffer(self, packet: RtpPacket) -> None:
+        """Fill the slot of a telephone-event packet in aiortc's audio jitter buffer.
+
+        The packet uses a sequence number of the audio stream; left empty, the slot is a
+        gap that aiortc's jitter buffer waits on (until 16 packets later) before it hands
+        the decoder any more audio. The filler carries no audio and the timestamp of the
+        audio just before it, so it joins that frame and adds nothing to it.
+        """
+        last = self._last_media
+        if last is None or last[0] != packet.ssrc:
+            return
+        ssrc, expected, timestamp = last
+        if not (packet.sequence_number == expected or _newer(packet.sequence_number, expected)):
+            return  # late: its slot is behind audio already received
+        filler = RtpPacket(
+            payload_type=packet.payload_type,
+            sequence_number=packet.sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc,
+        )
+        filler._data = b""  # type: ignore[attr-defined]
+        self._last_media = (ssrc, (packet.sequence_number + 1) & 0xFFFF, timestamp)
+        _, frame = receiver_private(self, "jitter_buffer").add(filler)
+        if frame is not None:  # only when the buffer overflowed; aiortc loses such frames too
+            logger.debug("dropped a frame completed by a telephone-event filler")
 
     def _deliver(self, packet: RawRtpPacket) -> None:
         """The raw path's delivery (the SRTP fast path's too), telephone-event diverted."""
@@ -153,3 +190,8 @@ class DtmfReceiverMixin(RawRtpReceiverMixin):
         for event in events:
             logger.debug("DTMF %s (%s)", event.digit, event.end_reason)
             self.dtmf._deliver(dataclasses.replace(event, mid=self._dtmf_mid))
+
+
+def _newer(sequence_number: int, than: int) -> bool:
+    """Whether RTP ``sequence_number`` comes after ``than`` (modulo 2^16, RFC 3550 §A.1)."""
+    return 0 < (sequence_number - than) & 0xFFFF < 0x8000
