@@ -113,7 +113,8 @@ class DtmfReceiverMixin(RawRtpReceiverMixin):
     def _note_media(self, packet: RtpPacket) -> None:
         last = self._last_media
         if last is None or last[0] != packet.ssrc or _newer(packet.sequence_number, last[1] - 1):
-            self._last_media = (packet.ssrc, (packet.sequence_number + 1) & 0xFFFF, packet.timestamp)
+            next_sequence_number = (packet.sequence_number + 1) & 0xFFFF
+            self._last_media = (packet.ssrc, next_sequence_number, packet.timestamp)
 
     def _fill_jitter_buffer(self, packet: RtpPacket) -> None:
         """Fill the slot of a telephone-event packet in aiortc's audio jitter buffer.
