@@ -149,6 +149,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         sctp._bundled = bundled
         sctp.mid = None
         sctp.on("datachannel", lambda channel: self.emit("datachannel", channel))
+        self._stats.sctp_created(sctp)
         pc_private_set(self, "sctp", sctp)
 
     def _RTCPeerConnection__createTransceiver(

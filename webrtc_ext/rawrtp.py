@@ -39,10 +39,11 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RtpPacket, wrap_rtx
+from aiortc.rtp import RtpPacket, is_rtcp, wrap_rtx
 from aiortc.utils import random32
 
 from .ice import IceConnection
+from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
 from .munger import RtpMunger
 from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id, ntp_now
 
@@ -72,6 +73,8 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         self._rtp_queues: list[asyncio.Queue[RawRtpPacket | None]] = []
         self._audio_level_id = 0
         self._receiving = False
+        self.interceptors = ReceiverInterceptorChain()
+        """Stages every RTP packet of this receiver goes through first (e.g. DTMF reception)."""
 
     @property
     def raw(self) -> bool:
@@ -122,6 +125,9 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             _put_dropping_oldest(queue, None)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        now = time.monotonic()
+        if not self._enabled or not self.interceptors.rtp_received(packet, now):
+            return
         if not self._raw:
             await super()._handle_rtp_packet(packet, arrival_time_ms)
             return
@@ -133,11 +139,16 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             timestamp=packet.timestamp,
             ssrc=packet.ssrc,
             marker=bool(packet.marker),
-            arrival_time=time.monotonic(),
+            arrival_time=now,
         )
-        self._deliver(raw)
+        self._deliver_raw(raw)
 
     def _deliver(self, packet: RawRtpPacket) -> None:
+        """One packet from the SRTP fast path: through the interceptors, then delivered raw."""
+        if self._enabled and self.interceptors.rtp_received(packet, packet.arrival_time):
+            self._deliver_raw(packet)
+
+    def _deliver_raw(self, packet: RawRtpPacket) -> None:
         """Hand one received packet to the statistics, the callbacks and the iterators."""
         if not self._enabled:
             return
@@ -187,6 +198,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         self._pending_source: Hashable = None
         self._track_set = asyncio.Event()
         self._media_held = False
+        self._pending_sends: set[asyncio.Future[None]] = set()
         self.packets_dropped = 0
         super().__init__(trackOrKind, transport)
 
@@ -277,7 +289,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         ntp = ntp_now()
         data = outbound.write(packet, munged[0], munged[1], ntp)
         try:
-            _send_now(self.transport, data)
+            self._send_packet(data)
         except ConnectionError:
             self.packets_dropped += 1
             return False
@@ -286,6 +298,23 @@ class RawRtpSenderMixin(RTCRtpSender):
         self._RTCRtpSender__ntp_timestamp = ntp
         self._RTCRtpSender__rtp_timestamp = munged[1]
         return True
+
+    def _send_packet(self, data: bytes) -> None:
+        transport = self.transport
+        if isinstance(transport, RtpFastPathMixin):
+            transport.send_rtp_now(data)
+            return
+        # aiortc's own transport sends from a coroutine: a task this sender owns (stop()
+        # cancels what is left), never an orphan.
+        future = asyncio.ensure_future(transport._send_rtp(data))
+        self._pending_sends.add(future)
+        future.add_done_callback(self._pending_sends.discard)
+
+    async def stop(self) -> None:
+        """aiortc's ``stop``, also cancelling sends still pending."""
+        for future in list(self._pending_sends):
+            future.cancel()
+        await super().stop()
 
     def _account(self, outbound: OutboundRtpStream) -> None:
         # aiortc's RTCP loop builds sender reports from these (RFC 3550 §6.4.1).
@@ -324,7 +353,7 @@ class RawRtpSenderMixin(RTCRtpSender):
         ntp = ntp_now()
         data = outbound.write(packet, sequence_number, timestamp, ntp, payload_type)
         try:
-            _send_now(self.transport, data)
+            self._send_packet(data)
         except ConnectionError:
             return None
         self._account(outbound)
@@ -387,23 +416,7 @@ class RawRtpSenderMixin(RTCRtpSender):
             ).serialize()
             self._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF
         with contextlib.suppress(ConnectionError):
-            _send_now(self.transport, data)
-
-
-_background: set[asyncio.Future[None]] = set()
-
-
-def _in_background(coroutine: Any) -> None:
-    future = asyncio.ensure_future(coroutine)
-    _background.add(future)
-    future.add_done_callback(_background.discard)
-
-
-def _send_now(transport: RTCDtlsTransport, data: bytes) -> None:
-    if isinstance(transport, RtpFastPathMixin):
-        transport.send_rtp_now(data)
-    else:
-        _in_background(transport._send_rtp(data))
+            self._send_packet(data)
 
 
 # -- transport fast path ---------------------------------------------------------------------
@@ -420,9 +433,9 @@ class RtpFastPathMixin(RTCDtlsTransport):
         super().__init__(transport, certificates, **kwargs)
         connection = getattr(transport, "connection", None)
         self._ice_connection = connection if isinstance(connection, IceConnection) else None
-        #: Called with each plaintext RTP packet the fast path delivers (e.g. by the statistics,
-        #: which wrap ``send_rtp_now`` for the sending side).
-        self.rtp_received_tap: Callable[[bytes], None] | None = None
+        self.interceptors = TransportInterceptorChain()
+        """Observers of every plaintext RTP/RTCP packet sent and received (e.g. statistics)."""
+        self._pending_sends: set[asyncio.Future[None]] = set()
         if self._ice_connection is not None:
             self._ice_connection.data_callback = self._datagram_received
 
@@ -454,9 +467,7 @@ class RtpFastPathMixin(RTCDtlsTransport):
         # aiortc's transport statistics (private counters, see docs/internals.md)
         self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
-        tap = self.rtp_received_tap
-        if tap is not None:
-            tap(plain)
+        self.interceptors.rtp_received(plain, arrival)
         try:
             packet = RawRtpPacket.parse(plain, arrival, receiver._audio_level_id)
         except ValueError as exc:
@@ -469,17 +480,55 @@ class RtpFastPathMixin(RTCDtlsTransport):
         """Protect and send one RTP or RTCP packet now; raises ``ConnectionError`` if closed."""
         if self._state is not State.CONNECTED or self._tx_srtp is None:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        if 191 < data[1] < 224:
-            data = self._tx_srtp.protect_rtcp(data)
-        else:
-            data = self._tx_srtp.protect(data)
+        rtcp = 191 < data[1] < 224
+        protected = self._tx_srtp.protect_rtcp(data) if rtcp else self._tx_srtp.protect(data)
         connection = self._ice_connection
         if connection is not None:
-            connection.send_datagram(data)
+            connection.send_datagram(protected)
         else:
-            _in_background(self.transport._send(data))
-        self._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
+            self._send_later(protected)
+        self._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
         self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        if rtcp:
+            self.interceptors.rtcp_sent(data, time.monotonic())
+        else:
+            self.interceptors.rtp_sent(data, time.monotonic())
+
+    def _send_later(self, data: bytes) -> None:
+        # An ICE transport without the synchronous send: a task the transport owns (stop()
+        # cancels what is left), never an orphan.
+        future = asyncio.ensure_future(self.transport._send(data))
+        self._pending_sends.add(future)
+        future.add_done_callback(self._sent_later)
+
+    def _sent_later(self, future: asyncio.Future[None]) -> None:
+        self._pending_sends.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.debug("RTP packet not sent: %s", future.exception())
+
+    async def stop(self) -> None:
+        """aiortc's ``stop``, also cancelling sends still pending."""
+        for future in list(self._pending_sends):
+            future.cancel()
+        await super().stop()
+
+    # The plaintext paths aiortc's own senders and receivers use, observed by the interceptors.
+
+    async def _send_rtp(self, data: bytes) -> None:
+        await super()._send_rtp(data)
+        # Observed once sent: a packet refused (not connected) never went out.
+        if is_rtcp(data):
+            self.interceptors.rtcp_sent(data, time.monotonic())
+        else:
+            self.interceptors.rtp_sent(data, time.monotonic())
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        self.interceptors.rtp_received(data, time.monotonic())
+        await super()._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self.interceptors.rtcp_received(data, time.monotonic())
+        await super()._handle_rtcp_data(data)
 
 
 def _only_receiver_of(router: Any, payload_type: int) -> Any:

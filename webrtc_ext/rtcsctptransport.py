@@ -12,6 +12,7 @@ datagram, and plain aiortc transports in the same process keep aiortc's size.
 from __future__ import annotations
 
 import math
+import time
 
 import aiortc
 from aiortc.rtcsctptransport import (
@@ -25,6 +26,8 @@ from aiortc.rtcsctptransport import (
     tsn_plus_one,
 )
 from aiortc.utils import uint16_add
+
+from .interceptor import DataChannelInterceptorChain
 
 
 def user_data_limit(data_mtu: int | None) -> int:
@@ -42,7 +45,18 @@ def user_data_limit(data_mtu: int | None) -> int:
 
 
 class RTCSctpTransport(aiortc.RTCSctpTransport):
-    """aiortc's :class:`~aiortc.RTCSctpTransport`, its DATA chunks sized to its own DTLS MTU."""
+    """aiortc's :class:`~aiortc.RTCSctpTransport`, its DATA chunks sized to its own DTLS MTU.
+
+    :attr:`interceptors` observe the messages its data channels send (e.g. statistics).
+    """
+
+    def __init__(self, transport: aiortc.RTCDtlsTransport, port: int = 5000) -> None:
+        super().__init__(transport, port)
+        self.interceptors = DataChannelInterceptorChain()
+
+    def _data_channel_send(self, channel: aiortc.RTCDataChannel, data: bytes | str) -> None:
+        super()._data_channel_send(channel, data)
+        self.interceptors.message_sent(channel, data, time.monotonic())
 
     @property
     def user_data_max_length(self) -> int:
