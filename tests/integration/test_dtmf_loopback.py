@@ -23,6 +23,7 @@ from webrtc_ext.dtmf import (
     TelephoneEvent,
     TelephoneEventPayload,
 )
+from webrtc_ext.interceptor import TransportInterceptor
 from webrtc_ext.rawrtp import RtpFastPathMixin
 
 pytestmark = pytest.mark.integration
@@ -211,15 +212,14 @@ async def test_decoded_audio_keeps_flowing_while_tones_play() -> None:
                 await asyncio.sleep(0.05)
         transport = offerer.getTransceivers()[0].sender.transport
         assert isinstance(transport, RtpFastPathMixin)
-        send = transport.send_rtp_now
         audio_sent = [0]
 
-        def count_audio(data: bytes) -> None:
-            send(data)
-            if not is_rtcp(data) and (data[1] & 0x7F) not in (110, 126):
-                audio_sent[0] += 1
+        class CountAudio(TransportInterceptor):
+            def rtp_sent(self, data: bytes, now: float) -> None:
+                if (data[1] & 0x7F) not in (110, 126):
+                    audio_sent[0] += 1
 
-        transport.send_rtp_now = count_audio  # type: ignore[method-assign]
+        transport.interceptors.add(CountAudio())
         before = decoded[0]
         await press(offerer, "123456789")
         during = decoded[0] - before
