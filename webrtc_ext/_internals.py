@@ -55,29 +55,28 @@ def upstream_source_sha256(function: Any) -> str:
     return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
 
 
-#: aiortc.RTCRtpSender private members that webrtc_ext.rawrtp.RawRtpSenderMixin reads or
-#: writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space (in
-#: one munger, which DTMF's packets go through too), and it keeps the sender-report counters.
-RTP_SENDER_PRIVATE = (
-    "encoder",
-    "ntp_timestamp",
-    "octet_count",
-    "packet_count",
-    "rtp_exited",
-    "rtp_started",
-    "rtp_timestamp",
-    "rtx_payload_type",
-    "rtx_sequence_number",
-    "track",
+#: SHA-256 of aiortc 1.16.0's ``rtcrtpsender.py``, which ``webrtc_ext/rtcrtpsender.py`` forks:
+#: when upstream changes it, merge the change into the fork by hand (docs/fork.md).
+RTP_SENDER_UPSTREAM_SHA256 = "f90cef75d1f58cbe415ff4329e340bf1425ca8664020e4cb83cb45f06c33c36b"
+
+#: Members of the (forked) sender that aiortc's peer connection, transceiver and DTLS
+#: transport use: the fork must keep them.
+RTP_SENDER_USED_BY_AIORTC = (
+    "_enabled",
+    "_handle_rtcp_packet",
+    "_rtx_ssrc",
+    "_ssrc",
+    "_stream_id",
+    "_track_id",
+    "getStats",
+    "replaceTrack",
+    "send",
+    "setTransport",
+    "stop",
 )
 
-#: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).
-RTP_METHODS = (
-    (aiortc.RTCRtpSender, "_next_encoded_frame"),
-    (aiortc.RTCRtpSender, "_retransmit"),
-    (aiortc.RTCRtpSender, "_run_rtp"),
-    (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
-)
+#: aiortc.RTCRtpReceiver methods overridden or called (single underscore).
+RTP_METHODS = ((aiortc.RTCRtpReceiver, "_handle_rtp_packet"),)
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
@@ -192,7 +191,7 @@ ICE_TRANSPORT_ATTRIBUTES = ("_connection",)
 #: Single-underscore aiortc members the raw RTP path (webrtc_ext.rawrtp) uses or overrides, per
 #: class (instance attributes among them, so they are checked on probe objects).
 RTP_MEMBERS = {
-    "RTCRtpSender": ("_next_encoded_frame", "_retransmit", "_run_rtp", "_ssrc", "_rtx_ssrc"),
+    "RTCRtpSender": ("_ssrc", "_rtx_ssrc"),
     "RTCRtpReceiver": ("_enabled", "_handle_rtp_packet"),
     "RTCDtlsTransport": ("_rtp_router", "_rx_srtp", "_state", "_tx_srtp"),
 }
@@ -223,19 +222,17 @@ def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
     return getattr(receiver, "_RTCRtpReceiver__" + name)
 
 
-def missing_rtp_internals(
-    sender: aiortc.RTCRtpSender, receiver: aiortc.RTCRtpReceiver
-) -> list[str]:
-    """The RTP sender/receiver internals listed here that these aiortc objects lack.
+def missing_rtp_internals(sender: Any, receiver: aiortc.RTCRtpReceiver) -> list[str]:
+    """The RTP sender/receiver members listed here that these objects lack.
 
     Needs a sender and receiver built inside a running event loop (aiortc's need one).
     """
     from aiortc.rtcrtpreceiver import StreamStatistics
 
     missing = [
-        f"aiortc.RTCRtpSender().__{name}"
-        for name in RTP_SENDER_PRIVATE
-        if not hasattr(sender, "_RTCRtpSender__" + name)
+        f"webrtc_ext RTCRtpSender().{name}"
+        for name in RTP_SENDER_USED_BY_AIORTC
+        if not hasattr(sender, name)
     ]
     missing += [
         f"aiortc.RTCRtpReceiver().__{name}"

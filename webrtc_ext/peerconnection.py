@@ -97,7 +97,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
 
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
-    ) -> RTCRtpSender:
+    ) -> RtpSender:
         return RtpSender(track_or_kind, transport)
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
@@ -175,7 +175,10 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         transceiver = TelephoneEventTransceiver(
             direction=direction,
             kind=kind,
-            sender=self._create_rtp_sender(sender_track or kind, dtls_transport),
+            # webrtc_ext's forked sender keeps aiortc's interface (docs/fork.md).
+            sender=cast(
+                RTCRtpSender, self._create_rtp_sender(sender_track or kind, dtls_transport)
+            ),
             receiver=self._create_rtp_receiver(kind, dtls_transport),
             telephone_events=self._telephone_event_codecs,
         )

@@ -1,13 +1,14 @@
 """Raw RTP on aiortc's senders and receivers: packets in and out without codecs.
 
-Three aiortc mixins, each adding one concern and overriding as little as it can (the classes
+Three classes, each adding one concern and overriding as little as it can (the classes
 the peer connection builds, ``webrtc_ext.RtpSender``/``RtpReceiver``, compose them with DTMF's
 in :mod:`webrtc_ext.composed`):
 
 - :class:`RawRtpReceiverMixin` (``RTCRtpReceiver``): ``on_rtp(callback)`` and ``rtp_packets()``
   deliver the transceiver's RTP packets untouched; the decoder never runs for a receiver used
   this way.
-- :class:`RawRtpSenderMixin` (``RTCRtpSender``): ``send_rtp(packet)`` sends pre-encoded packets
+- :class:`RawRtpSenderMixin` (webrtc_ext's fork of aiortc's ``RTCRtpSender``, in
+  :mod:`webrtc_ext.rtcrtpsender`): ``send_rtp(packet)`` sends pre-encoded packets
   with the sender's SSRC, payload type and header extensions. Every outgoing packet, from a
   track, from ``send_rtp`` or made by the sender (``send_rtp_inserted``, e.g. DTMF), goes
   through the sender's one :class:`~webrtc_ext.munger.RtpMunger`: the sequence space is owned
@@ -23,29 +24,23 @@ subclasses of the same aiortc classes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, NamedTuple
 
 import pylibsrtp
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import RTCDtlsTransport, RTCRtpReceiver
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
-    RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
-    RTCRtpSendParameters,
 )
-from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RtpPacket, is_rtcp, wrap_rtx
-from aiortc.utils import random32
+from aiortc.rtp import RtpPacket, is_rtcp
 
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
-from .munger import RtpMunger
-from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id, ntp_now
+from .rtcrtpsender import RTCRtpSender
+from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 
 logger = logging.getLogger(__name__)
 
@@ -184,239 +179,9 @@ def _put_dropping_oldest(queue: asyncio.Queue[Any], item: Any) -> None:
 # -- send ------------------------------------------------------------------------------------
 
 
-class RawRtpSenderMixin(RTCRtpSender):
-    """Sender side of raw RTP.
-
-    Overrides ``send``, ``replaceTrack``, ``_run_rtp`` (aiortc keeps the sequence number as a
-    local of this loop; here it lives in the sender's munger) and ``_retransmit``.
-    """
-
-    def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
-        self._munger: RtpMunger | None = None
-        self._outbound: OutboundRtpStream | None = None
-        self._codec: RTCRtpCodecParameters | None = None
-        self._pending_source: Hashable = None
-        self._track_set = asyncio.Event()
-        self._media_held = False
-        self._pending_sends: set[asyncio.Future[None]] = set()
-        self.packets_dropped = 0
-        super().__init__(trackOrKind, transport)
-
-    @property
-    def munger(self) -> RtpMunger | None:
-        """The munger every outgoing packet goes through (``None`` until negotiated)."""
-        return self._munger
-
-    @property
-    def codec(self) -> RTCRtpCodecParameters | None:
-        """The negotiated codec this sender sends (``None`` until negotiated)."""
-        return self._codec
-
-    def _media_may_send(self) -> bool:
-        """Whether media packets go out now (a subclass may hold them back, e.g. for DTMF)."""
-        return True
-
-    def switch_source(self, source: Hashable) -> None:
-        """Pass packets of ``source`` from now on; the receiver still sees one stream."""
-        if self._munger is not None:
-            self._munger.update(source)
-        else:
-            self._pending_source = source
-
-    def replaceTrack(self, track: MediaStreamTrack | None) -> None:
-        """aiortc's ``replaceTrack``; a new track becomes the sender's current source."""
-        super().replaceTrack(track)
-        if track is not None:
-            self.switch_source(track)
-            self._track_set.set()
-
-    async def send(self, parameters: RTCRtpSendParameters) -> None:
-        """aiortc's ``send``, also setting up the outgoing stream and its munger."""
-        if self._outbound is None and parameters.codecs:
-            codec = parameters.codecs[0]
-            self._codec = codec
-            assert codec.payloadType is not None
-            self._munger = RtpMunger(
-                codec.clockRate,
-                initial_sequence_number=random_sequence_number(),
-                initial_timestamp=random32(),
-            )
-            source = self._pending_source
-            if source is not None:
-                self._munger.update(source)
-            self._outbound = OutboundRtpStream(
-                ssrc=self._ssrc,
-                payload_type=codec.payloadType,
-                mid=parameters.muxId,
-                header_extensions=parameters.headerExtensions,
-            )
-        await super().send(parameters)
-
-    def send_rtp(
-        self, packet: RawRtpPacket, *, source: Hashable = None, now: float | None = None
-    ) -> bool:
-        """Send a pre-encoded packet now; ``False`` if it was dropped.
-
-        ``source`` (default: the packet's SSRC) names where the packet comes from: packets of a
-        source other than the current one (see :meth:`switch_source`) are dropped, as are late
-        packets of a previous source. ``now`` defaults to ``time.monotonic()``.
-        """
-        munger, outbound = self._munger, self._outbound
-        if munger is None or outbound is None:
-            self.packets_dropped += 1
-            return False
-        if not self._media_may_send():
-            self._media_held = True
-            self.packets_dropped += 1
-            return False
-        if self._media_held:
-            # Resume as a new segment: the held packets leave no gap in the sequence.
-            self._media_held = False
-            if munger.source is not None:
-                munger.update(munger.source)
-        if now is None:
-            now = time.monotonic()
-        munged = munger.munge(
-            packet.sequence_number,
-            packet.timestamp,
-            now,
-            packet.ssrc if source is None else source,
-            packet.ssrc,
-        )
-        if munged is None:
-            self.packets_dropped += 1
-            return False
-        ntp = ntp_now()
-        data = outbound.write(packet, munged[0], munged[1], ntp)
-        try:
-            self._send_packet(data)
-        except ConnectionError:
-            self.packets_dropped += 1
-            return False
-        self._account(outbound)
-        # The sender report pairs the wall clock with the *media* timeline (RFC 3550 §6.4.1).
-        self._RTCRtpSender__ntp_timestamp = ntp
-        self._RTCRtpSender__rtp_timestamp = munged[1]
-        return True
-
-    def _send_packet(self, data: bytes) -> None:
-        transport = self.transport
-        if isinstance(transport, RtpFastPathMixin):
-            transport.send_rtp_now(data)
-            return
-        # aiortc's own transport sends from a coroutine: a task this sender owns (stop()
-        # cancels what is left), never an orphan.
-        future = asyncio.ensure_future(transport._send_rtp(data))
-        self._pending_sends.add(future)
-        future.add_done_callback(self._pending_sends.discard)
-
-    async def stop(self) -> None:
-        """aiortc's ``stop``, also cancelling sends still pending."""
-        for future in list(self._pending_sends):
-            future.cancel()
-        await super().stop()
-
-    def _account(self, outbound: OutboundRtpStream) -> None:
-        # aiortc's RTCP loop builds sender reports from these (RFC 3550 §6.4.1).
-        self._RTCRtpSender__packet_count = outbound.packet_count
-        self._RTCRtpSender__octet_count = outbound.octet_count
-
-    def send_rtp_inserted(
-        self,
-        payload: bytes,
-        *,
-        payload_type: int,
-        marker: bool = False,
-        timestamp: int | None = None,
-        now: float | None = None,
-    ) -> int | None:
-        """Send a packet the sender makes itself (e.g. RFC 4733 telephone-event) in its stream.
-
-        It takes the next sequence number of the one outgoing sequence space; ``timestamp``
-        defaults to the stream's timeline at ``now``. Returns the timestamp used (to repeat it
-        for the other packets of one event), or ``None`` if the packet could not be sent. It
-        is counted in sender reports but leaves their wall-clock/media-timestamp pair alone.
-        """
-        munger, outbound = self._munger, self._outbound
-        if munger is None or outbound is None:
-            return None
-        sequence_number, position = munger.insert(time.monotonic() if now is None else now)
-        if timestamp is None:
-            timestamp = position
-        packet = RawRtpPacket.create(
-            payload,
-            payload_type=payload_type,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            marker=marker,
-        )
-        ntp = ntp_now()
-        data = outbound.write(packet, sequence_number, timestamp, ntp, payload_type)
-        try:
-            self._send_packet(data)
-        except ConnectionError:
-            return None
-        self._account(outbound)
-        return timestamp
-
-    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
-        """aiortc's send loop, with every frame sent through :meth:`send_rtp`."""
-        self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
-        sequence_number = 0
-        try:
-            while True:
-                track = self.track
-                if track is None:
-                    # Woken by replaceTrack, instead of aiortc's 50 Hz polling.
-                    self._track_set.clear()
-                    await self._track_set.wait()
-                    continue
-                frame = await self._next_encoded_frame(codec)
-                if frame is None:
-                    continue
-                last = len(frame.payloads) - 1
-                for i, payload in enumerate(frame.payloads):
-                    packet = RawRtpPacket.create(
-                        payload,
-                        payload_type=codec.payloadType or 0,
-                        sequence_number=sequence_number,
-                        timestamp=frame.timestamp,
-                        marker=i == last,
-                    )
-                    if frame.audio_level is not None:
-                        packet.audio_level = min(127, max(0, -frame.audio_level))
-                    self.send_rtp(packet, source=track)
-                    sequence_number += 1
-        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
-            pass
-        except Exception:
-            logger.exception("RTP send loop failed")
-        finally:
-            track = self.track
-            if track is not None:
-                track.stop()
-            # As aiortc's loop ends: the track is released, and the encoder with it.
-            self._RTCRtpSender__track = None
-            self._RTCRtpSender__encoder = None
-            self._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
-
-    async def _retransmit(self, sequence_number: int) -> None:
-        """Resend a packet a NACK asked for, wrapped in RTX when negotiated (RFC 4588)."""
-        data = self._outbound.sent(sequence_number) if self._outbound else None
-        if data is None:
-            return
-        rtx_payload_type = self._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
-        if rtx_payload_type is not None:
-            rtx_seq: int = getattr(self, "_RTCRtpSender__rtx_sequence_number")  # noqa: B009
-            data = wrap_rtx(
-                RtpPacket.parse(data),
-                payload_type=rtx_payload_type,
-                sequence_number=rtx_seq,
-                ssrc=self._rtx_ssrc,
-            ).serialize()
-            self._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF
-        with contextlib.suppress(ConnectionError):
-            self._send_packet(data)
+#: The raw RTP sender: webrtc_ext's fork of aiortc's ``RTCRtpSender`` (docs/fork.md), which
+#: sends every packet through its one munger. Kept under this name for the compositions.
+RawRtpSenderMixin = RTCRtpSender
 
 
 # -- transport fast path ---------------------------------------------------------------------

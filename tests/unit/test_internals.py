@@ -12,3 +12,72 @@ def test_pinned_versions_are_installed() -> None:
 
 def test_every_private_member_still_exists() -> None:
     assert missing_internals() == []
+
+
+# -- behaviour of the internals webrtc_ext relies on -------------------------------------------
+
+
+def test_the_forked_sender_module_is_still_upstream_s() -> None:
+    """webrtc_ext/rtcrtpsender.py forks aiortc 1.16.0's: an upstream change is merged by hand."""
+    import aiortc.rtcrtpsender
+
+    from webrtc_ext._internals import RTP_SENDER_UPSTREAM_SHA256, upstream_source_sha256
+
+    assert upstream_source_sha256(aiortc.rtcrtpsender) == RTP_SENDER_UPSTREAM_SHA256
+
+
+async def test_the_connection_builds_its_own_sctp_transport_in_aiortc_s_slot() -> None:
+    """``__createSctpTransport`` is replaced and ``__sctp`` written: aiortc uses ours."""
+    from tests.support import LOOPBACK
+    from webrtc_ext import RTCPeerConnection
+    from webrtc_ext.rtcsctptransport import RTCSctpTransport
+
+    pc = RTCPeerConnection(LOOPBACK)
+    try:
+        pc.createDataChannel("probe")
+        assert isinstance(pc.sctp, RTCSctpTransport)
+        offer = await pc.createOffer()
+        assert "m=application" in offer.sdp and "webrtc-datachannel" in offer.sdp
+        assert pc.sctp.interceptors is not None
+    finally:
+        await pc.close()
+    assert pc.sctp.state == "closed"  # aiortc's close() reached our transport
+
+
+async def test_a_filler_in_aiortc_s_jitter_buffer_joins_the_frame_before_it() -> None:
+    """The DTMF receiver's filler (empty, previous timestamp) completes no frame of its own
+    and lets later audio out as if the slot had been audio of the previous frame."""
+    from aiortc.rtp import RtpPacket
+
+    from tests.support import LOOPBACK
+    from webrtc_ext import RTCPeerConnection
+    from webrtc_ext._internals import receiver_private
+
+    def audio(seq: int) -> RtpPacket:
+        packet = RtpPacket(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=1)
+        packet._data = bytes([seq])  # type: ignore[attr-defined]
+        return packet
+
+    pc = RTCPeerConnection(LOOPBACK)
+    try:
+        buffer = receiver_private(pc.addTransceiver("audio").receiver, "jitter_buffer")
+        frames = []
+        for seq in [*range(10), None, None, None, *range(13, 30)]:
+            if seq is None:  # a telephone-event slot, filled
+                filler_seq = 10 + sum(1 for f in frames if f is None)
+                filler = RtpPacket(
+                    payload_type=126, sequence_number=filler_seq, timestamp=960 * 9, ssrc=1
+                )
+                filler._data = b""  # type: ignore[attr-defined]
+                frames.append(None)
+                assert buffer.add(filler)[1] is None
+                continue
+            frame = buffer.add(audio(seq))[1]
+            if frame is not None:
+                frames.append(frame)
+        decoded = [f for f in frames if f is not None]
+        # Every audio frame came out in order, unchanged (the last 4 stay, aiortc prefetch).
+        assert [f.data for f in decoded] == [bytes([s]) for s in [*range(10), *range(13, 26)]]
+        assert [f.timestamp for f in decoded] == [960 * s for s in [*range(10), *range(13, 26)]]
+    finally:
+        await pc.close()
