@@ -203,6 +203,18 @@ def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     return getattr(pc, "_RTCPeerConnection__" + name)
 
 
+def dtls_count_received(transport: aiortc.RTCDtlsTransport, size: int) -> None:
+    """Count one datagram of ``size`` bytes in aiortc's private ``__rx_*`` transport counters."""
+    transport._RTCDtlsTransport__rx_bytes += size  # type: ignore[attr-defined]
+    transport._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+
+
+def dtls_count_sent(transport: aiortc.RTCDtlsTransport, size: int) -> None:
+    """Count one datagram of ``size`` bytes in aiortc's private ``__tx_*`` transport counters."""
+    transport._RTCDtlsTransport__tx_bytes += size  # type: ignore[attr-defined]
+    transport._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+
+
 def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
     """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
     assert name in DTLS_TRANSPORT_PRIVATE, name

@@ -37,6 +37,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import RtpPacket, is_rtcp
 
+from ._internals import dtls_count_received, dtls_count_sent, receiver_private
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
 from .rtcrtpsender import RTCRtpSender
@@ -70,6 +71,9 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         self._receiving = False
         self.interceptors = ReceiverInterceptorChain()
         """Stages every RTP packet of this receiver goes through first (e.g. DTMF reception)."""
+        # aiortc's own dicts (filled in place by receive()), read on every raw packet.
+        self._negotiated_codecs: dict[int, Any] = receiver_private(self, "codecs")
+        self._stream_statistics: dict[int, Any] = receiver_private(self, "remote_streams")
 
     @property
     def raw(self) -> bool:
@@ -81,7 +85,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         if not self._raw:
             self._raw = True
             if self._receiving:
-                self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+                receiver_private(self, "stop_decoder")()
 
     def on_rtp(self, callback: RtpCallback) -> RtpCallback:
         """Call ``callback(packet)`` for every RTP packet received; usable as a decorator."""
@@ -111,7 +115,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         await super().receive(parameters)
         self._receiving = True
         if self._raw:
-            self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+            receiver_private(self, "stop_decoder")()
 
     async def stop(self) -> None:
         """aiortc's ``stop``; ends every ``rtp_packets()`` iterator."""
@@ -147,10 +151,10 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         """Hand one received packet to the statistics, the callbacks and the iterators."""
         if not self._enabled:
             return
-        codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+        codec = self._negotiated_codecs.get(packet.payload_type)
         if codec is None:
             return  # a payload type that was not negotiated, as aiortc drops it
-        streams = self._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        streams = self._stream_statistics
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = _stream_statistics(codec.clockRate)
@@ -230,8 +234,7 @@ class RtpFastPathMixin(RTCDtlsTransport):
         if unknown_ssrc:  # authenticated: aiortc's rule learns the SSRC now
             router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
         # aiortc's transport statistics (private counters, see docs/internals.md)
-        self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
-        self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        dtls_count_received(self, len(data))
         self.interceptors.rtp_received(plain, arrival)
         try:
             packet = RawRtpPacket.parse(plain, arrival, receiver._audio_level_id)
@@ -252,8 +255,7 @@ class RtpFastPathMixin(RTCDtlsTransport):
             connection.send_datagram(protected)
         else:
             self._send_later(protected)
-        self._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
-        self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        dtls_count_sent(self, len(protected))
         if rtcp:
             self.interceptors.rtcp_sent(data, time.monotonic())
         else:
