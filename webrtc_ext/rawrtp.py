@@ -194,8 +194,11 @@ RawRtpSenderMixin = RTCRtpSender
 class RtpFastPathMixin(RTCDtlsTransport):
     """A synchronous SRTP path for raw senders and receivers, on aiortc's ``RTCDtlsTransport``.
 
-    Adds ``send_rtp_now``; hooks ``IceConnection.data_callback``. Overrides only ``__init__``,
-    so it composes with other transport subclasses (``class T(RtpFastPathMixin, Other)``).
+    Adds ``send_rtp_now`` and :attr:`interceptors` (observers of every plaintext RTP/RTCP
+    packet, on this path and on aiortc's); hooks ``IceConnection.data_callback``. Overrides
+    ``__init__``, ``stop`` and aiortc's plaintext entry points (``_send_rtp``,
+    ``_handle_rtp_data``, ``_handle_rtcp_data``) calling up, so it composes with other
+    transport subclasses (``class T(RtpFastPathMixin, Other)``).
     """
 
     def __init__(self, transport: Any, certificates: list[Any], **kwargs: Any) -> None:
