@@ -81,3 +81,19 @@ async def test_a_filler_in_aiortc_s_jitter_buffer_joins_the_frame_before_it() ->
         assert [f.timestamp for f in decoded] == [960 * s for s in [*range(10), *range(13, 26)]]
     finally:
         await pc.close()
+
+
+def test_the_fork_diff_tool_shows_each_fork_against_its_upstream() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "fork_diff.py"
+    result = subprocess.run(
+        [sys.executable, str(tool)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("upstream as recorded") == 2
+    # The fork's own additions show in the diff.
+    assert "+    def send_rtp(" in result.stdout
+    assert "+        limit = self.user_data_max_length" in result.stdout
