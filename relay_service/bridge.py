@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -29,18 +29,10 @@ from av import AudioFrame
 from av.frame import Frame
 from av.packet import Packet
 
+from .callstate import Source as Source  # re-exported: the bridge's vocabulary
 from .media import SwitchableAudioTrack, rms
 
 logger = logging.getLogger(__name__)
-
-
-class Source(enum.StrEnum):
-    """Who the caller hears."""
-
-    GREETING = "greeting"
-    ASSISTANT = "assistant"
-    AGENT = "agent"
-    SILENCE = "silence"
 
 
 class MediaBridge(Protocol):
@@ -48,6 +40,8 @@ class MediaBridge(Protocol):
 
     to_whatsapp: MediaStreamTrack
     last_caller_audio: float
+    on_first_caller_audio: Callable[[float], None] | None
+    """Called once with the (monotonic) arrival time of the caller's first audio."""
     caller_level: float
 
     @property
@@ -107,6 +101,7 @@ class RelayMediaBridge:
         self._switch = SwitchableAudioTrack()
         self.to_whatsapp: MediaStreamTrack = self._switch
         self.last_caller_audio = time.monotonic()
+        self.on_first_caller_audio: Callable[[float], None] | None = None
         self.caller_level = 0.0
         self._relay = MediaRelay()
         self._caller: MediaStreamTrack | None = None
@@ -263,6 +258,9 @@ class RelayMediaBridge:
             except MediaStreamError:
                 return
             self.last_caller_audio = time.monotonic()
+            if self.on_first_caller_audio is not None:
+                first, self.on_first_caller_audio = self.on_first_caller_audio, None
+                first(self.last_caller_audio)
             if isinstance(frame, AudioFrame):
                 self.caller_level = rms(frame)
 

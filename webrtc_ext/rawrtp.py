@@ -8,7 +8,7 @@ in :mod:`webrtc_ext.composed`):
   deliver the transceiver's RTP packets untouched; the decoder never runs for a receiver used
   this way.
 - :class:`RawRtpSenderMixin` (webrtc_ext's fork of aiortc's ``RTCRtpSender``, in
-  :mod:`webrtc_ext.rtcrtpsender`): ``send_rtp(packet)`` sends pre-encoded packets
+  :mod:`webrtc_ext._vendor.aiortc.rtcrtpsender`): ``send_rtp(packet)`` sends pre-encoded packets
   with the sender's SSRC, payload type and header extensions. Every outgoing packet, from a
   track, from ``send_rtp`` or made by the sender (``send_rtp_inserted``, e.g. DTMF), goes
   through the sender's one :class:`~webrtc_ext.munger.RtpMunger`: the sequence space is owned
@@ -38,9 +38,9 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from ._internals import dtls_count_received, dtls_count_sent, receiver_private
+from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
-from .rtcrtpsender import RTCRtpSender
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 
 logger = logging.getLogger(__name__)

@@ -14,11 +14,28 @@ def test_every_private_member_still_exists() -> None:
     assert missing_internals() == []
 
 
+def test_candidate_network_host_is_the_address_aioice_pairs_by() -> None:
+    from aioice import Candidate
+
+    from webrtc_ext._internals import candidate_network_host, set_candidate_network_host
+
+    local = Candidate.from_sdp("1 1 udp 2130706431 10.0.0.1 5000 typ host")
+    remote = Candidate.from_sdp("1 1 udp 2130706431 peer-1234.local 6000 typ host")
+    assert candidate_network_host(local) == "10.0.0.1"
+    # An mDNS candidate is paired by the address its name resolved to, which aioice keeps in
+    # the member these helpers name: without it, pairing would parse "peer-1234.local".
+    set_candidate_network_host(remote, "10.0.0.2")
+    assert candidate_network_host(remote) == "10.0.0.2"
+    assert local.can_pair_with(remote)
+    set_candidate_network_host(remote, "fd00::2")
+    assert not local.can_pair_with(remote), "an IPv6 address never pairs with an IPv4 one"
+
+
 # -- behaviour of the internals webrtc_ext relies on -------------------------------------------
 
 
 def test_the_forked_sender_module_is_still_upstream_s() -> None:
-    """webrtc_ext/rtcrtpsender.py forks aiortc 1.16.0's: an upstream change is merged by hand."""
+    """The vendored sender forks aiortc 1.16.0's: an upstream change is merged by hand."""
     import aiortc.rtcrtpsender
 
     from webrtc_ext._internals import RTP_SENDER_UPSTREAM_SHA256, upstream_source_sha256
@@ -81,19 +98,3 @@ async def test_a_filler_in_aiortc_s_jitter_buffer_joins_the_frame_before_it() ->
         assert [f.timestamp for f in decoded] == [960 * s for s in [*range(10), *range(13, 26)]]
     finally:
         await pc.close()
-
-
-def test_the_fork_diff_tool_shows_each_fork_against_its_upstream() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    tool = Path(__file__).resolve().parents[2] / "tools" / "fork_diff.py"
-    result = subprocess.run(
-        [sys.executable, str(tool)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("upstream as recorded") == 2
-    # The fork's own additions show in the diff.
-    assert "+    def send_rtp(" in result.stdout
-    assert "+        limit = self.user_data_max_length" in result.stdout

@@ -1,37 +1,10 @@
-# Vendored from aiortc 1.16.0 (src/aiortc/rtcrtpsender.py) and changed: see docs/fork.md,
-# section "aiortc 1.16.0 — rtcrtpsender.py". aiortc's license follows.
-#
-# Copyright (c) Jeremy Lainé.
-# All rights reserved.
-#
-# Redistribution and use in source and binary forms, with or without
-# modification, are permitted provided that the following conditions are met:
-#
-#     * Redistributions of source code must retain the above copyright notice,
-#       this list of conditions and the following disclaimer.
-#     * Redistributions in binary form must reproduce the above copyright notice,
-#       this list of conditions and the following disclaimer in the documentation
-#       and/or other materials provided with the distribution.
-#     * Neither the name of aiortc nor the names of its contributors may
-#       be used to endorse or promote products derived from this software without
-#       specific prior written permission.
-#
-# THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND
-# ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED
-# WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
-# DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
-# FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
-# DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
-# SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
-# CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
-# OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
-# OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
-"""aiortc's ``RTCRtpSender``, forked: the sender owns its sequence space and sends raw RTP.
+"""aiortc 1.16.0's ``rtcrtpsender``, forked (upstream: ``aiortc/rtcrtpsender.py``).
 
-aiortc keeps the RTP sequence number as a local variable of its send loop, so nothing else
-can be sent on the SSRC. Here every outgoing packet — encoded from a track, pre-encoded
+BSD-3-Clause, see LICENSE next to this file. Every change from upstream is recorded in
+docs/fork.md; ``python scripts/fork_diff.py`` shows them. The sender owns its sequence
+space and sends raw RTP: every outgoing packet, encoded from a track, pre-encoded
 (:meth:`RTCRtpSender.send_rtp`) or made by the sender itself
-(:meth:`RTCRtpSender.send_rtp_inserted`, e.g. DTMF) — goes through one
+(:meth:`RTCRtpSender.send_rtp_inserted`, e.g. DTMF), goes through one
 :class:`~webrtc_ext.munger.RtpMunger`, so switching sources keeps the stream continuous.
 """
 
@@ -84,8 +57,8 @@ from aiortc.utils import random16, random32, uint16_add
 from av import AudioFrame
 from av.frame import Frame
 
-from .munger import RtpMunger
-from .rtp import OutboundRtpStream, RawRtpPacket, ntp_now
+from ...munger import RtpMunger
+from ...rtp import OutboundRtpStream, RawRtpPacket, ntp_now
 
 logger = logging.getLogger(__name__)
 
@@ -416,7 +389,8 @@ class RTCRtpSender:
         self.__log_debug("- RTP started")
         self.__rtp_started.set()
 
-        # webrtc_ext: numbered by the track's frames; the munger maps them to the stream.
+        # webrtc_ext: numbered by the track's frames; the munger maps them to the
+        # stream.
         sequence_number = 0
         try:
             while True:
@@ -524,7 +498,7 @@ class RTCRtpSender:
         except ConnectionError:
             pass
 
-    # -- webrtc_ext: the sender's one outgoing stream ------------------------------------
+    # -- webrtc_ext: the sender's one outgoing stream --------------------------------
 
     @property
     def munger(self) -> RtpMunger | None:
@@ -537,11 +511,11 @@ class RTCRtpSender:
         return self._codec
 
     def _media_may_send(self) -> bool:
-        """Whether media packets go out now (a subclass may hold them back, e.g. for DTMF)."""
+        """Whether media packets go out now (a subclass may hold them back: DTMF)."""
         return True
 
     def switch_source(self, source: Hashable) -> None:
-        """Pass packets of ``source`` from now on; the receiver still sees one stream."""
+        """Pass packets of ``source`` from now on; the receiver sees one stream."""
         if self._munger is not None:
             self._munger.update(source)
         else:
@@ -573,9 +547,10 @@ class RTCRtpSender:
     ) -> bool:
         """Send a pre-encoded packet now; ``False`` if it was dropped.
 
-        ``source`` (default: the packet's SSRC) names where the packet comes from: packets of a
-        source other than the current one (see :meth:`switch_source`) are dropped, as are late
-        packets of a previous source. ``now`` defaults to ``time.monotonic()``.
+        ``source`` (default: the packet's SSRC) names where the packet comes from:
+        packets of a source other than the current one (see :meth:`switch_source`) are
+        dropped, as are late packets of a previous source. ``now`` defaults to
+        ``time.monotonic()``.
         """
         munger, outbound = self._munger, self._outbound
         if munger is None or outbound is None:
@@ -610,14 +585,16 @@ class RTCRtpSender:
             self.packets_dropped += 1
             return False
         self._account(outbound)
-        # The sender report pairs the wall clock with the *media* timeline (RFC 3550 §6.4.1).
+        # The sender report pairs the wall clock with the *media* timeline
+        # (RFC 3550 §6.4.1).
         self.__ntp_timestamp = ntp
         self.__rtp_timestamp = munged[1]
         return True
 
     def _send_packet(self, data: bytes) -> None:
         transport = self.transport
-        send_now = getattr(transport, "send_rtp_now", None)  # webrtc_ext's SRTP fast path
+        # webrtc_ext's SRTP fast path, when the transport has it
+        send_now = getattr(transport, "send_rtp_now", None)
         if send_now is not None:
             send_now(data)
             return
@@ -641,17 +618,20 @@ class RTCRtpSender:
         timestamp: int | None = None,
         now: float | None = None,
     ) -> int | None:
-        """Send a packet the sender makes itself (e.g. RFC 4733 telephone-event) in its stream.
+        """Send a packet the sender makes itself (e.g. RFC 4733 telephone-event).
 
-        It takes the next sequence number of the one outgoing sequence space; ``timestamp``
-        defaults to the stream's timeline at ``now``. Returns the timestamp used (to repeat it
-        for the other packets of one event), or ``None`` if the packet could not be sent. It
-        is counted in sender reports but leaves their wall-clock/media-timestamp pair alone.
+        It takes the next sequence number of the one outgoing sequence space;
+        ``timestamp`` defaults to the stream's timeline at ``now``. Returns the
+        timestamp used (to repeat it for the other packets of one event), or ``None``
+        if the packet could not be sent. It is counted in sender reports but leaves
+        their wall-clock/media-timestamp pair alone.
         """
         munger, outbound = self._munger, self._outbound
         if munger is None or outbound is None:
             return None
-        sequence_number, position = munger.insert(time.monotonic() if now is None else now)
+        sequence_number, position = munger.insert(
+            time.monotonic() if now is None else now
+        )
         if timestamp is None:
             timestamp = position
         packet = RawRtpPacket.create(
