@@ -38,8 +38,8 @@ DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
 #: aiortc.RTCPeerConnection private members that webrtc_ext.RTCPeerConnection writes.
 PEER_CONNECTION_WRITTEN = ("sctp",)
 
-#: aiortc.RTCSctpTransport members that webrtc_ext.RTCSctpTransport's ``_send`` (a copy of
-#: aiortc 1.16.0's with a per-association chunk size) reads and writes.
+#: aiortc.RTCSctpTransport members that webrtc_ext.rtcsctptransport.RTCSctpTransport's
+#: ``_send`` (a copy of aiortc 1.16.0's with a per-association chunk size) reads and writes.
 SCTP_TRANSPORT_MEMBERS = ("_local_tsn", "_outbound_queue", "_outbound_stream_seq", "_transmit")
 
 #: SHA-256 of aiortc 1.16.0's ``RTCSctpTransport._send`` source: webrtc_ext's copy must be
