@@ -15,13 +15,13 @@ import math
 import time
 
 import aiortc
+import aiortc.rtcsctptransport
 from aiortc.rtcsctptransport import (
     SCTP_COMMON_HEADER_LENGTH,
     SCTP_DATA_CHUNK_HEADER_LENGTH,
     SCTP_DATA_FIRST_FRAG,
     SCTP_DATA_LAST_FRAG,
     SCTP_DATA_UNORDERED,
-    USERDATA_MAX_LENGTH,
     DataChunk,
     tsn_plus_one,
 )
@@ -33,15 +33,17 @@ from .interceptor import DataChannelInterceptorChain
 def user_data_limit(data_mtu: int | None) -> int:
     """The largest DATA chunk payload whose SCTP packet fits ``data_mtu`` plaintext bytes.
 
-    ``None`` (the DTLS transport does not know yet) gives aiortc's default.
+    Never above aiortc's ``USERDATA_MAX_LENGTH`` as it is now (an application may lower
+    that process-wide, as Pipecat does); ``None`` (DTLS not connected yet) gives that.
     """
+    upstream = int(aiortc.rtcsctptransport.USERDATA_MAX_LENGTH)
     if data_mtu is None:
-        return USERDATA_MAX_LENGTH
+        return upstream
     overhead = SCTP_COMMON_HEADER_LENGTH + SCTP_DATA_CHUNK_HEADER_LENGTH
     limit = (data_mtu - overhead) // 4 * 4  # chunks are padded to 4 bytes
     if limit < 4:
         raise ValueError(f"no room for SCTP data in a {data_mtu}-byte DTLS record")
-    return min(limit, USERDATA_MAX_LENGTH)
+    return min(limit, upstream)
 
 
 class RTCSctpTransport(aiortc.RTCSctpTransport):

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Optional, Union
 
+import aiortc.rtcrtpsender
 from aiortc import clock, rtp
 from aiortc.codecs import get_capabilities, get_encoder, is_rtx
 from aiortc.codecs.base import Encoder
@@ -85,7 +86,10 @@ class RTCEncodedFrame:
         self.audio_level = audio_level
 
 
-class RTCRtpSender:
+# webrtc_ext: a subclass of aiortc's only so that ``isinstance(sender,
+# aiortc.RTCRtpSender)`` holds in user code; every member is defined here (this is the
+# whole upstream class), so none of aiortc's code runs on these objects.
+class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
     """
     The :class:`RTCRtpSender` interface provides the ability to control and
     obtain details about how a particular :class:`MediaStreamTrack` is encoded
@@ -320,7 +324,7 @@ class RTCRtpSender:
             except ValueError:
                 pass
 
-    async def _next_encoded_frame(
+    async def _next_encoded_frame(  # type: ignore[override]
         self, codec: RTCRtpCodecParameters
     ) -> Optional[RTCEncodedFrame]:
         # Get [Frame|Packet].
