@@ -322,3 +322,22 @@ def candidate_network_host(candidate: Candidate) -> str:
 def set_candidate_network_host(candidate: Candidate, address: str) -> None:
     """Set the address a remote candidate is reached at (an mDNS name's resolved address)."""
     candidate._network_host = address
+
+
+def set_bundled(owner: Any, bundled: bool) -> None:
+    """Mark a transceiver or SCTP transport as riding the first one's transports (BUNDLE).
+
+    aiortc's private ``_bundled``: its ``__connect`` starts the ICE and DTLS transports of
+    owners that are not bundled, and skips the others.
+    """
+    owner._bundled = bundled
+
+
+def receiver_set_rtcp_ssrc(receiver: aiortc.RTCRtpReceiver, ssrc: int) -> None:
+    """The SSRC a receiver's RTCP receiver reports are sent from (private ``_set_rtcp_ssrc``)."""
+    receiver._set_rtcp_ssrc(ssrc)
+
+
+def certificate_key_and_cert(certificate: aiortc.RTCCertificate) -> tuple[Any, Any]:
+    """The private key and X.509 certificate inside an aiortc certificate (``_key``, ``_cert``)."""
+    return certificate._key, certificate._cert

@@ -22,7 +22,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from ._deprecated import renamed
-from ._internals import pc_private, pc_private_set
+from ._internals import pc_private, pc_private_set, receiver_set_rtcp_ssrc, set_bundled
 from .composed import DtlsTransport, RtpReceiver, RtpSender
 from .config import PeerConnectionConfig
 from .dtmf.connection import DtmfPeerConnectionMixin
@@ -148,7 +148,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         else:
             dtls_transport = pc_private(self, "createDtlsTransport")()
         sctp = RTCSctpTransport(dtls_transport)
-        sctp._bundled = bundled
+        set_bundled(sctp, bundled)
         sctp.mid = None
         sctp.on("datachannel", lambda channel: self.emit("datachannel", channel))
         self._stats.sctp_created(sctp)
@@ -184,9 +184,9 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
             receiver=self._create_rtp_receiver(kind, dtls_transport),
             telephone_events=self._telephone_event_codecs,
         )
-        transceiver.receiver._set_rtcp_ssrc(transceiver.sender._ssrc)
+        receiver_set_rtcp_ssrc(transceiver.receiver, transceiver.sender._ssrc)
         transceiver.sender._stream_id = pc_private(self, "stream_id")
-        transceiver._bundled = bundled
+        set_bundled(transceiver, bundled)
         transceivers.append(transceiver)
         self._apply_codec_preferences(transceiver)
         return transceiver

@@ -98,3 +98,67 @@ async def test_a_filler_in_aiortc_s_jitter_buffer_joins_the_frame_before_it() ->
         assert [f.timestamp for f in decoded] == [960 * s for s in [*range(10), *range(13, 26)]]
     finally:
         await pc.close()
+
+
+async def test_bundled_owners_ride_the_first_transport_and_rtcp_leaves_from_the_sender_ssrc() -> (
+    None
+):
+    """``_bundled`` (aiortc starts no transports of bundled owners) and ``_set_rtcp_ssrc``."""
+    import asyncio
+
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from tests.support import LOOPBACK
+    from webrtc_ext import RTCPeerConnection
+    from webrtc_ext.interceptor import TransportInterceptor
+
+    class RtcpSenders(TransportInterceptor):
+        def __init__(self) -> None:
+            self.ssrcs: set[int] = set()
+
+        def rtcp_sent(self, data: bytes, now: float) -> None:
+            self.ssrcs.add(int.from_bytes(data[4:8], "big"))  # the first packet's sender SSRC
+
+    caller, callee = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    try:
+        caller.addTrack(AudioStreamTrack())
+        caller.addTransceiver("audio", direction="sendrecv")
+        channel = caller.createDataChannel("probe")
+        opened = asyncio.get_running_loop().create_future()
+        channel.on("open", lambda: opened.done() or opened.set_result(None))
+        await caller.setLocalDescription(await caller.createOffer())
+        await callee.setRemoteDescription(caller.localDescription)
+        for transceiver in callee.getTransceivers():
+            transceiver.direction = "recvonly"
+        await callee.setLocalDescription(await callee.createAnswer())
+        await caller.setRemoteDescription(callee.localDescription)
+        first, second = callee.getTransceivers()
+        transport = first.receiver.transport
+        assert second.receiver.transport is transport and callee.sctp is not None
+        assert callee.sctp.transport is transport, "one DTLS transport for all three"
+        observer = RtcpSenders()
+        transport.interceptors.add(observer)
+        await asyncio.wait_for(opened, 10)
+        own = {t.sender._ssrc for t in callee.getTransceivers()}
+        for _ in range(100):
+            if observer.ssrcs:
+                break
+            await asyncio.sleep(0.1)
+        assert observer.ssrcs and observer.ssrcs <= own, "receiver reports from our sender SSRC"
+    finally:
+        await caller.close()
+        await callee.close()
+
+
+def test_an_aiortc_certificate_becomes_the_library_s_with_the_same_key() -> None:
+    """``RTCCertificate._key`` / ``_cert``: the same identity, usable for DTLS."""
+    from aiortc import RTCCertificate as AiortcCertificate
+    from aiortc.rtcdtlstransport import SRTP_AES128_CM_SHA1_80
+
+    from webrtc_ext.certificates import RTCCertificate
+
+    original = AiortcCertificate.generateCertificate()
+    ours = RTCCertificate.from_aiortc(original)
+    assert ours.getFingerprints() == original.getFingerprints()
+    # OpenSSL checks that the private key matches the certificate.
+    ours._create_ssl_context([SRTP_AES128_CM_SHA1_80])
