@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Chromium and Firefox ESR (browser interop), coturn (TURN), Go with Debian's
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
-# iproute2/iptables/nftables (network namespaces with an MTU-limited path).
+# iproute2/iptables/nftables (network namespaces with an MTU-limited path), redis-server (what
+# replicas share; the tests start their own).
 set -euo pipefail
 packages=(
     chromium
@@ -14,6 +15,7 @@ packages=(
     iproute2
     iptables
     nftables
+    redis-server
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -27,3 +29,5 @@ fi
 # coturn's package starts a system-wide server on 3478; the tests start their own.
 systemctl stop coturn 2>/dev/null || true
 pkill -x turnserver 2>/dev/null || true
+# redis-server's package may start a system-wide server on 6379; the tests start their own.
+systemctl stop redis-server 2>/dev/null || true

@@ -14,6 +14,7 @@ from aiohttp import web
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
+from .cluster.recovery import end_orphaned_calls
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 WEBHOOK_PATH = "/webhook/whatsapp"
+DRAIN_LIMIT = 26.0
+"""Seconds of drain at most, so that ending the rest fits Kubernetes' default 30 s grace."""
 SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
@@ -79,6 +82,7 @@ class Service:
                 ),
             )
         self.ready = False
+        self.draining = False
 
     def app(self) -> web.Application:
         """The application with every route and the start/stop hooks."""
@@ -88,6 +92,7 @@ class Service:
         app.add_routes(
             [
                 web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_page),
                 web.get("/", self.index),
                 web.get("/api/calls", self.list_calls),
@@ -108,13 +113,28 @@ class Service:
 
     async def _start(self, app: web.Application) -> None:
         await self.storage.start()
+        # One process and nothing shared: every unfinished call was left by a previous run.
+        self.router.spawn(end_orphaned_calls(self.storage, self.graph))
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Graceful drain: not ready at once, no new call, live calls end or time out, then end."""
+        self.draining = True
+        logger.info("draining: no new calls; live calls have %g s to end", drain_timeout)
+        if self.simulator is not None:
+            self.simulator.release()
+        await self.router.drain(max(0.0, min(drain_timeout, DRAIN_LIMIT)))
+        if self.router.calls:
+            logger.info("stopping: ending %d calls", len(self.router.calls))
+        await self.router.close()
 
     async def _shutdown(self, app: web.Application) -> None:
         self.ready = False
         if self.simulator is not None:
             self.simulator.release()
+        # Calls end as the service's, not as "agent disconnected" when the consoles close.
+        await self.router.close()
         await self.console.close()
 
     async def _cleanup(self, app: web.Application) -> None:
@@ -129,6 +149,12 @@ class Service:
         if not self.ready:
             return web.Response(status=503, text="starting")
         return web.Response(text="ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: 200 while taking new calls, 503 while starting and from SIGTERM on."""
+        if not self.ready or self.draining:
+            return web.Response(status=503, text="draining" if self.draining else "starting")
+        return web.Response(text="ready")
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus metrics."""
@@ -224,9 +250,9 @@ def _call_json(call: CallRecord) -> dict[str, Any]:
 
 
 async def run(settings: Settings, *, show_passwords: bool = False) -> None:
-    """Serve until cancelled (Ctrl-C)."""
+    """Serve until SIGTERM (graceful drain) or Ctrl-C (calls end at once)."""
     service = Service(settings)
-    runner = web.AppRunner(service.app())
+    runner = web.AppRunner(service.app(), shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -237,13 +263,20 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
         names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
         print(f"Sign in as (name / password): {names}", flush=True)
     stop = asyncio.Event()
+    drain = {"timeout": 0.0}
+
+    def on_signal(timeout: float) -> None:
+        drain["timeout"] = timeout
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Ctrl-C and Kubernetes' SIGTERM both end calls cleanly before exiting.
+    # Kubernetes' SIGTERM drains (live calls may finish); Ctrl-C ends calls cleanly at once.
+    for signum, timeout in ((signal.SIGINT, 0.0), (signal.SIGTERM, settings.drain_timeout)):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, timeout)
     try:
         await stop.wait()
+        await service.stop(drain["timeout"])
     finally:
-        logger.info("stopping: ending calls")
+        logger.info("stopping")
         await runner.cleanup()

@@ -22,6 +22,7 @@ from webrtc_ext import (
 from .assist import CallAi
 from .bridge import MediaBridge, RelayMediaBridge, Source
 from .call import Call as Call  # re-exported: the router's public type
+from .cluster.recovery import record_late_terminate
 from .diagnostics import LegRecorder
 from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
@@ -39,6 +40,9 @@ WAITING_STATES = ("dialing", "ringing", "prerecorded", "waiting")
 ANSWERABLE = ("ringing", "prerecorded", "waiting", "assistant")
 EARLY_EVENTS_KEPT = 64
 CLOSE_TIMEOUT = 10.0
+CLOSE_BUDGET = 3.0
+"""Seconds the parallel ending of every call at shutdown may take."""
+SHUTTING_DOWN = "service shutting down"
 GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
 
@@ -65,6 +69,8 @@ class CallRouter:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Status and answer webhooks of an outbound call can overtake the connect reply.
         self._early: dict[str, list[CallConnect | CallStatus]] = {}
+        self.accepting = True
+        """False while draining: a new call is declined (see :meth:`drain`)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -126,8 +132,8 @@ class CallRouter:
             reason = f"whatsapp: {event.status}" + (f" ({errors})" if errors else "")
             if call is not None:
                 await self.end(call, reason, tell_whatsapp=False)
-            else:
-                logger.info("terminate for unknown call %s: %s", event.call_id, reason)
+            else:  # ended by recovery, or left by a run that died: still recorded
+                await record_late_terminate(self.storage, event, reason)
         elif isinstance(event, CallStatus):
             logger.info("call %s status %s", event.call_id, event.status)
             await self._outbound_event(event)
@@ -140,6 +146,9 @@ class CallRouter:
         )
         if db_id is None:
             logger.info("connect for existing call %s ignored (redelivery)", event.call_id)
+            return
+        if not self.accepting:
+            await self._decline_while_draining(event.call_id, db_id)
             return
         call = Call(
             event.call_id,
@@ -178,6 +187,20 @@ class CallRouter:
             await self.end(call, f"error: {exc}", tell_whatsapp=True)
         else:
             call.tasks.append(self.spawn(self._watch_media(call)))
+
+    async def _decline_while_draining(self, wa_call_id: str, db_id: int) -> None:
+        logger.warning("call %s declined: %s", wa_call_id, SHUTTING_DOWN)
+        await self.storage.record_event(
+            db_id,
+            "ended",
+            state="ended",
+            reason=SHUTTING_DOWN,
+            columns={"ended_at": utcnow(), "end_reason": SHUTTING_DOWN},
+        )
+        try:
+            await self.graph.reject(wa_call_id)
+        except GraphApiError as exc:
+            logger.warning("declining %s at WhatsApp failed: %s", wa_call_id, exc)
 
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
@@ -379,6 +402,8 @@ class CallRouter:
 
     async def dial(self, agent: str, to: str, browser_offer: str) -> tuple[str, str]:
         """An agent calls a WhatsApp user; returns the call id and the browser leg's answer."""
+        if not self.accepting:
+            raise CallUnavailable(f"this replica is draining ({SHUTTING_DOWN}); dial again")
         bridge = self.new_bridge()
         call = Call(
             "", 0, self.settings.whatsapp_phone_number_id, to, None, "BUSINESS_INITIATED", bridge
@@ -479,13 +504,46 @@ class CallRouter:
         self.notify("call", call)
         self.calls.pop(call.wa_call_id, None)
 
-    async def close(self) -> None:
-        """End every call (service shutdown)."""
-        for call in list(self.calls.values()):
-            await self.end(call, "service shutting down", tell_whatsapp=True)
+    async def drain(self, timeout: float) -> None:
+        """Take no new call; wait up to ``timeout`` seconds for the live ones to end."""
+        self.accepting = False
+        deadline = time.monotonic() + timeout
+        while self.calls and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    async def close(self, budget: float = CLOSE_BUDGET) -> None:
+        """End every call at once, in parallel (service shutdown), within ``budget`` seconds."""
+        self.accepting = False
+        calls = list(self.calls.values())
+        endings = [
+            asyncio.ensure_future(self.end(call, SHUTTING_DOWN, tell_whatsapp=True))
+            for call in calls
+        ]
+        if endings:
+            _, late = await asyncio.wait(endings, timeout=budget)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*endings, return_exceptions=True)
+            # A call whose ending hung (a Graph API that does not answer) is still recorded.
+            await asyncio.gather(
+                *(self._record_end(call, SHUTTING_DOWN) for call in calls if call.db_id),
+                return_exceptions=True,
+            )
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _record_end(self, call: Call, reason: str) -> None:
+        record = await self.storage.get_call(call.db_id)
+        if record is not None and record.ended_at is None:
+            await self.storage.record_event(
+                call.db_id,
+                "ended",
+                state="ended",
+                reason=reason,
+                columns={"ended_at": utcnow(), "end_reason": reason},
+            )
+            self.calls.pop(call.wa_call_id, None)
 
 
 def _receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,14 @@ class Settings:
     """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
     keypad_pause: float = 3.0
     """Seconds without a key that end a keypad entry (``#`` ends one at once)."""
+    drain_timeout: float = 25.0
+    """Seconds live calls may go on after SIGTERM before every remaining one is ended."""
+    redis_url: str = ""
+    """Redis shared by the replicas; empty: one process, nothing shared (the default)."""
+    replica_id: str = ""
+    """This replica's name among its peers (default: host name and process id)."""
+    lease_ttl: float = 10.0
+    """Seconds a replica's lease on its calls lasts without renewal before others end them."""
 
     @property
     def realtime_base_url(self) -> str:
@@ -150,7 +159,7 @@ class _Parser:
             self.problems.append(f"{name} must be between {low} and {high}, not {value}")
         return value
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self.text(name)
         if not raw:
             return default
@@ -159,9 +168,16 @@ class _Parser:
         except ValueError:
             self.problems.append(f"{name} must be a number, not {raw!r}")
             return default
-        if value <= 0:
+        if value < 0 or (value == 0 and not allow_zero):
             self.problems.append(f"{name} must be positive, not {value}")
         return value
+
+    def redis_url(self, name: str) -> str:
+        raw = self.text(name)
+        if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+            self.problems.append(f"{name} must look like redis://host:6379/0, not {raw!r}")
+            return ""
+        return raw
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name).lower()
@@ -290,6 +306,10 @@ class _Parser:
             keypad_pause=self.number("KEYPAD_PAUSE", 3.0),
             ice_nomination=self.choice("RELAY_ICE_NOMINATION", ("aggressive", "regular")),
             media_bridge=self.choice("RELAY_MEDIA_BRIDGE", ("rtp", "decoded")),
+            drain_timeout=self.number("RELAY_DRAIN_TIMEOUT", 25.0, allow_zero=True),
+            redis_url=self.redis_url("RELAY_REDIS_URL"),
+            replica_id=self.text("RELAY_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            lease_ttl=self.number("RELAY_LEASE_TTL", 10.0),
         )
         if self.problems:
             raise SettingsError(self.problems)

@@ -99,6 +99,8 @@ class WhatsAppSimulator:
         self.webhook_statuses: list[int] = []
         self.faults: dict[str, str] = {}
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
+        self.hung: set[str] = set()
+        """Actions whose every request hangs until :meth:`release` (a Graph API that is down)."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._released = asyncio.Event()
@@ -195,7 +197,7 @@ class WhatsAppSimulator:
         action = str(body.get("action"))
         self.requests.append(body)
         fault = self.faults.pop(action, None)
-        if fault == "timeout":
+        if fault == "timeout" or action in self.hung:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), 3600)
             return graph_error(503, 1, "Simulated timeout released.")
