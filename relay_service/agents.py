@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from .call import Call
+from .cluster.sessions import MemorySessionStore, SessionStore
 from .router import CallRouter, CallUnavailable
 
 logger = logging.getLogger(__name__)
@@ -19,14 +20,36 @@ logger = logging.getLogger(__name__)
 COOKIE = "relay_session"
 
 
+class RemoteCalls(Protocol):
+    """The calls other replicas own, as the console sees and acts on them."""
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """What the console shows of every live call of the other replicas."""
+
+    def holds(self, call_id: str) -> bool:
+        """Whether another replica owns ``call_id``."""
+
+    async def forward(self, op: str, call_id: str, agent: str, **args: Any) -> dict[str, Any]:
+        """Do ``op`` on the owner of ``call_id``; :class:`CallUnavailable` if it cannot."""
+
+
 class AgentConsole:
     """Signed-in agents and their live connections."""
 
-    def __init__(self, agents: Mapping[str, str], router: CallRouter) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, str],
+        router: CallRouter,
+        sessions: SessionStore | None = None,
+    ) -> None:
         self.agents = agents
         self.router = router
-        self.sessions: dict[str, str] = {}
+        self.sessions: SessionStore = sessions or MemorySessionStore()
         self.sockets: dict[web.WebSocketResponse, str] = {}
+        self.remote: RemoteCalls | None = None
+        """Calls of the other replicas (``None``: this process is the only one)."""
+        self.replica_id: str | None = None
+        """This replica's name, shown with its calls when there are several."""
         router.listeners.append(self._on_call_event)
 
     def routes(self) -> list[web.RouteDef]:
@@ -38,14 +61,14 @@ class AgentConsole:
             web.get("/api/ws", self.websocket),
         ]
 
-    def agent_of(self, request: web.Request) -> str | None:
+    async def agent_of(self, request: web.Request) -> str | None:
         """The signed-in agent of a request, if any."""
         token = request.cookies.get(COOKIE)
-        return self.sessions.get(token) if token else None
+        return await self.sessions.agent(token) if token else None
 
-    def require_agent(self, request: web.Request) -> str:
+    async def require_agent(self, request: web.Request) -> str:
         """The signed-in agent, or a 401."""
-        agent = self.agent_of(request)
+        agent = await self.agent_of(request)
         if agent is None:
             raise web.HTTPUnauthorized(text="sign in first")
         return agent
@@ -63,26 +86,25 @@ class AgentConsole:
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             logger.info("failed sign-in for %r", name)
             return web.json_response({"error": "wrong name or password"}, status=401)
-        token = secrets.token_urlsafe(32)
-        self.sessions[token] = name
+        token = await self.sessions.create(name)
         response = web.json_response({"name": name})
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
         """Forget the session."""
-        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        await self.sessions.delete(request.cookies.get(COOKIE, ""))
         response = web.json_response({})
         response.del_cookie(COOKIE)
         return response
 
     async def me(self, request: web.Request) -> web.Response:
         """Who is signed in."""
-        return web.json_response({"name": self.require_agent(request)})
+        return web.json_response({"name": await self.require_agent(request)})
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
-        agent = self.require_agent(request)
+        agent = await self.require_agent(request)
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             raise web.HTTPForbidden(text="cross-origin console connection refused")
@@ -106,6 +128,9 @@ class AgentConsole:
                 call = self.router.calls.get(call_id)
                 if call is not None and call.agent == agent:
                     await self.router.end(call, "agent disconnected", tell_whatsapp=True)
+                elif call is None and self.remote is not None and self.remote.holds(call_id):
+                    with contextlib.suppress(CallUnavailable):
+                        await self.remote.forward("agent_gone", call_id, agent)
         return ws
 
     async def _handle(
@@ -119,7 +144,9 @@ class AgentConsole:
             await ws.send_json({"type": "error", "message": "bad message"})
             return
         try:
-            if kind == "dial":
+            if self._elsewhere(call_id) and kind in ("answer", "handback", "hangup"):
+                await self._forward(ws, agent, kind, call_id, message, answered)
+            elif kind == "dial":
                 call_id, sdp = await self.router.dial(
                     agent, str(message["to"]), str(message["sdp"])
                 )
@@ -142,21 +169,58 @@ class AgentConsole:
             answered.discard(call_id)
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
 
+    def _elsewhere(self, call_id: str) -> bool:
+        return (
+            call_id not in self.router.calls
+            and self.remote is not None
+            and self.remote.holds(call_id)
+        )
+
+    async def _forward(
+        self,
+        ws: web.WebSocketResponse,
+        agent: str,
+        kind: str,
+        call_id: str,
+        message: dict[str, Any],
+        answered: set[str],
+    ) -> None:
+        """Signalling for a call another replica owns: that replica acts; the media goes there."""
+        assert self.remote is not None
+        if kind == "answer":
+            answered.add(call_id)
+            result = await self.remote.forward("answer", call_id, agent, sdp=str(message["sdp"]))
+            await ws.send_json({"type": "answer", "call_id": call_id, "sdp": result["sdp"]})
+        elif kind == "handback":
+            await self.remote.forward("handback", call_id, agent)
+            await ws.send_json({"type": "handed_back", "call_id": call_id})
+        else:
+            await self.remote.forward("hangup", call_id, agent)
+
     def _calls_message(self) -> dict[str, Any]:
-        return {"type": "calls", "calls": [c.summary() for c in self.router.active_calls()]}
+        calls = [c.summary() for c in self.router.active_calls()]
+        if self.replica_id is not None:
+            calls = [{**call, "replica": self.replica_id} for call in calls]
+        if self.remote is not None:
+            calls += self.remote.summaries()
+        return {"type": "calls", "calls": calls}
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
+        self.push(kind, call.wa_call_id, call.state, call.end_reason, data)
+
+    def push(
+        self, kind: str, call_id: str, state: str, end_reason: str | None, data: dict[str, Any]
+    ) -> None:
+        """Tell every console about a change of a call (of this replica or another)."""
         messages: list[dict[str, Any]] = []
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
         if kind in ("transcript", "toolcall", "ai"):
-            messages.append({"type": kind, "call_id": call.wa_call_id, **data})
+            messages.append({"type": kind, "call_id": call_id, **data})
         if kind == "dtmf":
-            messages.append({"type": "dtmf", "call_id": call.wa_call_id, "digit": data["digit"]})
-        if call.state == "ended":
-            messages.append(
-                {"type": "ended", "call_id": call.wa_call_id, "reason": call.end_reason}
-            )
+            messages.append({"type": "dtmf", "call_id": call_id, "digit": data["digit"]})
+        if state == "ended":
+            messages.append({"type": "ended", "call_id": call_id, "reason": end_reason})
         for ws in list(self.sockets):
             self.router.spawn(_send(ws, messages))
 

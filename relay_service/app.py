@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
+from .cluster.node import ClusterNode
 from .cluster.recovery import end_orphaned_calls
+from .cluster.sessions import MemorySessionStore, RedisSessionStore
 from .metrics import Metrics
 from .router import CallRouter
 from .settings import Settings
@@ -53,11 +56,30 @@ class Service:
             metrics=self.metrics,
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
-        self.console = AgentConsole(settings.agents, self.router)
+        self.node: ClusterNode | None = None
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url)
+            self.console = AgentConsole(
+                settings.agents, self.router, RedisSessionStore(redis, settings.session_ttl)
+            )
+            self.node = ClusterNode(
+                redis,
+                settings.replica_id,
+                lease_ttl=settings.lease_ttl,
+                url=settings.base_url,
+                router=self.router,
+                console=self.console,
+                storage=self.storage,
+                graph=self.graph,
+            )
+        else:
+            self.console = AgentConsole(
+                settings.agents, self.router, MemorySessionStore(settings.session_ttl)
+            )
         self.webhook = WhatsAppWebhook(
             settings.whatsapp_verify_token,
             settings.whatsapp_app_secret,
-            self.router.handle_event,
+            self.router.handle_event if self.node is None else self.node.handle_event,
             self.router.spawn,
             self.metrics,
         )
@@ -113,14 +135,18 @@ class Service:
 
     async def _start(self, app: web.Application) -> None:
         await self.storage.start()
-        # One process and nothing shared: every unfinished call was left by a previous run.
-        self.router.spawn(end_orphaned_calls(self.storage, self.graph))
+        if self.node is not None:
+            await self.node.start()  # it ends the calls of replicas that are gone, from now on
+        else:  # one process and nothing shared: every unfinished call was left by a previous run
+            self.router.spawn(end_orphaned_calls(self.storage, self.graph))
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 
     async def stop(self, drain_timeout: float) -> None:
         """Graceful drain: not ready at once, no new call, live calls end or time out, then end."""
         self.draining = True
+        if self.node is not None:
+            await self.node.set_draining()
         logger.info("draining: no new calls; live calls have %g s to end", drain_timeout)
         if self.simulator is not None:
             self.simulator.release()
@@ -141,6 +167,8 @@ class Service:
         if self.simulator is not None:
             await self.simulator.close()
         await self.router.close()
+        if self.node is not None:
+            await self.node.close()
         await self.graph.close()
         await self.storage.close()
 
@@ -171,13 +199,13 @@ class Service:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         """Stored calls, newest first."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         calls = await self.storage.list_calls()
         return web.json_response([_call_json(c) for c in calls])
 
     async def call_detail(self, request: web.Request) -> web.Response:
         """One stored call with its timeline, digits and diagnostic files."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         call = await self.storage.get_call(_int_param(request, "id"))
         if call is None:
             raise web.HTTPNotFound(text="no such call")
@@ -194,7 +222,7 @@ class Service:
 
     async def download_diagnostic(self, request: web.Request) -> web.Response:
         """A leg's diagnostic file as an attachment."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         wanted = _int_param(request, "diag")
         for item in await self.storage.diagnostics(_int_param(request, "id")):
             if item.id == wanted:
@@ -207,7 +235,7 @@ class Service:
 
     async def simulate_call(self, request: web.Request) -> web.Response:
         """Demo: the WhatsApp simulator places a call to us."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         if self.simulator is None:
             raise web.HTTPNotFound(text="simulators are off")
         audio: str | Path = "tone"

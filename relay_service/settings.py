@@ -76,6 +76,8 @@ class Settings:
     """This replica's name among its peers (default: host name and process id)."""
     lease_ttl: float = 10.0
     """Seconds a replica's lease on its calls lasts without renewal before others end them."""
+    session_ttl: float = 12 * 3600.0
+    """Seconds an agent's sign-in lasts without use."""
 
     @property
     def realtime_base_url(self) -> str:
@@ -310,6 +312,7 @@ class _Parser:
             redis_url=self.redis_url("RELAY_REDIS_URL"),
             replica_id=self.text("RELAY_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}",
             lease_ttl=self.number("RELAY_LEASE_TTL", 10.0),
+            session_ttl=self.number("RELAY_SESSION_TTL", 12 * 3600.0),
         )
         if self.problems:
             raise SettingsError(self.problems)
