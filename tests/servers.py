@@ -159,18 +159,18 @@ def coturn(
         log.close()
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_listening(
+    port: int, process: subprocess.Popen[bytes], log: Path, name: str = "turnserver"
+) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{Path(process.args[0]).name} exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError(
-        f"{Path(process.args[0]).name} did not listen on {port}: {log.read_text()[-2000:]}"
-    )
+    raise RuntimeError(f"{name} did not listen on {port}: {log.read_text()[-2000:]}")
 
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -202,7 +202,7 @@ def redis_server(directory: Path) -> Iterator[Redis]:
     log = (directory / "redis.log").open("w")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_listening(port, process, directory / "redis.log")
+        _wait_listening(port, process, directory / "redis.log", "redis-server")
         yield Redis(port)
     finally:
         process.terminate()

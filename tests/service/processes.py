@@ -214,3 +214,28 @@ async def stored_call(database_url: str, wa_call_id: str) -> CallRecord | None:
 def sim_state(simulator: WhatsAppSimulator, call_id: str) -> str:
     """The call's state at (simulated) WhatsApp."""
     return simulator.calls[call_id].state
+
+
+async def start_all(replicas: list[ServiceProcess]) -> None:
+    """Start processes together and wait until each is ready."""
+    for replica in replicas:
+        replica.start()
+    await asyncio.gather(*(replica.wait_ready() for replica in replicas))
+
+
+async def owners(redis_url: str) -> dict[str, str]:
+    """Call id → owning replica, as the replicas record it in Redis."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        raw = await client.hgetall("relay:owners")
+        return {str(k): str(v) for k, v in raw.items()}
+    finally:
+        await client.aclose()
+
+
+async def ended_reason(database_url: str, wa_call_id: str) -> str | None:
+    """The stored end reason once the call's row is ended, else ``None``."""
+    row = await stored_call(database_url, wa_call_id)
+    return row.end_reason if row is not None and row.ended_at is not None else None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from relay_service.simulators.whatsapp import WhatsAppSimulator
 
 from .processes import (
     ServiceProcess,
@@ -123,7 +127,7 @@ async def test_drain_timeout_ends_the_rest_in_parallel_within_the_grace(tmp_path
             await replica.wait_ready()
             calls = [await place_call(simulator, replica) for _ in range(4)]
             for wa_id in calls:
-                await wait_until(lambda wa_id=wa_id: sim_state(simulator, wa_id) == "pre_accepted")
+                await wait_until(partial(_pre_accepted, simulator, wa_id))
             simulator.hung.update({"terminate", "reject"})  # a Graph API that never answers
             started = time.monotonic()
             replica.terminate()
@@ -139,5 +143,9 @@ async def test_drain_timeout_ends_the_rest_in_parallel_within_the_grace(tmp_path
             replica.stop_quietly()
 
 
-async def _is(status: object, expected: int) -> bool:
-    return await status == expected  # type: ignore[misc]
+async def _is(status: Awaitable[int], expected: int) -> bool:
+    return await status == expected
+
+
+def _pre_accepted(simulator: WhatsAppSimulator, wa_id: str) -> bool:
+    return sim_state(simulator, wa_id) == "pre_accepted"
