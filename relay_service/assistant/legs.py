@@ -40,9 +40,11 @@ class TranscriptSegment:
 class _Leg(AsyncIOEventEmitter):
     """What both legs share: the client, its event loop, and a clean stop."""
 
-    def __init__(self, settings: RealtimeSettings, session: dict[str, Any]) -> None:
+    def __init__(
+        self, settings: RealtimeSettings, session: dict[str, Any], *, decode_audio: bool = True
+    ) -> None:
         super().__init__()
-        self.client = RealtimeClient(settings, session)
+        self.client = RealtimeClient(settings, session, decode_audio=decode_audio)
         self.segments: list[TranscriptSegment] = []
         self.stopped_reason: str | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -118,7 +120,8 @@ class TranscriptionLeg(_Leg):
         }
         if prompt:
             session["audio"]["input"]["transcription"]["prompt"] = prompt
-        super().__init__(settings, session)
+        # Nobody listens to what a transcription session sends back.
+        super().__init__(settings, session, decode_audio=False)
         self.speaker = speaker
 
     async def _handle(self, event: Event) -> None:

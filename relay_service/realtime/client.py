@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from pyee.asyncio import AsyncIOEventEmitter
 
 from relay_service.realtime.events import Event, parse_event
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription, RtpReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,16 @@ class RealtimeClient(AsyncIOEventEmitter):
     ``closed`` when the call ends for any reason.
     """
 
-    def __init__(self, settings: RealtimeSettings, session: dict[str, Any]) -> None:
+    def __init__(
+        self, settings: RealtimeSettings, session: dict[str, Any], *, decode_audio: bool = True
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.session = session
+        self.decode_audio = decode_audio
+        """Whether the remote audio is decoded for :attr:`remote_track`. A leg that never
+        reads it (transcription) must say ``False``: aiortc queues decoded frames that nobody
+        takes without bound (tens of MB per call-minute)."""
         self.pc = RTCPeerConnection(settings.peer_config)
         self.call_id: str | None = None
         self.remote_track: MediaStreamTrack | None = None
@@ -83,6 +89,10 @@ class RealtimeClient(AsyncIOEventEmitter):
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self.remote_track = track
+        if not self.decode_audio:
+            for receiver in self.pc.getReceivers():
+                if receiver.track is track and isinstance(receiver, RtpReceiver):
+                    receiver.enable_raw()  # packets still counted by statistics, never decoded
 
     async def _on_state(self) -> None:
         if self.pc.connectionState == "failed":

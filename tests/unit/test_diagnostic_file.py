@@ -64,8 +64,7 @@ def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
     sent = conn.get("OT01A1", "packetsSent")
     assert sent is not None and sent.values == (0, 50, 100, 150, 200)
     assert sent.times == tuple(T0 + 1000 * i for i in range(5))
-    stamps = json.loads(gzip.decompress(path.read_bytes()))["PeerConnections"]["pc-1"]["stats"]
-    assert "OT01A1-timestamp" in stamps, "Chromium's viewers need the timestamp series"
+    assert conn.get("OT01A1", "timestamp") is not None
     summary = summarise_connection(conn)
     assert summary.selected_pair is not None
     assert str(summary.selected_pair.local) == "relay udp 127.0.0.1:5000 via TURN/tcp"
@@ -77,6 +76,60 @@ def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
     text = format_summary(loaded)
     assert "path chosen: relay udp 127.0.0.1:5000 via TURN/tcp -> host udp" in text
     assert "NACKs 4, retransmitted 4" in text and "DTMF: 0 received, 3 sent" in text
+
+
+def test_chromium_layout_export_opens_in_viewers_and_loads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    out = tmp_path / "chromium.json"
+    assert webrtc_diag([str(path), "--chromium", str(out)]) == 0
+    assert f"chromium layout: {out}" in capsys.readouterr().out
+    document = json.loads(out.read_text())
+    stats = document["PeerConnections"]["pc-1"]["stats"]
+    assert "OT01A1-timestamp" in stats, "Chromium's viewers need the timestamp series"
+    assert json.loads(stats["OT01A1-packetsSent"]["values"]) == [0, 50, 100, 150, 200]
+    assert document["PeerConnections"]["pc-1"]["updateLog"][0]["time"].endswith("Z")
+    original = load_diagnostic_file(path).connections["pc-1"]
+    exported = load_diagnostic_file(out).connections["pc-1"]
+    assert exported.series == original.series and exported.events == original.events
+
+
+def test_schema_2_file_still_loads(tmp_path: Path) -> None:
+    # The layout every earlier release wrote (Chromium's, with per-series times).
+    document = build_dump([recorded()], T0, layout="chromium")
+    assert document["webrtcExt"]["schemaVersion"] == 2
+    path = tmp_path / "v2.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(document).encode()))
+    loaded = load_diagnostic_file(path)
+    assert loaded.schema_version == 2
+    current = load_diagnostic_file(
+        write_diagnostic_file(tmp_path / "v3.json.gz", build_dump([recorded()], T0))
+    )
+    assert loaded.connections["pc-1"].series == current.connections["pc-1"].series
+
+
+def test_an_hour_of_samples_shares_repeated_columns_and_reads_back(tmp_path: Path) -> None:
+    core = RecordingCore("pc", {})
+    for i in range(3600):
+        now = T0 + 1000 * i + (i * 7919 % 13) / 1000
+        core.sample(now, {
+            "OT01A1": {"id": "OT01A1", "type": "outbound-rtp", "timestamp": now,
+                       "packetsSent": 50 * i + i % 3, "codecId": "COT01_111"},
+            "T01": {"id": "T01", "type": "transport", "timestamp": now,
+                    "bytesSent": 4000 * i},
+        })  # fmt: skip
+    document = core.to_json()
+    transport = document["objects"]["T01"]
+    assert transport["times"] == {"ref": ["OT01A1", None]}, "one time column for both"
+    assert transport["fields"]["timestamp"]["ref"] == ["OT01A1", None], "same as the times"
+    assert document["objects"]["OT01A1"]["fields"]["codecId"]["r"] == [[0, "COT01_111"]]
+    path = write_diagnostic_file(tmp_path / "h.json.gz", build_dump([core], T0))
+    assert path.stat().st_size < 20_000
+    conn = load_diagnostic_file(path).connections["pc"]
+    sent = conn.get("OT01A1", "packetsSent")
+    assert sent is not None and sent.values[3599] == 50 * 3599 + 3599 % 3
+    assert sent.times[1] == T0 + 1000 + (7919 % 13) / 1000
 
 
 #: A schema-1 file: no per-series "times", no numeric update-log "timestamp".
@@ -257,6 +310,45 @@ stats_keys = st.sampled_from(["T01", "CP1", "OT01A1", "IT01A2", "RIA1"]).flatmap
     )
 )
 def test_any_json_document_loads_or_raises_the_dedicated_error(document: object) -> None:
+    try:
+        loaded = parse_dump(document)
+    except DiagnosticFileError:
+        return
+    format_summary(loaded)
+
+
+start = st.integers(-1, 3)
+columns = st.one_of(
+    st.fixed_dictionaries(
+        {"start": start, "d": st.lists(st.integers() | st.none(), max_size=4), "e": start}
+    ),
+    st.fixed_dictionaries(
+        {"start": start, "r": st.lists(st.lists(json_values, max_size=2), max_size=3), "n": start}
+    ),
+    st.fixed_dictionaries(
+        {"start": start, "ref": st.lists(st.sampled_from(["T01", None, "jitter"]), max_size=2)}
+    ),
+    json_values,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["T01", "OT01A1"]),
+        st.fixed_dictionaries(
+            {
+                "statsType": st.sampled_from(["transport", "outbound-rtp"]),
+                "times": columns,
+                "fields": st.dictionaries(st.sampled_from(["bytesSent", "jitter"]), columns),
+            }
+        )
+        | json_values,
+        max_size=2,
+    )
+)
+def test_any_schema_3_objects_load_or_raise_the_dedicated_error(objects: object) -> None:
+    document = {"webrtcExt": {"schemaVersion": 3}, "PeerConnections": {"pc": {"objects": objects}}}
     try:
         loaded = parse_dump(document)
     except DiagnosticFileError:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from .dump import DiagnosticFileError, load_diagnostic_file
+from .dump import DiagnosticFileError, chromium_document, load_diagnostic_file
 from .summary import format_summary
 
 
@@ -20,6 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--charts", metavar="DIR", help="also draw one PNG chart per connection into DIR"
     )
+    parser.add_argument(
+        "--chromium",
+        metavar="OUT",
+        help="also write the file in Chromium's webrtc-internals layout (plain JSON) to OUT, "
+        "for the public dump viewers",
+    )
     args = parser.parse_args(argv)
     try:
         diagnostic = load_diagnostic_file(args.file)
@@ -27,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"webrtc-diag: error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(diagnostic))
+    if args.chromium:
+        document = json.dumps(chromium_document(diagnostic), separators=(",", ":"))
+        Path(args.chromium).write_text(document, encoding="utf8")
+        print(f"chromium layout: {args.chromium}")
     if args.charts:
         from .charts import ChartsUnavailable, draw_charts
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .columnar import ColumnError, decode_column
+
 #: The schema version this library writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The key under which the library marks its files (Chromium viewers ignore it).
 MARKER = "webrtcExt"
 
@@ -104,6 +106,46 @@ def parse_iso_time(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp() * 1000.0
+
+
+def chromium_series(stats_type: str, times: list[float], values: list[Any]) -> dict[str, Any]:
+    """One series as Chromium's dumps hold it (arrays written as strings)."""
+    return {
+        "startTime": iso_time(times[0]),
+        "endTime": iso_time(times[-1]),
+        "statsType": stats_type,
+        "values": json.dumps(values, separators=(",", ":")),
+        "times": json.dumps(times, separators=(",", ":")),
+    }
+
+
+def chromium_document(diagnostic: DiagnosticFile) -> dict[str, Any]:
+    """A loaded file (any version) in Chromium's ``webrtc-internals`` layout, for its viewers."""
+    connections = {}
+    for label, connection in diagnostic.connections.items():
+        connections[label] = {
+            "constraints": "",
+            "rtcConfiguration": json.dumps(dict(connection.configuration)),
+            "url": "",
+            "updateLog": [
+                {"time": iso_time(e.timestamp), "timestamp": e.timestamp, "type": e.type,
+                 "value": e.value}
+                for e in connection.events
+            ],
+            "stats": {
+                f"{s.stats_id}-{s.field}": chromium_series(
+                    s.stats_type, list(s.times), list(s.values)
+                )
+                for s in connection.series.values()
+                if s.times
+            },
+        }  # fmt: skip
+    return {
+        MARKER: {"schemaVersion": 2, "createdAt": diagnostic.created_at},
+        "UserAgent": diagnostic.user_agent,
+        "getUserMedia": [],
+        "PeerConnections": connections,
+    }
 
 
 def write_diagnostic_file(path: str | Path, dump: Mapping[str, Any]) -> Path:
@@ -244,8 +286,59 @@ def _parse_connection(pc_id: str, record: Any) -> ConnectionDump:
         UpdateEvent(timestamp=_event_time(e), type=str(e["type"]), value=str(e.get("value", "")))
         for e in record.get("updateLog", [])
     )
+    if "objects" in record:
+        series = _columnar_series(record["objects"])
+    else:
+        series = _chromium_series(record.get("stats", {}))
+    return ConnectionDump(
+        id=pc_id,
+        configuration=_parse_configuration(record.get("rtcConfiguration")),
+        events=events,
+        series=series,
+    )
+
+
+def _columnar_series(objects: Any) -> dict[tuple[str, str], StatsSeries]:
+    """Schema 3: one time column per stats object, one encoded column per field."""
+    if not isinstance(objects, dict):
+        raise TypeError("'objects' is not an object")
+    decoded: dict[tuple[str, str | None], list[Any]] = {}
+
+    def column(stats_id: str, name: str | None, encoded: Any) -> list[Any]:
+        if isinstance(encoded, dict) and "ref" in encoded:
+            ref = encoded["ref"]
+            if not isinstance(ref, list) or len(ref) != 2 or (ref[0], ref[1]) not in decoded:
+                raise ValueError(f"{stats_id!r} refers to a column not written before it")
+            values = decoded[(ref[0], ref[1])]
+        else:
+            values = decode_column(encoded)
+        decoded[(stats_id, name)] = values
+        return values
+
     series: dict[tuple[str, str], StatsSeries] = {}
-    stats = record.get("stats", {})
+    for stats_id, entry in objects.items():
+        try:
+            times = column(stats_id, None, entry["times"])
+            stats_type = str(entry["statsType"])
+            for name, encoded in entry["fields"].items():
+                start, values = encoded["start"], column(stats_id, name, encoded)
+                if not isinstance(start, int) or start < 0 or start + len(values) > len(times):
+                    raise ValueError(f"field {name!r} runs past the object's samples")
+                series[(str(stats_id), str(name))] = StatsSeries(
+                    stats_id=str(stats_id),
+                    stats_type=stats_type,
+                    field=str(name),
+                    times=tuple(float(t) for t in times[start : start + len(values)]),
+                    values=tuple(values),
+                )
+        except ColumnError as exc:
+            raise ValueError(f"stats object {stats_id!r}: {exc}") from None
+    return series
+
+
+def _chromium_series(stats: Any) -> dict[tuple[str, str], StatsSeries]:
+    """Schemas 0 to 2: Chromium's layout, one ``<id>-<field>`` entry per series."""
+    series: dict[tuple[str, str], StatsSeries] = {}
     timestamps = _timestamp_series(stats)
     for key, entry in stats.items():
         stats_id, _, field_name = str(key).rpartition("-")
@@ -262,9 +355,4 @@ def _parse_connection(pc_id: str, record: Any) -> ConnectionDump:
             times=_series_times(entry, len(values), timestamps.get(stats_id)),
             values=tuple(values),
         )
-    return ConnectionDump(
-        id=pc_id,
-        configuration=_parse_configuration(record.get("rtcConfiguration")),
-        events=events,
-        series=series,
-    )
+    return series

@@ -14,13 +14,15 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiortc
 
-from .dump import MARKER, SCHEMA_VERSION, iso_time, write_diagnostic_file
+from .columnar import encode_column
+from .dump import MARKER, SCHEMA_VERSION, chromium_series, iso_time, write_diagnostic_file
 
 if TYPE_CHECKING:
     from ..peerconnection import RTCPeerConnection
@@ -30,25 +32,97 @@ logger = logging.getLogger(__name__)
 #: Fields that identify an object rather than measure it: not recorded as series. The
 #: ``timestamp`` series is kept: Chromium's dump viewers need ``<id>-timestamp``.
 _NOT_SERIES = frozenset({"id", "type"})
+#: Columns at least this long are written once and referred to where they repeat.
+_SHARED_AT_LEAST = 8
 
 
-class _Series:
-    __slots__ = ("stats_type", "times", "values")
+def _is_time(name: str, value: Any) -> bool:
+    return isinstance(value, float) and (name == "timestamp" or name.endswith("Timestamp"))
+
+
+class _Column:
+    """One field of one stats object: its values from the object's sample ``start`` on.
+
+    Numbers are kept in an ``array('d')`` (8 bytes a value, NaN for a missing one) until the
+    first value that is not a number, so a long call's counters cost little memory.
+    """
+
+    __slots__ = ("floats", "numbers", "others", "start")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.numbers: array[float] | None = array("d")
+        self.others: list[Any] | None = None
+        self.floats = False
+
+    def __len__(self) -> int:
+        return len(self.numbers if self.numbers is not None else self.others or ())
+
+    def append(self, value: Any) -> None:
+        if self.numbers is not None:
+            if value is None:
+                self.numbers.append(math.nan)
+                return
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.floats = self.floats or isinstance(value, float)
+                self.numbers.append(float(value))
+                return
+            self.others = self.values()
+            self.numbers = None
+        assert self.others is not None
+        self.others.append(value)
+
+    def values(self) -> list[Any]:
+        """The values as they were given (ints stay ints, NaN reads back as ``None``)."""
+        if self.numbers is None:
+            return list(self.others or ())
+        cast = float if self.floats else int
+        return [None if math.isnan(v) else cast(v) for v in self.numbers]
+
+
+class _StatsObject:
+    """The samples of one stats object: when it was seen, and one column per field."""
+
+    __slots__ = ("columns", "stats_type", "times")
 
     def __init__(self, stats_type: str) -> None:
         self.stats_type = stats_type
-        self.times: list[float] = []
-        self.values: list[Any] = []
+        self.times: array[float] = array("d")
+        self.columns: dict[str, _Column] = {}
+
+    def add(self, now_ms: float, stats: Mapping[str, Any]) -> None:
+        index = len(self.times)
+        self.times.append(round(now_ms, 3))
+        for name, value in stats.items():
+            if name in _NOT_SERIES:
+                continue
+            if _is_time(name, value):
+                value = round(value, 3)  # DOMHighResTimeStamp: microseconds are its precision
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = _Column(index)
+            while column.start + len(column) < index:
+                column.append(None)  # absent from the samples in between
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None  # JSON (and the viewers) have no NaN or infinity
+            column.append(value)
+
+    def series(self) -> Iterator[tuple[str, list[float], list[Any]]]:
+        """``(field, times, values)`` of every field, as Chromium's layout keeps them."""
+        times = self.times.tolist()
+        for name, column in self.columns.items():
+            values = column.values()
+            yield name, times[column.start : column.start + len(values)], values
 
 
 class RecordingCore:
-    """The record of one connection: its update log and one time series per stats field."""
+    """The record of one connection: its update log and one column per stats field."""
 
     def __init__(self, connection_id: str, configuration: Mapping[str, Any]) -> None:
         self.connection_id = connection_id
         self.configuration = dict(configuration)
         self.update_log: list[dict[str, Any]] = []
-        self._series: dict[str, _Series] = {}
+        self._objects: dict[str, _StatsObject] = {}
         self.samples = 0
         self.frozen = False
 
@@ -60,9 +134,7 @@ class RecordingCore:
         """Log one API call, state change or SDP at ``now_ms`` (ms since the epoch)."""
         if self.frozen:
             return
-        self.update_log.append(
-            {"time": iso_time(now_ms), "timestamp": now_ms, "type": type, "value": value}
-        )
+        self.update_log.append({"timestamp": now_ms, "type": type, "value": value})
 
     def sample(self, now_ms: float, report: Mapping[str, Mapping[str, Any]]) -> None:
         """Record one stats report (id to W3C stats dictionary) taken at ``now_ms``."""
@@ -70,48 +142,76 @@ class RecordingCore:
             return
         self.samples += 1
         for stats_id, stats in report.items():
-            stats_type = str(stats.get("type", ""))
-            fields = {"timestamp": now_ms, **stats}
-            for name, value in fields.items():
-                if name in _NOT_SERIES:
-                    continue
-                key = f"{stats_id}-{name}"
-                series = self._series.get(key)
-                if series is None:
-                    series = self._series[key] = _Series(stats_type)
-                if isinstance(value, float) and not math.isfinite(value):
-                    value = None  # JSON (and the viewers) have no NaN or infinity
-                series.times.append(now_ms)
-                series.values.append(value)
+            record = self._objects.get(stats_id)
+            if record is None:
+                record = self._objects[stats_id] = _StatsObject(str(stats.get("type", "")))
+            record.add(now_ms, {"timestamp": now_ms, **stats})
 
     def to_json(self) -> dict[str, Any]:
-        """This connection's entry of the dump's ``PeerConnections`` object."""
-        stats = {
-            key: {
-                "startTime": iso_time(s.times[0]),
-                "endTime": iso_time(s.times[-1]),
-                "statsType": s.stats_type,
-                "values": json.dumps(s.values, separators=(",", ":")),
-                "times": json.dumps(s.times, separators=(",", ":")),
+        """This connection's entry of the dump's ``PeerConnections`` object (schema 3).
+
+        A column equal to one written before it (every object's times, and the ``timestamp``
+        that every object of one report shares) is written once and referred to after that.
+        """
+        seen: dict[str, list[str | None]] = {}
+
+        def column(stats_id: str, name: str | None, encoded: dict[str, Any]) -> dict[str, Any]:
+            if len(encoded.get("d", encoded.get("r", ()))) < _SHARED_AT_LEAST:
+                return encoded
+            text = json.dumps(encoded, separators=(",", ":"))
+            if text in seen:
+                return {"ref": seen[text]}
+            seen[text] = [stats_id, name]
+            return encoded
+
+        objects = {}
+        for stats_id, record in self._objects.items():
+            times = column(stats_id, None, encode_column(record.times.tolist()))
+            fields = {
+                name: {"start": c.start, **column(stats_id, name, encode_column(c.values()))}
+                for name, c in record.columns.items()
             }
-            for key, s in self._series.items()
+            objects[stats_id] = {"statsType": record.stats_type, "times": times, "fields": fields}
+        return {
+            "rtcConfiguration": json.dumps(self.configuration),
+            "updateLog": list(self.update_log),
+            "objects": objects,
+        }
+
+    def to_chromium_json(self) -> dict[str, Any]:
+        """This connection in Chromium's ``webrtc-internals`` layout (schema 2), for viewers."""
+        stats = {
+            f"{stats_id}-{name}": chromium_series(record.stats_type, times, values)
+            for stats_id, record in self._objects.items()
+            for name, times, values in record.series()
         }
         return {
             "constraints": "",
             "rtcConfiguration": json.dumps(self.configuration),
             "url": "",
-            "updateLog": list(self.update_log),
+            "updateLog": [{"time": iso_time(e["timestamp"]), **e} for e in self.update_log],
             "stats": stats,
         }
 
 
-def build_dump(records: list[RecordingCore], created_at_ms: float) -> dict[str, Any]:
-    """The whole dump document: every connection under ``PeerConnections``."""
+def build_dump(
+    records: list[RecordingCore], created_at_ms: float, *, layout: str = "columnar"
+) -> dict[str, Any]:
+    """The whole dump document: every connection under ``PeerConnections``.
+
+    ``layout="columnar"`` (schema 3, the default) is compact; ``"chromium"`` (schema 2) is the
+    layout Chromium's own dumps use, which public dump viewers open.
+    """
+    if layout not in ("columnar", "chromium"):
+        raise ValueError(f"unknown layout {layout!r}: 'columnar' or 'chromium'")
+    columnar = layout == "columnar"
     return {
-        MARKER: {"schemaVersion": SCHEMA_VERSION, "createdAt": created_at_ms},
+        MARKER: {"schemaVersion": SCHEMA_VERSION if columnar else 2, "createdAt": created_at_ms},
         "UserAgent": f"webrtc_ext (aiortc {aiortc.__version__})",
         "getUserMedia": [],
-        "PeerConnections": {r.connection_id: r.to_json() for r in records},
+        "PeerConnections": {
+            r.connection_id: r.to_json() if columnar else r.to_chromium_json() for r in records
+        },
     }
 
 
