@@ -108,6 +108,22 @@ async def test_an_agent_on_another_replica_answers_and_webhooks_reach_the_owner(
     assert "forwarded to its owner r1" in r3.log()
 
 
+async def test_an_outbound_call_s_webhooks_reach_the_replica_that_dialled(cluster: Cluster) -> None:
+    r1, r2, _ = cluster.replicas
+    cluster.webhooks_to(r1)  # Meta's status and answer go to r1; r2's agent dialled
+    async with signed_in_agent(r2) as agent:
+        call_id = await agent.dial("15557654321")
+        assert await cluster.owner(call_id) == "r2"
+        await agent.wait_for_call("human")
+        await wait_until(lambda: agent.loud_frames > 25, what="the user heard by the agent")
+        await agent.hangup(call_id)
+        await wait_until(partial(ended_reason, cluster.database_url, call_id))
+    row = await stored_call(cluster.database_url, call_id)
+    assert row is not None and row.end_reason == "hung up by alice"
+    assert [e["event"] for e in row.timeline].count("connected") == 1
+    assert f"event for call {call_id} forwarded to its owner r2" in r1.log()
+
+
 async def test_kill_9_of_the_owner_ends_its_calls_on_whatsapp_and_in_the_database(
     cluster: Cluster,
 ) -> None:
