@@ -72,6 +72,7 @@ class ClusterNode:
         """Live calls of the other replicas: call id → what the console shows (with its owner)."""
         self.draining = False
         self._claimed: set[str] = set()
+        self._unowned: set[str] = set()
         self._outbox: asyncio.Queue[Message] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,6 +130,9 @@ class ClusterNode:
 
     async def _renew(self) -> None:
         await self.registry.renew(draining=self.draining)
+        # Ownership is recorded again each period: a Redis that restarted empty learns it back
+        # before an unowned call is taken for an orphan (two checks in a row, see recover).
+        await self.registry.claim_all([c for c in self.router.calls if c in self._claimed])
 
     # -- webhook events -----------------------------------------------------------------------
 
@@ -311,10 +315,16 @@ class ClusterNode:
                 orphans[call_id] = owner
         unfinished = {r.wa_call_id: r for r in await self.storage.unfinished_calls()}
         now = utcnow()
-        for call_id, record in unfinished.items():
-            old = (now - record.created_at).total_seconds() > self.lease_ttl
-            if call_id not in owners and call_id not in self.router.calls and old:
-                orphans[call_id] = ""
+        unowned = {
+            call_id
+            for call_id, record in unfinished.items()
+            if call_id not in owners
+            and call_id not in self.router.calls
+            and (now - record.created_at).total_seconds() > self.lease_ttl
+        }
+        for call_id in unowned & self._unowned:  # unowned at two checks in a row
+            orphans[call_id] = ""
+        self._unowned = unowned
         records = []
         for call_id in orphans:
             if await self.registry.take_recovery(call_id):

@@ -88,6 +88,11 @@ class ReplicaRegistry:
         """Record this replica as the owner of ``call_id``."""
         await self.redis.hset(self.owners_key, call_id, self.id)
 
+    async def claim_all(self, call_ids: list[str]) -> None:
+        """Record this replica as the owner of ``call_ids`` again (Redis may have restarted)."""
+        if call_ids:
+            await self.redis.hset(self.owners_key, mapping=dict.fromkeys(call_ids, self.id))
+
     async def release(self, call_id: str, owner: str | None = None) -> None:
         """Forget the owner of an ended call (only if it is still ``owner``, default this one)."""
         expected = owner or self.id

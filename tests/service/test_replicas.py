@@ -6,6 +6,7 @@ whichever replica the test chooses, as Meta's load balancer would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from relay_service.simulators.whatsapp import WhatsAppSimulator
 
@@ -237,3 +239,22 @@ def _taken(cluster: Cluster, call_id: str) -> bool:
 
 async def _status_is(replica: ServiceProcess, status: int) -> bool:
     return await replica.status("/readyz") == status
+
+
+async def test_a_redis_that_loses_its_data_ends_no_live_call(cluster: Cluster) -> None:
+    r1, r2, _ = cluster.replicas
+    call_id = await place_call(cluster.simulator, r1)
+    await wait_until(lambda: sim_state(cluster.simulator, call_id) == "pre_accepted")
+    client = Redis.from_url(cluster.redis_url)
+    try:
+        await client.flushall()  # a Redis restarted without persistence
+    finally:
+        await client.aclose()
+    await wait_until(partial(cluster.owner, call_id), what="ownership recorded again")
+    assert await cluster.owner(call_id) == "r1"
+    await asyncio.sleep(LEASE_TTL * 2.5)  # several recovery checks by every replica
+    assert sim_state(cluster.simulator, call_id) == "pre_accepted"
+    assert await ended_reason(cluster.database_url, call_id) is None
+    async with signed_in_agent(r2) as agent:  # and the call can still be answered
+        await agent.answer(call_id)
+        await wait_until(lambda: sim_state(cluster.simulator, call_id) == "accepted")
