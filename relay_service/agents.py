@@ -125,17 +125,18 @@ class AgentConsole:
             self.sockets.pop(ws, None)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
-                call = self.router.calls.get(call_id)
-                if call is not None and call.agent == agent:
-                    await self.router.end(call, "agent disconnected", tell_whatsapp=True)
-                elif call is None and self.remote is not None and self.remote.holds(call_id):
+                if self._elsewhere(call_id):
+                    assert self.remote is not None
                     with contextlib.suppress(CallUnavailable):
                         await self.remote.forward("agent_gone", call_id, agent)
+                else:
+                    await self.router.agent_left(call_id, agent)
         return ws
 
     async def _handle(
         self, ws: web.WebSocketResponse, agent: str, data: str, answered: set[str]
     ) -> None:
+        """One page message; ``answered``: the calls this tab holds (only a success changes it)."""
         try:
             message = json.loads(data)
             kind = message["type"]
@@ -153,21 +154,26 @@ class AgentConsole:
                 answered.add(call_id)
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
             elif kind == "answer":
-                answered.add(call_id)
                 sdp = await self.router.answer(call_id, agent, str(message["sdp"]))
+                answered.add(call_id)
                 await ws.send_json({"type": "answer", "call_id": call_id, "sdp": sdp})
             elif kind == "handback":
                 await self.router.hand_back(call_id, agent)
+                answered.discard(call_id)
                 await ws.send_json({"type": "handed_back", "call_id": call_id})
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
+                answered.discard(call_id)
             else:
                 await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
         except KeyError as exc:
             await ws.send_json({"type": "error", "message": f"missing {exc}"})
         except CallUnavailable as exc:
-            answered.discard(call_id)
+            # A refused request changes nothing: a call this tab holds stays held by it.
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
+        except Exception:
+            logger.exception("console message %r from %s failed", kind, agent)
+            await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})
 
     def _elsewhere(self, call_id: str) -> bool:
         return (

@@ -173,9 +173,12 @@ class Service:
         await self.storage.close()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 once the service is ready, 503 before and while stopping."""
+        """200 once the service is ready; 503 before, while stopping, and while the database
+        refuses writes (until a write succeeds again)."""
         if not self.ready:
             return web.Response(status=503, text="starting")
+        if self.storage.write_error is not None:
+            return web.Response(status=503, text=f"database: {self.storage.write_error}")
         return web.Response(text="ok")
 
     async def readyz(self, request: web.Request) -> web.Response:

@@ -1,10 +1,10 @@
 """The OpenAI side of one call: live transcription, the AI assistant and the caller's keypad.
 
-A :class:`CallAi` belongs to one :class:`~relay_service.router.Call`. It starts the two
-transcription legs (caller audio, agent audio) and the assistant leg, stores every finished
-transcript segment and tool call, pushes them to the console through the router's listeners,
-and turns the caller's DTMF digits into keypad entries for the assistant. A leg that fails or
-drops never ends the call: the router is told and the call falls back to a human.
+A :class:`CallAi` belongs to one call. It starts the two transcription legs (caller audio,
+agent audio) and the assistant leg, stores every finished transcript segment and tool call,
+pushes them to the console, and turns the caller's DTMF digits into keypad entries for the
+assistant. A leg that fails or drops never ends the call: the router is told and the call
+falls back to a human. All it may ask of the router is the narrow :class:`AiHost`.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamTrack
+
+from webrtc_ext import PeerConnectionConfig
 
 from .assistant.keypad import KeypadCollector, KeypadEntry
 from .assistant.legs import AssistantLeg, TranscriptionLeg, TranscriptSegment
 from .assistant.tools import Toolbox, ToolCall, lookup_case_tool, transfer_to_human_tool
+from .bridge import MediaBridge
 from .realtime.client import RealtimeError, RealtimeSettings
-
-if TYPE_CHECKING:
-    from .call import Call
-    from .router import CallRouter
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +34,57 @@ HUMAN_KEY = "0"
 """A keypad entry of just this key asks the assistant for a human (it then transfers)."""
 
 
+class AiHost(Protocol):
+    """What the AI side of one call may ask of the router (one call; the router implements it)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The service's settings."""
+
+    @property
+    def call_id(self) -> str:
+        """The WhatsApp call id (for log lines)."""
+
+    @property
+    def bridge(self) -> MediaBridge:
+        """The call's media bridge."""
+
+    def peer_config(self) -> PeerConnectionConfig:
+        """The configuration of a new leg."""
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> object:
+        """Run ``coroutine`` in the background (its failure is logged)."""
+
+    def notify(self, kind: str, **data: Any) -> None:
+        """Tell the console (``transcript``, ``toolcall``, ``ai``)."""
+
+    async def store_event(self, event: str, **fields: Any) -> None:
+        """Append to the call's timeline."""
+
+    async def store_segment(self, speaker: str, text: str) -> None:
+        """Store a finished transcript segment."""
+
+    async def store_tool_call(
+        self, name: str, arguments: dict[str, Any], output: str, ok: bool
+    ) -> None:
+        """Store one tool call of the assistant."""
+
+    def count_leg(self, leg: str, outcome: str) -> None:
+        """Count a Realtime leg's outcome (metrics)."""
+
+    async def transferred(self, reason: str) -> None:
+        """The assistant asked for a human (``transfer_to_human``)."""
+
+    async def assistant_lost(self, reason: str) -> None:
+        """The assistant's leg dropped."""
+
+
 class CallAi:
     """Transcription legs, the assistant and the keypad of one call."""
 
-    def __init__(self, router: CallRouter, call: Call) -> None:
-        self.router = router
-        self.call = call
-        self.settings = router.settings
+    def __init__(self, host: AiHost) -> None:
+        self.host = host
+        self.settings = host.settings
         self.transcribers: dict[str, TranscriptionLeg] = {}
         self.assistant: AssistantLeg | None = None
         self.history: list[TranscriptSegment] = []
@@ -55,14 +100,14 @@ class CallAi:
         return RealtimeSettings(
             self.settings.realtime_base_url,
             self.settings.openai_api_key,
-            self.router.peer_config(),
+            self.host.peer_config(),
         )
 
     # -- transcription ------------------------------------------------------------------------
 
     async def start_transcription(self) -> None:
         """Start transcribing the caller's and the agent's audio (failures are reported)."""
-        bridge = self.call.bridge
+        bridge = self.host.bridge
         await asyncio.gather(
             self._transcribe("caller", bridge.caller_audio()),
             self._transcribe("agent", bridge.agent_audio()),
@@ -79,7 +124,7 @@ class CallAi:
             await leg.start(audio)
         except RealtimeError:
             return  # ``stopped`` said why
-        self.call.bridge.feed(audio, leg.client.sender)
+        self.host.bridge.feed(audio, leg.client.sender)
         if self._closing:
             await leg.stop()
             return
@@ -109,18 +154,18 @@ class CallAi:
         leg.on("segment", self._on_assistant_segment)
         leg.on("toolcall", self._on_toolcall)
         leg.on("stopped", lambda reason: self._on_assistant_stopped(leg, reason))
-        audio = self.call.bridge.caller_audio()
+        audio = self.host.bridge.caller_audio()
         self._assistant_audio = audio
         try:
             await leg.start(audio)
         except RealtimeError:
             self._release_assistant(leg)
             return False
-        self.call.bridge.feed(audio, leg.client.sender)
+        self.host.bridge.feed(audio, leg.client.sender)
         track = leg.client.remote_track
         if track is not None:
             receiver = next((r for r in leg.client.pc.getReceivers() if r.track is track), None)
-            self.call.bridge.connect_assistant(track, receiver)
+            self.host.bridge.connect_assistant(track, receiver)
         self._set_status("assistant", "running")
         return True
 
@@ -144,14 +189,14 @@ class CallAi:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await leg.stop()
         except TimeoutError:
-            logger.warning("stopping the assistant of %s timed out", self.call.wa_call_id)
+            logger.warning("stopping the assistant of %s timed out", self.host.call_id)
         self._set_status("assistant", reason)
 
     def _release_assistant(self, leg: AssistantLeg) -> None:
         if self.assistant is leg:
             self.assistant = None
             if self._assistant_audio is not None:
-                self.call.bridge.release(self._assistant_audio)
+                self.host.bridge.release(self._assistant_audio)
                 self._assistant_audio = None
 
     def context(self) -> str:
@@ -163,14 +208,14 @@ class CallAi:
 
     async def _on_transfer(self, reason: str) -> None:
         # Runs inside the assistant's event loop: the handover itself goes in the background.
-        self.router.spawn(self.router.transfer(self.call, reason))
+        self.host.spawn(self.host.transferred(reason))
 
     def _on_assistant_stopped(self, leg: AssistantLeg, reason: str) -> None:
         if self.assistant is not leg or self._closing:
             return
         self._release_assistant(leg)
         self._set_status("assistant", f"stopped: {reason}")
-        self.router.spawn(self.router.assistant_lost(self.call, reason))
+        self.host.spawn(self.host.assistant_lost(reason))
 
     def _on_assistant_segment(self, segment: TranscriptSegment) -> None:
         # The caller's words come from the caller transcription leg when it runs.
@@ -179,14 +224,8 @@ class CallAi:
         self._on_segment(segment)
 
     def _on_toolcall(self, call: ToolCall) -> None:
-        self.router.spawn(
-            self.router.storage.add_tool_call(
-                self.call.db_id, call.name, call.arguments, call.output, call.ok
-            )
-        )
-        self.router.notify(
-            "toolcall", self.call, name=call.name, arguments=call.arguments, output=call.output
-        )
+        self.host.spawn(self.host.store_tool_call(call.name, call.arguments, call.output, call.ok))
+        self.host.notify("toolcall", name=call.name, arguments=call.arguments, output=call.output)
 
     # -- keypad ---------------------------------------------------------------------------------
 
@@ -210,10 +249,8 @@ class CallAi:
             self._entry(entry)
 
     def _entry(self, entry: KeypadEntry) -> None:
-        self.router.spawn(
-            self.router.storage.record_event(
-                self.call.db_id, "keypad_entry", digits=entry.digits, ended_by=entry.ended_by
-            )
+        self.host.spawn(
+            self.host.store_event("keypad_entry", digits=entry.digits, ended_by=entry.ended_by)
         )
         leg = self.assistant
         if leg is None or not leg.active:
@@ -232,19 +269,11 @@ class CallAi:
         if not segment.text:
             return
         self.history.append(segment)
-        self.router.spawn(
-            self.router.storage.add_transcript_segment(
-                self.call.db_id, segment.speaker, segment.text
-            )
-        )
-        self.router.notify(
-            "transcript", self.call, speaker=segment.speaker, text=segment.text, final=True
-        )
+        self.host.spawn(self.host.store_segment(segment.speaker, segment.text))
+        self.host.notify("transcript", speaker=segment.speaker, text=segment.text, final=True)
 
     def _on_delta(self, speaker: str, item_id: str, text: str) -> None:
-        self.router.notify(
-            "transcript", self.call, speaker=speaker, item_id=item_id, text=text, final=False
-        )
+        self.host.notify("transcript", speaker=speaker, item_id=item_id, text=text, final=False)
 
     def _on_stopped(self, name: str, reason: str) -> None:
         if not self._closing:
@@ -252,11 +281,9 @@ class CallAi:
 
     def _set_status(self, name: str, status: str) -> None:
         self.status[name] = status
-        self.router.metrics.realtime_legs.inc(leg=name.replace(" ", "_"), outcome=_outcome(status))
-        self.router.spawn(
-            self.router.storage.record_event(self.call.db_id, "ai_status", leg=name, status=status)
-        )
-        self.router.notify("ai", self.call, leg=name, status=status)
+        self.host.count_leg(name.replace(" ", "_"), _outcome(status))
+        self.host.spawn(self.host.store_event("ai_status", leg=name, status=status))
+        self.host.notify("ai", leg=name, status=status)
 
     def summary(self) -> dict[str, Any]:
         """What the console shows of the AI legs."""
@@ -276,7 +303,7 @@ class CallAi:
                 async with asyncio.timeout(STOP_TIMEOUT):
                     await leg.stop()
             except TimeoutError:
-                logger.warning("stopping a Realtime leg of %s timed out", self.call.wa_call_id)
+                logger.warning("stopping a Realtime leg of %s timed out", self.host.call_id)
 
 
 def _outcome(status: str) -> str:

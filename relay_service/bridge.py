@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from pathlib import Path
@@ -29,18 +28,10 @@ from av import AudioFrame
 from av.frame import Frame
 from av.packet import Packet
 
+from .callstate import Source as Source  # re-exported: the bridge's vocabulary
 from .media import SwitchableAudioTrack, rms
 
 logger = logging.getLogger(__name__)
-
-
-class Source(enum.StrEnum):
-    """Who the caller hears."""
-
-    GREETING = "greeting"
-    ASSISTANT = "assistant"
-    AGENT = "agent"
-    SILENCE = "silence"
 
 
 class MediaBridge(Protocol):

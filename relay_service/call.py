@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from .assist import CallAi
 from .bridge import MediaBridge
+from .callstate import CallMachine, CallState
 from .diagnostics import LegRecorder
+
+if TYPE_CHECKING:
+    from .assist import CallAi
 
 
 @dataclass(eq=False)
@@ -25,11 +28,8 @@ class Call:
     caller_name: str | None
     direction: str
     bridge: MediaBridge
-    state: str = "ringing"
-    agent: str | None = None
-    accepted: bool = False
+    machine: CallMachine = field(default_factory=CallMachine.incoming)
     answer_sdp: str = ""
-    end_reason: str | None = None
     digits: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     legs: dict[str, LegRecorder] = field(default_factory=dict)
@@ -38,7 +38,24 @@ class Call:
     ai: CallAi | None = None
     waiting_since: float = field(default_factory=time.monotonic)
     browser_legs: int = 0
+    agent_leg: str | None = None
+    """The name of the agent's browser leg in :attr:`legs` while one is joined."""
     agent_audio: MediaStreamTrack | None = None
+
+    @property
+    def state(self) -> CallState:
+        """The call's life-cycle state (its machine's)."""
+        return self.machine.state
+
+    @property
+    def agent(self) -> str | None:
+        """The agent holding the call, if any."""
+        return self.machine.agent
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the call ended (``None`` while active)."""
+        return self.machine.end_reason
 
     def summary(self) -> dict[str, Any]:
         """What the agent console shows."""

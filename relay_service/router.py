@@ -1,4 +1,9 @@
-"""Calls and the :class:`CallRouter` that owns them: WhatsApp leg, greeting, agent leg."""
+"""The :class:`CallRouter`: the I/O shell around each call's state machine.
+
+Webhooks, the console, the assistant, timers and faults become :mod:`~relay_service.callstate`
+events; :meth:`CallRouter.fire` feeds one to the call's machine and carries out the actions it
+returns (Graph API, media bridge, legs, storage, console). Nothing else changes a call's state.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamTrack
 
 from webrtc_ext import (
@@ -19,9 +24,43 @@ from webrtc_ext import (
     RTCSessionDescription,
 )
 
+from .agentleg import AgentLeg, BadOffer, receiver_of
+from .aihost import CallAiHost
 from .assist import CallAi
-from .bridge import MediaBridge, RelayMediaBridge, Source
+from .bridge import MediaBridge, RelayMediaBridge
 from .call import Call as Call  # re-exported: the router's public type
+from .callstate import (
+    WAITING_FOR_A_PERSON,
+    Action,
+    AgentAnswered,
+    AgentHungUp,
+    AssistantAnswered,
+    AssistantFailed,
+    AssistantLost,
+    AssistantTransferred,
+    CallMachine,
+    CallState,
+    CloseAgentLeg,
+    CloseCall,
+    Event,
+    Fault,
+    HandBack,
+    IllegalTransition,
+    Notify,
+    PreAccepted,
+    ReportStorageFailure,
+    RestartRingTimer,
+    SendToWhatsApp,
+    Source,
+    StartAssistant,
+    StopAssistant,
+    StorageFailed,
+    Store,
+    SwitchSource,
+    WhatsAppAnswered,
+    WhatsAppEnded,
+    transition,
+)
 from .cluster.recovery import record_late_terminate
 from .diagnostics import LegRecorder
 from .metrics import Metrics
@@ -34,11 +73,10 @@ from .whatsapp.sdp import prepare_answer, prepare_offer
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("dialing", "ringing", "prerecorded", "assistant", "waiting", "human")
-WAITING_STATES = ("dialing", "ringing", "prerecorded", "waiting")
-"""States in which a call waits for a person (and the ring timeout runs)."""
-ANSWERABLE = ("ringing", "prerecorded", "waiting", "assistant")
 EARLY_EVENTS_KEPT = 64
+EARLY_ENDS_KEPT = 256
+EARLY_END_SECONDS = 120.0
+"""How long a ``terminate`` that overtook its ``connect`` is remembered."""
 CLOSE_TIMEOUT = 10.0
 CLOSE_BUDGET = 3.0
 """Seconds the parallel ending of every call at shutdown may take."""
@@ -48,7 +86,7 @@ GREETING_LIMIT = 60.0
 
 
 class CallUnavailable(Exception):
-    """The call does not exist, has ended, or another agent has it."""
+    """The call does not exist, has ended, another agent has it, or the request is not valid."""
 
 
 Listener = Callable[[str, Call, dict[str, Any]], None]
@@ -69,6 +107,8 @@ class CallRouter:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Status and answer webhooks of an outbound call can overtake the connect reply.
         self._early: dict[str, list[CallConnect | CallStatus]] = {}
+        # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
+        self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self.accepting = True
         """False while draining: a new call is declined (see :meth:`drain`)."""
 
@@ -115,7 +155,94 @@ class CallRouter:
 
     def active_calls(self) -> list[Call]:
         """Calls not yet ended."""
-        return [call for call in self.calls.values() if call.state in ACTIVE_STATES]
+        return [call for call in self.calls.values() if call.machine.active]
+
+    # -- the state machine's shell -------------------------------------------------------------
+
+    async def fire(self, call: Call, event: Event) -> None:
+        """Feed ``event`` to the call's machine and carry out its actions.
+
+        Raises :class:`IllegalTransition` (nothing changed) if the call's state does not allow it.
+        """
+        call.machine, actions = transition(call.machine, event)
+        await self._perform(call, actions)
+
+    async def _end(self, call: Call, event: WhatsAppEnded | Fault | AgentHungUp) -> None:
+        """End ``call`` by ``event`` unless it has already ended."""
+        if call.machine.active:
+            with contextlib.suppress(IllegalTransition):
+                await self.fire(call, event)
+
+    async def _perform(self, call: Call, actions: list[Action]) -> None:
+        ending = any(isinstance(action, CloseCall) for action in actions)
+        for action in actions:
+            if not ending and not call.machine.active:
+                return  # the call ended while an earlier action ran
+            if isinstance(action, SendToWhatsApp):
+                if action.action == "accept":
+                    try:
+                        await self._accept(call)
+                    except GraphApiError as exc:
+                        await self._end(call, Fault("graph", f"graph api: {exc}"))
+                        return
+                else:
+                    await self._tell_whatsapp_ended(call, action.action)
+            elif isinstance(action, SwitchSource):
+                if action.source is Source.GREETING and self.settings.greeting_file is not None:
+                    call.bridge.play_greeting(self.settings.greeting_file)
+                else:
+                    call.bridge.use(action.source)
+            elif isinstance(action, StartAssistant):
+                if call.ai is not None:
+                    call.tasks.append(self.spawn(self._assistant_answers(call, action)))
+            elif isinstance(action, StopAssistant):
+                if call.ai is not None:
+                    await call.ai.stop_assistant(action.reason)
+            elif isinstance(action, CloseAgentLeg):
+                await self._close_agent_leg(call)
+            elif isinstance(action, Store):
+                await self._store(call, action)
+            elif isinstance(action, Notify):
+                self.notify("call", call)
+            elif isinstance(action, RestartRingTimer):
+                call.waiting_since = time.monotonic()
+            elif isinstance(action, ReportStorageFailure):
+                logger.error("call %s: database write failed: %s", call.wa_call_id, action.detail)
+            elif isinstance(action, CloseCall):
+                await self._close(call, action.reason)
+
+    async def write(self, call: Call, write: Callable[[int], Awaitable[Any]]) -> None:
+        """One database write for ``call``; a failure is the call's ``StorageFailed`` event."""
+        if not call.db_id:
+            return  # its row could not be created; the end retries
+        try:
+            await write(call.db_id)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            if call.machine.active:
+                await self.fire(call, StorageFailed(detail))
+            else:
+                logger.error("call %s: database write failed: %s", call.wa_call_id, detail)
+
+    async def _store(self, call: Call, action: Store) -> None:
+        columns = {**action.columns, **{name: utcnow() for name in action.timestamps}}
+        await self._record(call, action.event, columns=columns, **action.fields)
+
+    async def _record(self, call: Call, event: str, **fields: Any) -> None:
+        state = str(call.state)
+        await self.write(
+            call, lambda db_id: self.storage.record_event(db_id, event, state=state, **fields)
+        )
+
+    async def _create_row(self, call: Call) -> int | None:
+        """The call's database row: its id, ``None`` if it exists, ``0`` if the write failed."""
+        try:
+            return await self.storage.create_call(
+                call.wa_call_id, call.from_number, call.to_number, call.direction, call.caller_name
+            )
+        except Exception as exc:
+            logger.error("call %s: its row could not be stored: %s", call.wa_call_id, exc)
+            return 0
 
     # -- webhook events ---------------------------------------------------------------------
 
@@ -131,76 +258,100 @@ class CallRouter:
             errors = "; ".join(f"{e.code} {e.title}" for e in event.errors)
             reason = f"whatsapp: {event.status}" + (f" ({errors})" if errors else "")
             if call is not None:
-                await self.end(call, reason, tell_whatsapp=False)
-            else:  # ended by recovery, or left by a run that died: still recorded
-                await record_late_terminate(self.storage, event, reason)
+                await self._end(call, WhatsAppEnded(reason))
+            elif not await self._late_terminate(event, reason):
+                logger.info("terminate for unknown call %s (kept): %s", event.call_id, reason)
+                self._remember_end(event.call_id, reason)
         elif isinstance(event, CallStatus):
             logger.info("call %s status %s", event.call_id, event.status)
             await self._outbound_event(event)
         elif isinstance(event, UnknownEvent):
             logger.info("ignored webhook event: %s", event.description)
 
+    async def _late_terminate(self, event: CallTerminate, reason: str) -> bool:
+        """A terminate of a stored call nobody holds (ended by recovery, or left by a dead run)."""
+        try:
+            return await record_late_terminate(self.storage, event, reason)
+        except Exception as exc:
+            logger.error("terminate of %s could not be stored: %s", event.call_id, exc)
+            return False
+
+    def _remember_end(self, call_id: str, reason: str) -> None:
+        self._early_ends[call_id] = (time.monotonic(), reason)
+        self._early_ends.move_to_end(call_id)
+        while len(self._early_ends) > EARLY_ENDS_KEPT:
+            self._early_ends.popitem(last=False)
+
+    def _early_end(self, call_id: str) -> str | None:
+        """The reason of a terminate that arrived before the call, if recent."""
+        now = time.monotonic()
+        while self._early_ends:
+            oldest = next(iter(self._early_ends))
+            if now - self._early_ends[oldest][0] <= EARLY_END_SECONDS:
+                break
+            del self._early_ends[oldest]
+        entry = self._early_ends.pop(call_id, None)
+        return None if entry is None else entry[1]
+
     async def _incoming_call(self, event: CallConnect) -> None:
-        db_id = await self.storage.create_call(
-            event.call_id, event.from_, event.to, event.direction, event.contact_name
-        )
-        if db_id is None:
-            logger.info("connect for existing call %s ignored (redelivery)", event.call_id)
-            return
-        if not self.accepting:
-            await self._decline_while_draining(event.call_id, db_id)
+        if event.call_id in self.calls:
+            logger.info("connect for live call %s ignored (redelivery)", event.call_id)
             return
         call = Call(
             event.call_id,
-            db_id,
+            0,
             event.from_,
             event.to,
             event.contact_name,
             event.direction,
             self.new_bridge(),
         )
+        db_id = await self._create_row(call)
+        if db_id is None or event.call_id in self.calls:
+            logger.info("connect for existing call %s ignored (redelivery)", event.call_id)
+            await call.bridge.close()
+            return
+        call.db_id = db_id
+        if not self.accepting:  # draining, and no other replica took it: declined
+            logger.warning("call %s declined: %s", call.wa_call_id, SHUTTING_DOWN)
+            self.calls[call.wa_call_id] = call
+            await self._end(call, Fault("shutdown", SHUTTING_DOWN))
+            return
         if self.settings.realtime_used:
-            call.ai = CallAi(self, call)
-        self.calls[call.wa_call_id] = call
-        self.metrics.calls.inc(direction=event.direction)
-        self.metrics.calls_active.set(len(self.active_calls()))
-        self.notify("call", call)
+            call.ai = CallAi(CallAiHost(self, call))
+        self._register(call)
+        if not db_id:
+            await self.fire(call, StorageFailed(self.storage.write_error or "row not stored"))
+        early = self._early_end(call.wa_call_id)
+        if early is not None:
+            await self._end(call, WhatsAppEnded(early))
+            return
         try:
             call.answer_sdp = await self._open_whatsapp_leg(call, event.sdp)
+            if not call.machine.active:
+                return
             await self.graph.pre_accept(call.wa_call_id, call.answer_sdp)
             call.pre_accepted.set()
-            await self.storage.record_event(call.db_id, "pre_accepted")
+            await self._record(call, "pre_accepted")
             if call.ai is not None and self.settings.transcription_enabled:
                 call.tasks.append(self.spawn(call.ai.start_transcription()))
-            greeting, assistant = self.settings.greeting_file, self.settings.assistant_enabled
-            if (greeting is not None or assistant) and call.state == "ringing":
-                await self._accept(call)
-                if greeting is not None:
-                    call.bridge.play_greeting(greeting)
-                    await self._set_state(call, "prerecorded", "greeting")
-                if assistant:
-                    call.tasks.append(self.spawn(self._assistant_answers(call)))
+            greeting = self.settings.greeting_file is not None
+            await self.fire(call, PreAccepted(greeting, self.settings.assistant_enabled))
+        except IllegalTransition:
+            return  # the call ended meanwhile
         except GraphApiError as exc:
-            await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
+            await self._end(call, Fault("graph", f"graph api: {exc}"))
         except Exception as exc:
             logger.exception("incoming call %s failed", call.wa_call_id)
-            await self.end(call, f"error: {exc}", tell_whatsapp=True)
+            await self._end(call, Fault("signalling", f"error: {exc}"))
         else:
             call.tasks.append(self.spawn(self._watch_media(call)))
 
-    async def _decline_while_draining(self, wa_call_id: str, db_id: int) -> None:
-        logger.warning("call %s declined: %s", wa_call_id, SHUTTING_DOWN)
-        await self.storage.record_event(
-            db_id,
-            "ended",
-            state="ended",
-            reason=SHUTTING_DOWN,
-            columns={"ended_at": utcnow(), "end_reason": SHUTTING_DOWN},
-        )
-        try:
-            await self.graph.reject(wa_call_id)
-        except GraphApiError as exc:
-            logger.warning("declining %s at WhatsApp failed: %s", wa_call_id, exc)
+    def _register(self, call: Call) -> None:
+        self.calls[call.wa_call_id] = call
+        self.metrics.calls.inc(direction=call.direction)
+        self.metrics.calls_active.set(len(self.active_calls()))
+        self.notify("call", call)
 
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
@@ -215,12 +366,12 @@ class CallRouter:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            call.bridge.set_caller_track(track, _receiver_of(pc, track))
+            call.bridge.set_caller_track(track, receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState == "failed":
-                self.spawn(self.end(call, "whatsapp leg: connection failed", tell_whatsapp=True))
+                self.spawn(self._end(call, Fault("media", "whatsapp leg: connection failed")))
 
         @pc.on("dtmf")
         def on_dtmf(event: Any) -> None:  # the library's RFC 4733 receiver, once it lands
@@ -230,47 +381,46 @@ class CallRouter:
         return pc
 
     async def _accept(self, call: Call) -> None:
-        if not call.accepted:
-            call.accepted = True
-            # An agent may answer while pre_accept is still on its way: accept goes after it.
-            try:
-                async with asyncio.timeout(self.settings.graph_timeout):
-                    await call.pre_accepted.wait()
-            except TimeoutError:
-                raise GraphApiError("pre_accept did not complete before accept") from None
-            call.bridge.last_caller_audio = time.monotonic()
-            await self.graph.accept(call.wa_call_id, call.answer_sdp)
-            await self.storage.record_event(call.db_id, "accepted")
+        # An agent may answer while pre_accept is still on its way: accept goes after it.
+        try:
+            async with asyncio.timeout(self.settings.graph_timeout):
+                await call.pre_accepted.wait()
+        except TimeoutError:
+            raise GraphApiError("pre_accept did not complete before accept") from None
+        call.bridge.last_caller_audio = time.monotonic()
+        await self.graph.accept(call.wa_call_id, call.answer_sdp)
+        await self._record(call, "accepted")
 
-    async def _set_state(self, call: Call, state: str, event: str, **fields: Any) -> None:
-        if state == "waiting" and call.state != "waiting":
-            call.waiting_since = time.monotonic()
-        call.state = state
-        await self.storage.record_event(call.db_id, event, state=state, **fields)
-        self.notify("call", call)
+    async def _tell_whatsapp_ended(self, call: Call, action: str) -> None:
+        if not call.wa_call_id:
+            return
+        send = self.graph.terminate if action == "terminate" else self.graph.reject
+        try:
+            await send(call.wa_call_id)
+        except GraphApiError as exc:
+            logger.warning("ending %s at WhatsApp failed: %s", call.wa_call_id, exc)
 
     async def _watch_media(self, call: Call) -> None:
         timeout, ring_timeout = self.settings.no_media_timeout, self.settings.ring_timeout
-        while call.state in ACTIVE_STATES:
+        while call.machine.active:
             await asyncio.sleep(min(1.0, timeout / 4, ring_timeout / 4))
             silent_for = time.monotonic() - call.bridge.last_caller_audio
-            if call.accepted and call.state != "dialing" and silent_for > timeout:
-                await self.end(call, f"no media from caller for {timeout:g} s", tell_whatsapp=True)
-            elif (
-                call.state in WAITING_STATES
-                and time.monotonic() - call.waiting_since > ring_timeout
+            state = call.state
+            if call.machine.accepted and state is not CallState.DIALING and silent_for > timeout:
+                await self._end(call, Fault("media", f"no media from caller for {timeout:g} s"))
+            elif state in WAITING_FOR_A_PERSON and (
+                time.monotonic() - call.waiting_since > ring_timeout
             ):
-                who = "the user" if call.state == "dialing" else "an agent"
-                await self.end(
-                    call, f"{who} did not answer in {ring_timeout:g} s", tell_whatsapp=True
-                )
+                who = "the user" if state is CallState.DIALING else "an agent"
+                reason = f"{who} did not answer in {ring_timeout:g} s"
+                await self._end(call, Fault("ring_timeout", reason))
 
     async def dtmf_received(self, call: Call, digit: str) -> None:
         """Store a keypad digit and show it to the agent."""
         call.digits.append(digit)
         if call.ai is not None:
             call.ai.key(digit)
-        await self.storage.add_dtmf(call.db_id, digit)
+        await self.write(call, lambda db_id: self.storage.add_dtmf(db_id, digit))
         self.notify("dtmf", call, digit=digit)
 
     # -- agent leg --------------------------------------------------------------------------
@@ -278,125 +428,142 @@ class CallRouter:
     async def answer(self, wa_call_id: str, agent: str, offer_sdp: str) -> str:
         """Connect an agent's browser offer to the call; returns our SDP answer."""
         call = self.calls.get(wa_call_id)
-        if call is not None and call.agent is not None:
-            raise CallUnavailable(f"call {wa_call_id} is already answered by {call.agent}")
-        if call is None or call.state not in ANSWERABLE:
+        if call is None:
             raise CallUnavailable(f"call {wa_call_id} is not waiting for an agent")
-        call.agent = agent
-        taking_over = call.state == "assistant"
+        _allowed(call, AgentAnswered(agent))
+        leg = await self._prepare_agent_leg(call, offer_sdp)
         try:
-            answer = await self._open_agent_leg(call, offer_sdp)
-            await self._accept(call)
-        except GraphApiError as exc:
-            await self.end(call, f"graph api: {exc}", tell_whatsapp=True)
-            raise CallUnavailable(f"WhatsApp refused to accept the call: {exc}") from exc
-        call.bridge.use(Source.AGENT)
-        await self._set_state(
-            call,
-            "human",
-            "taken_over" if taking_over else "agent_answered",
-            agent=agent,
-            columns={"agent": agent, "answered_at": utcnow()},
-        )
-        if call.ai is not None:
-            await call.ai.stop_assistant("taken over by " + agent)
-        return answer
+            call.machine, actions = transition(call.machine, AgentAnswered(agent))
+        except IllegalTransition as exc:  # another agent was quicker
+            await leg.discard(call.bridge)
+            raise CallUnavailable(f"call {wa_call_id}: {exc}") from None
+        self._attach_agent_leg(call, leg)
+        await self._perform(call, actions)
+        if not call.machine.active:
+            raise CallUnavailable(f"WhatsApp refused to accept the call: {call.end_reason}")
+        return leg.answer
 
-    async def _open_agent_leg(self, call: Call, offer_sdp: str) -> str:
-        pc = RTCPeerConnection(self.peer_config())
+    async def _prepare_agent_leg(self, call: Call, offer_sdp: str) -> AgentLeg:
+        """Negotiate the browser's offer; :class:`CallUnavailable` (nothing changed) if bad."""
+        n = call.browser_legs + 1
+        name = "browser" if n == 1 else f"browser-{n}"
+        try:
+            return await AgentLeg.negotiate(self.peer_config(), call.bridge, name, offer_sdp)
+        except BadOffer as exc:
+            logger.info("agent offer for %s refused: %s", call.wa_call_id, exc)
+            raise CallUnavailable(str(exc)) from None
+
+    def _attach_agent_leg(self, call: Call, leg: AgentLeg) -> None:
+        """The leg joins the call: its audio reaches the caller, the caller's reaches it."""
         call.browser_legs += 1
-        name = "browser" if call.browser_legs == 1 else f"browser-{call.browser_legs}"
-        recorder = LegRecorder(name, pc)
-        call.legs[name] = recorder
+        call.legs[leg.name] = leg.recorder
+        call.agent_leg = leg.name
+        call.agent_audio = leg.audio
+        call.bridge.feed(leg.audio, leg.sender)
+        agent = call.agent or ""
+        pc = leg.pc
+
+        def joined() -> bool:
+            return call.legs.get(leg.name) is leg.recorder
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if call.legs.get(name) is recorder:
-                call.bridge.connect_agent(track, _receiver_of(pc, track))
+            if joined():
+                call.bridge.connect_agent(track, receiver_of(pc, track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            lost = pc.connectionState in ("failed", "closed")
-            if lost and call.state in ACTIVE_STATES and call.legs.get(name) is recorder:
-                self.spawn(self.end(call, "agent leg lost", tell_whatsapp=True))
+            if pc.connectionState in ("failed", "closed") and joined():
+                self.spawn(self._end(call, AgentHungUp(agent, "agent leg lost")))
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        call.agent_audio = call.bridge.caller_audio()
-        call.bridge.feed(call.agent_audio, pc.addTrack(call.agent_audio))
-        await pc.setLocalDescription(await pc.createAnswer())
-        return str(pc.localDescription.sdp)
+        for track, receiver in leg.tracks:
+            call.bridge.connect_agent(track, receiver)
 
-    # -- the assistant ------------------------------------------------------------------------
-
-    async def _assistant_answers(self, call: Call) -> None:
-        assert call.ai is not None
-        greeting = call.bridge.source is Source.GREETING
-        if await call.ai.start_assistant(greet=not greeting):
-            if greeting:  # the assistant speaks once the greeting has been heard in full
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(GREETING_LIMIT):
-                        await call.bridge.greeting_finished()
-            if call.state in ("ringing", "prerecorded"):
-                call.bridge.use(Source.ASSISTANT)
-                await self._set_state(call, "assistant", "assistant_answered")
-                if greeting:
-                    call.ai.greet()
-            else:  # an agent answered first, or the call ended
-                await call.ai.stop_assistant("not needed")
-        elif call.state in ("ringing", "prerecorded"):
-            reason = call.ai.status.get("assistant", "could not connect")
-            await self._set_state(call, "waiting", "assistant_failed", reason=reason)
-
-    async def transfer(self, call: Call, reason: str) -> None:
-        """The assistant hands the call to a human: it goes silent, the call waits for an agent."""
-        if call.state != "assistant" or call.ai is None:
-            return
-        call.bridge.use(Source.SILENCE)
-        await self._set_state(call, "waiting", "transferred", reason=reason)
-        await call.ai.stop_assistant("transferred to a human")
-
-    async def assistant_lost(self, call: Call, reason: str) -> None:
-        """The assistant's Realtime leg dropped: the call waits for an agent."""
-        if call.state == "assistant":
-            call.bridge.use(Source.SILENCE)
-            await self._set_state(call, "waiting", "assistant_stopped", reason=reason)
-
-    async def hand_back(self, wa_call_id: str, agent: str) -> None:
-        """An agent gives the call back to a fresh assistant that knows the conversation."""
-        call = self.calls.get(wa_call_id)
-        if call is None or call.state != "human" or call.agent != agent:
-            raise CallUnavailable(f"call {wa_call_id} is not yours to hand back")
-        if call.ai is None or not self.settings.assistant_enabled:
-            raise CallUnavailable("the assistant is not enabled")
-        name = "browser" if call.browser_legs == 1 else f"browser-{call.browser_legs}"
-        leg = call.legs.pop(name, None)
-        call.agent = None
+    async def _close_agent_leg(self, call: Call) -> None:
+        name = call.agent_leg
+        call.agent_leg = None
+        leg = call.legs.pop(name, None) if name is not None else None
         call.bridge.disconnect_agent()
         if call.agent_audio is not None:
             call.bridge.release(call.agent_audio)
             call.agent_audio = None
-        if leg is not None:
-            with contextlib.suppress(Exception):
-                content = await leg.render()
-                await self.storage.save_diagnostic(
-                    call.db_id, name, leg.filename(call.wa_call_id), content
-                )
+        if leg is not None and name is not None:
+            await self._save_diagnostic(call, name, leg)
             await leg.pc.close()
-        await self._set_state(call, "waiting", "handed_back", agent=agent)
-        if not await call.ai.start_assistant(call.ai.context()):
-            return  # the call stays waiting for an agent; the console shows why
-        if call.state == "waiting":
-            call.bridge.use(Source.ASSISTANT)
-            await self._set_state(call, "assistant", "assistant_answered")
+
+    async def _save_diagnostic(self, call: Call, name: str, leg: LegRecorder) -> None:
+        try:
+            content = await leg.render()
+        except Exception:
+            logger.warning("diagnostic file of %s %s failed", call.wa_call_id, name, exc_info=True)
+            return
+        filename = leg.filename(call.wa_call_id)
+        await self.write(
+            call, lambda db_id: self.storage.save_diagnostic(db_id, name, filename, content)
+        )
+
+    # -- the assistant ------------------------------------------------------------------------
+
+    async def _assistant_answers(self, call: Call, start: StartAssistant) -> None:
+        ai = call.ai
+        assert ai is not None
+        greeting = call.machine.source is Source.GREETING
+        context = ai.context() if start.with_context else ""
+        if await ai.start_assistant(context, greet=not greeting):
+            if greeting:  # the assistant speaks once the greeting has been heard in full
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GREETING_LIMIT):
+                        await call.bridge.greeting_finished()
+            try:
+                await self.fire(call, AssistantAnswered())
+            except IllegalTransition:  # an agent answered first, or the call ended
+                await ai.stop_assistant("not needed")
+                return
+            if greeting:
+                ai.greet()
         else:
-            await call.ai.stop_assistant("not needed")
+            reason = ai.status.get("assistant", "could not connect")
+            with contextlib.suppress(IllegalTransition):
+                await self.fire(call, AssistantFailed(reason))
+
+    async def transfer(self, call: Call, reason: str) -> None:
+        """The assistant hands the call to a human: it goes silent, the call waits for an agent."""
+        try:
+            await self.fire(call, AssistantTransferred(reason))
+        except IllegalTransition as exc:
+            logger.info("transfer of %s ignored: %s", call.wa_call_id, exc)
+
+    async def assistant_lost(self, call: Call, reason: str) -> None:
+        """The assistant's Realtime leg dropped: the call waits for an agent."""
+        with contextlib.suppress(IllegalTransition):
+            await self.fire(call, AssistantLost(reason))
+
+    async def hand_back(self, wa_call_id: str, agent: str) -> None:
+        """An agent gives the call back to a fresh assistant that knows the conversation."""
+        call = self.calls.get(wa_call_id)
+        if call is None:
+            raise CallUnavailable(f"call {wa_call_id} is not yours to hand back")
+        available = call.ai is not None and self.settings.assistant_enabled
+        try:
+            await self.fire(call, HandBack(agent, available))
+        except IllegalTransition as exc:
+            raise CallUnavailable(str(exc)) from None
 
     async def hangup(self, wa_call_id: str, by: str) -> None:
-        """End a call from our side (agent hangs up)."""
+        """End a call from our side: only the agent holding it may."""
         call = self.calls.get(wa_call_id)
         if call is None:
             raise CallUnavailable(f"no call {wa_call_id}")
-        await self.end(call, f"hung up by {by}", tell_whatsapp=True)
+        try:
+            await self.fire(call, AgentHungUp(by, f"hung up by {by}"))
+        except IllegalTransition as exc:
+            raise CallUnavailable(f"call {wa_call_id}: {exc}") from None
+
+    async def agent_left(self, wa_call_id: str, agent: str) -> None:
+        """The agent's console closed: a call they still hold ends."""
+        call = self.calls.get(wa_call_id)
+        if call is not None and call.agent == agent:
+            await self._end(call, AgentHungUp(agent, "agent disconnected"))
 
     # -- business-initiated calls ----------------------------------------------------------
 
@@ -406,35 +573,54 @@ class CallRouter:
             raise CallUnavailable(f"this replica is draining ({SHUTTING_DOWN}); dial again")
         bridge = self.new_bridge()
         call = Call(
-            "", 0, self.settings.whatsapp_phone_number_id, to, None, "BUSINESS_INITIATED", bridge
+            "",
+            0,
+            self.settings.whatsapp_phone_number_id,
+            to,
+            None,
+            "BUSINESS_INITIATED",
+            bridge,
+            machine=CallMachine.outbound(agent),
         )
-        call.state, call.agent, call.accepted = "dialing", agent, True
+        try:  # the browser's offer first: a bad one never reaches WhatsApp
+            leg = await self._prepare_agent_leg(call, browser_offer)
+        except CallUnavailable:
+            await bridge.close()
+            raise
         pc = self._whatsapp_pc(call)
         bridge.attach_whatsapp_sender(pc.addTrack(bridge.to_whatsapp))
-        await pc.setLocalDescription(await pc.createOffer())
         try:
+            await pc.setLocalDescription(await pc.createOffer())
             call.wa_call_id = await self.graph.connect(to, prepare_offer(pc.localDescription.sdp))
         except GraphApiError as exc:
+            await leg.discard(bridge)
+            with contextlib.suppress(Exception):
+                await call.legs["whatsapp"].render()
             await pc.close()
             await bridge.close()
             raise CallUnavailable(f"WhatsApp refused the call: {exc}") from exc
-        db_id = await self.storage.create_call(
-            call.wa_call_id, call.from_number, to, call.direction
-        )
-        assert db_id is not None, "Meta returned an existing call id"
-        call.db_id = db_id
-        self.calls[call.wa_call_id] = call
-        self.metrics.calls.inc(direction=call.direction)
-        self.metrics.calls_active.set(len(self.active_calls()))
-        await self._set_state(call, "dialing", "dialing", agent=agent, columns={"agent": agent})
-        answer = await self._open_agent_leg(call, browser_offer)
-        call.tasks.append(self.spawn(self._watch_media(call)))
-        if self.settings.transcription_enabled:
-            call.ai = CallAi(self, call)
-            call.tasks.append(self.spawn(call.ai.start_transcription()))
-        for early in self._early.pop(call.wa_call_id, []):
-            await self._outbound_event(early)
-        return call.wa_call_id, answer
+        try:
+            db_id = await self._create_row(call)
+            call.db_id = db_id or 0
+            self._register(call)
+            self._attach_agent_leg(call, leg)
+            if not db_id:
+                await self.fire(call, StorageFailed(self.storage.write_error or "row not stored"))
+            await self._record(call, "dialing", agent=agent, columns={"agent": agent})
+            call.tasks.append(self.spawn(self._watch_media(call)))
+            if self.settings.transcription_enabled:
+                call.ai = CallAi(CallAiHost(self, call))
+                call.tasks.append(self.spawn(call.ai.start_transcription()))
+            early = self._early_end(call.wa_call_id)
+            if early is not None:
+                await self._end(call, WhatsAppEnded(early))
+            for event in self._early.pop(call.wa_call_id, []):
+                await self._outbound_event(event)
+        except Exception as exc:
+            logger.exception("outbound call %s failed", call.wa_call_id)
+            await self._end(call, Fault("signalling", f"error: {exc}"))
+            raise CallUnavailable(f"the call failed: {exc}") from exc
+        return call.wa_call_id, leg.answer
 
     async def _outbound_event(self, event: CallConnect | CallStatus) -> None:
         call = self.calls.get(event.call_id)
@@ -443,9 +629,9 @@ class CallRouter:
                 self._early.setdefault(event.call_id, []).append(event)
             return
         if isinstance(event, CallStatus):
-            await self.storage.record_event(call.db_id, "status", status=event.status)
+            await self._record(call, "status", status=event.status)
             if event.status == "REJECTED":
-                await self.end(call, "whatsapp: REJECTED by the user", tell_whatsapp=False)
+                await self._end(call, WhatsAppEnded("whatsapp: REJECTED by the user"))
             return
         pc = call.legs["whatsapp"].pc
         if event.sdp_type != "answer" or pc.remoteDescription is not None:
@@ -455,36 +641,27 @@ class CallRouter:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=event.sdp, type="answer"))
         except Exception as exc:
             logger.warning("answer of %s could not be applied: %s", call.wa_call_id, exc)
-            await self.end(call, f"bad answer from WhatsApp: {exc}", tell_whatsapp=True)
+            await self._end(call, Fault("signalling", f"bad answer from WhatsApp: {exc}"))
             return
         call.bridge.last_caller_audio = time.monotonic()
-        await self._set_state(call, "human", "connected", columns={"answered_at": utcnow()})
+        try:
+            await self.fire(call, WhatsAppAnswered())
+        except IllegalTransition as exc:
+            logger.info("answer of %s ignored: %s", call.wa_call_id, exc)
 
     # -- ending -----------------------------------------------------------------------------
 
-    async def end(self, call: Call, reason: str, *, tell_whatsapp: bool) -> None:
-        """End a call on every leg, once; save its state and diagnostics."""
-        if call.state == "ended":
-            return
-        call.state, call.end_reason = "ended", reason
+    async def _close(self, call: Call, reason: str) -> None:
+        """Every leg stopped, diagnostics and the end saved, the call forgotten (``CloseCall``)."""
         logger.info("call %s ended: %s", call.wa_call_id, reason)
         current = asyncio.current_task()
         for task in call.tasks:
             if task is not current:
                 task.cancel()
-        if tell_whatsapp:
-            # A call never accepted is declined; an accepted one is terminated.
-            action = self.graph.terminate if call.accepted else self.graph.reject
-            try:
-                await action(call.wa_call_id)
-            except GraphApiError as exc:
-                logger.warning("ending %s at WhatsApp failed: %s", call.wa_call_id, exc)
-        for name, leg in call.legs.items():
-            with contextlib.suppress(Exception):
-                content = await leg.render()
-                await self.storage.save_diagnostic(
-                    call.db_id, name, leg.filename(call.wa_call_id), content
-                )
+        if not call.db_id and call.wa_call_id:  # its row could not be stored: try once more
+            call.db_id = await self._create_row(call) or 0
+        for name, leg in list(call.legs.items()):
+            await self._save_diagnostic(call, name, leg)
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await leg.pc.close()
@@ -493,12 +670,8 @@ class CallRouter:
         await call.bridge.close()
         if call.ai is not None:
             await call.ai.close()
-        await self.storage.record_event(
-            call.db_id,
-            "ended",
-            state="ended",
-            reason=reason,
-            columns={"ended_at": utcnow(), "end_reason": reason[:500]},
+        await self._record(
+            call, "ended", reason=reason, columns={"ended_at": utcnow(), "end_reason": reason[:500]}
         )
         self.metrics.calls_active.set(len(self.active_calls()))
         self.notify("call", call)
@@ -516,7 +689,7 @@ class CallRouter:
         self.accepting = False
         calls = list(self.calls.values())
         endings = [
-            asyncio.ensure_future(self.end(call, SHUTTING_DOWN, tell_whatsapp=True))
+            asyncio.ensure_future(self._end(call, Fault("shutdown", SHUTTING_DOWN)))
             for call in calls
         ]
         if endings:
@@ -543,9 +716,12 @@ class CallRouter:
                 reason=reason,
                 columns={"ended_at": utcnow(), "end_reason": reason},
             )
-            self.calls.pop(call.wa_call_id, None)
+        self.calls.pop(call.wa_call_id, None)
 
 
-def _receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver | None:
-    """The receiver of ``pc`` that ``track`` arrives on."""
-    return next((r for r in pc.getReceivers() if r.track is track), None)
+def _allowed(call: Call, event: Event) -> None:
+    """:class:`CallUnavailable` with the machine's reason if ``event`` is not allowed now."""
+    try:
+        call.machine.check(event)
+    except IllegalTransition as exc:
+        raise CallUnavailable(f"call {call.wa_call_id}: {exc}") from None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select
 from sqlalchemy.exc import IntegrityError
@@ -99,11 +101,35 @@ class DiagnosticFile:
     content: bytes
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _write(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A write of :class:`Storage`: a failure (other than a duplicate) is remembered."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except IntegrityError:
+            raise
+        except Exception as exc:
+            storage = args[0]
+            assert isinstance(storage, Storage)
+            storage.write_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    return wrapper
+
+
 class Storage:
     """Async access to the call tables."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.write_error: str | None = None
+        """Why the last write failed; ``None`` once a write succeeds (``/healthz`` shows it)."""
         self.engine: AsyncEngine = create_async_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -112,6 +138,8 @@ class Storage:
         """Create the SQLite directory if needed and the tables if missing."""
         if self.url.startswith("sqlite") and ":///" in self.url:
             path = self.url.split(":///", 1)[1]
+            if "uri=true" in path:  # an SQLite URI filename: file:PATH?mode=ro&uri=true
+                path = path.split("?", 1)[0].removeprefix("file:")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as connection:
@@ -121,6 +149,7 @@ class Storage:
         """Release the connection pool."""
         await self.engine.dispose()
 
+    @_write
     async def create_call(
         self,
         wa_call_id: str,
@@ -143,8 +172,10 @@ class Storage:
                 session.add(record)
         except IntegrityError:
             return None
+        self.write_error = None
         return record.id
 
+    @_write
     async def record_event(
         self, call_id: int, event: str, *, state: str | None = None, **fields: Any
     ) -> None:
@@ -162,12 +193,16 @@ class Storage:
                 record.state = state
             for name, value in dict(fields.get("columns") or {}).items():
                 setattr(record, name, value)
+        self.write_error = None
 
+    @_write
     async def add_dtmf(self, call_id: int, digit: str) -> None:
         """Store a keypad digit."""
         async with self._sessions.begin() as session:
             session.add(DtmfDigit(call_id=call_id, digit=digit))
+        self.write_error = None
 
+    @_write
     async def add_transcript_segment(
         self, call_id: int, speaker: str, text: str, at: dt.datetime | None = None
     ) -> None:
@@ -177,6 +212,7 @@ class Storage:
         )
         async with self._sessions.begin() as session:
             session.add(row)
+        self.write_error = None
 
     async def transcript(self, call_id: int) -> list[dict[str, Any]]:
         """A call's transcript segments, in order."""
@@ -188,6 +224,7 @@ class Storage:
             )
             return [{"speaker": r.speaker, "text": r.text, "at": r.at.isoformat()} for r in rows]
 
+    @_write
     async def add_tool_call(
         self, call_id: int, name: str, arguments: dict[str, Any], output: str, ok: bool
     ) -> None:
@@ -195,6 +232,7 @@ class Storage:
         row = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, output=output, ok=ok)
         async with self._sessions.begin() as session:
             session.add(row)
+        self.write_error = None
 
     async def tool_calls(self, call_id: int) -> list[dict[str, Any]]:
         """A call's tool calls, in order."""
@@ -215,11 +253,13 @@ class Storage:
                 for r in rows
             ]
 
+    @_write
     async def save_diagnostic(self, call_id: int, leg: str, filename: str, content: bytes) -> int:
         """Store one leg's diagnostic file; returns its id."""
         row = Diagnostic(call_id=call_id, leg=leg, filename=filename, content=content)
         async with self._sessions.begin() as session:
             session.add(row)
+        self.write_error = None
         return row.id
 
     async def list_calls(self, limit: int = 100) -> list[CallRecord]:

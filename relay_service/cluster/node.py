@@ -229,9 +229,7 @@ class ClusterNode:
         elif op == "handback":
             await self.router.hand_back(call_id, agent)
         elif op == "agent_gone":
-            call = self.router.calls.get(call_id)
-            if call is not None and call.agent == agent:
-                await self.router.end(call, "agent disconnected", tell_whatsapp=True)
+            await self.router.agent_left(call_id, agent)
         else:
             raise CallUnavailable(f"unknown request {op!r}")
         return {}

@@ -11,6 +11,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from ..callstate import (
+    CallMachine,
+    CallState,
+    CloseCall,
+    Fault,
+    IllegalTransition,
+    SendToWhatsApp,
+    transition,
+)
 from ..storage import CallRecord, Storage, utcnow
 from ..whatsapp.events import CallTerminate
 from ..whatsapp.graph import GraphApiError, GraphClient
@@ -28,6 +37,15 @@ def was_accepted(record: CallRecord) -> bool:
     return any(entry.get("event") in ANSWERED_EVENTS for entry in record.timeline)
 
 
+def stored_machine(record: CallRecord) -> CallMachine:
+    """The life-cycle state of a stored call, as far as its row tells it."""
+    try:
+        state = CallState(record.state)
+    except ValueError:
+        state = CallState.RINGING
+    return CallMachine(state, agent=record.agent, accepted=was_accepted(record))
+
+
 async def end_orphaned_call(
     storage: Storage, graph: GraphClient, record: CallRecord, reason: str = REPLICA_LOST
 ) -> bool:
@@ -35,23 +53,30 @@ async def end_orphaned_call(
     current = await storage.get_call(record.id)
     if current is None or current.ended_at is not None:
         return False
-    action = "terminate" if was_accepted(current) else "reject"
+    try:  # the call's state machine decides, as for a live call: terminate, reject or nothing
+        _, actions = transition(stored_machine(current), Fault("replica_lost", reason))
+    except IllegalTransition:
+        return False
+    tell = next((a.action for a in actions if isinstance(a, SendToWhatsApp)), None)
+    closing = next(a for a in actions if isinstance(a, CloseCall))
     # Recorded first: Meta's terminate webhook may come back before the Graph API's reply.
     await storage.record_event(
         current.id,
         "ended",
-        state="ended",
-        reason=reason,
-        columns={"ended_at": utcnow(), "end_reason": reason},
+        state=str(CallState.ENDED),
+        reason=closing.reason,
+        columns={"ended_at": utcnow(), "end_reason": closing.reason},
     )
-    told = "ok"
-    try:
-        await (graph.terminate if action == "terminate" else graph.reject)(current.wa_call_id)
-    except GraphApiError as exc:  # the call may be over at Meta already: recorded, not fatal
-        told = f"failed: {exc}"
-    await storage.record_event(current.id, "whatsapp_told", action=action, result=told)
+    told = "nothing to tell"
+    if tell is not None:
+        try:
+            await (graph.terminate if tell == "terminate" else graph.reject)(current.wa_call_id)
+            told = "ok"
+        except GraphApiError as exc:  # the call may be over at Meta already: recorded
+            told = f"failed: {exc}"
+        await storage.record_event(current.id, "whatsapp_told", action=tell, result=told)
     logger.warning(
-        "call %s ended: %s (told WhatsApp %s: %s)", current.wa_call_id, reason, action, told
+        "call %s ended: %s (told WhatsApp %s: %s)", current.wa_call_id, reason, tell, told
     )
     return True
 
@@ -89,7 +114,6 @@ async def record_late_terminate(storage: Storage, event: CallTerminate, reason: 
     """Store Meta's ``terminate`` of a call no process holds (ended by recovery, or orphaned)."""
     record = await storage.find_call(event.call_id)
     if record is None:
-        logger.info("terminate for unknown call %s: %s", event.call_id, reason)
         return False
     columns = {} if record.ended_at is not None else {"ended_at": utcnow(), "end_reason": reason}
     await storage.record_event(

@@ -74,7 +74,7 @@ class Agent:
         if reply["type"] != "answer":
             await self.pc.close()
             self.pc = None
-        assert reply["type"] == "answer", reply
+        assert reply["type"] == "answer" and self.pc is not None, reply
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
         return str(reply["call_id"])
 
