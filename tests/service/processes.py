@@ -187,7 +187,7 @@ async def signed_in_agent(
 
 
 async def wait_until(
-    check: Callable[[], Any], timeout: float = 30.0, what: str = "condition"
+    check: Callable[[], Any], timeout: float = 60.0, what: str = "condition"
 ) -> Any:
     """Poll an async or plain ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
