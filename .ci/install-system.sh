@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Chromium and Firefox ESR (browser interop), coturn (TURN), Go with Debian's
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
-# iproute2/iptables/nftables (network namespaces with an MTU-limited path), redis-server (what
+# iproute2/iptables/nftables (network namespaces with an MTU-limited path), PostgreSQL (the service's
+# production database; the tests start their own server as the postgres user), redis-server (what
 # replicas share; the tests start their own).
 set -euo pipefail
 packages=(
@@ -15,6 +16,7 @@ packages=(
     iproute2
     iptables
     nftables
+    postgresql
     redis-server
 )
 missing=()
@@ -26,8 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# coturn's package starts a system-wide server on 3478; the tests start their own.
+# coturn's and postgresql's packages start system-wide servers; the tests start their own.
 systemctl stop coturn 2>/dev/null || true
 pkill -x turnserver 2>/dev/null || true
-# redis-server's package may start a system-wide server on 6379; the tests start their own.
-systemctl stop redis-server 2>/dev/null || true
+systemctl stop postgresql redis-server 2>/dev/null || true

@@ -18,7 +18,7 @@ from .agents import AgentConsole
 from .cluster.node import ClusterNode
 from .cluster.recovery import end_orphaned_calls
 from .cluster.sessions import MemorySessionStore, RedisSessionStore
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, CallTimes, Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
@@ -38,6 +38,8 @@ SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
 DEMO_HUMAN = "please connect me to a human agent"
+HEALTH_DATABASE_TIMEOUT = 2.0
+"""Seconds the database has to answer ``/healthz`` before it counts as unavailable."""
 
 
 class Service:
@@ -45,7 +47,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(replica=settings.replica_id)
         self.storage = Storage(settings.database_url)
         self.graph = GraphClient(
             settings.graph_base_url,
@@ -56,6 +58,7 @@ class Service:
             metrics=self.metrics,
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
+        self.router.listeners.append(CallTimes(self.metrics))
         self.node: ClusterNode | None = None
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
@@ -173,12 +176,19 @@ class Service:
         await self.storage.close()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 once the service is ready; 503 before, while stopping, and while the database
-        refuses writes (until a write succeeds again)."""
+        """200 once the service is ready and its database answers; 503 with the reason while
+        starting or stopping, after a failed database write until one succeeds again, and while
+        the database does not answer a query."""
         if not self.ready:
             return web.Response(status=503, text="starting")
         if self.storage.write_error is not None:
             return web.Response(status=503, text=f"database: {self.storage.write_error}")
+        try:
+            await asyncio.wait_for(self.storage.ping(), HEALTH_DATABASE_TIMEOUT)
+        except Exception as exc:  # any failure of the database makes the replica unhealthy
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("health check: database unavailable: %s", reason)
+            return web.Response(status=503, text=f"database unavailable: {reason}")
         return web.Response(text="ok")
 
     async def readyz(self, request: web.Request) -> web.Response:
@@ -191,9 +201,7 @@ class Service:
         """Prometheus metrics."""
         return web.Response(
             text=self.metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
         )
 
     async def index(self, request: web.Request) -> web.Response:

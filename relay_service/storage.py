@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from . import schema
 
 
 def utcnow() -> dt.datetime:
@@ -130,20 +132,29 @@ class Storage:
         self.url = url
         self.write_error: str | None = None
         """Why the last write failed; ``None`` once a write succeeds (``/healthz`` shows it)."""
-        self.engine: AsyncEngine = create_async_engine(url)
+        # A pooled connection a PostgreSQL restart closed is noticed and replaced, not used.
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self) -> None:
-        """Create the SQLite directory if needed and the tables if missing."""
+        """Create the SQLite directory if needed and migrate the schema to the newest revision."""
         if self.url.startswith("sqlite") and ":///" in self.url:
             path = self.url.split(":///", 1)[1]
             if "uri=true" in path:  # an SQLite URI filename: file:PATH?mode=ro&uri=true
                 path = path.split("?", 1)[0].removeprefix("file:")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        await schema.upgrade(self.engine)
+
+    async def revision(self) -> str:
+        """The schema revision the database is at."""
+        return await schema.current_revision(self.engine) or "none"
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -161,10 +172,11 @@ class Storage:
         """Insert a call; ``None`` if a call with this WhatsApp id already exists."""
         record = CallRecord(
             wa_call_id=wa_call_id,
-            from_number=from_number,
-            to_number=to_number,
+            # PostgreSQL enforces column lengths (SQLite does not): display fields are cut to fit.
+            from_number=from_number[:64],
+            to_number=to_number[:64],
             direction=direction,
-            caller_name=caller_name,
+            caller_name=None if caller_name is None else caller_name[:256],
             timeline=[{"at": utcnow().isoformat(), "event": "created", "direction": direction}],
         )
         try:
