@@ -111,7 +111,9 @@ class CallRouter:
         # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
         self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self.accepting = True
-        """False while draining: a new call is declined (see :meth:`drain`)."""
+        """False while draining: a new call is handed over or declined (see :meth:`drain`)."""
+        self.hand_over: Callable[[CallConnect], Awaitable[bool]] | None = None
+        """With replicas: gives a new call to one that is not draining (true if one took it)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -298,6 +300,11 @@ class CallRouter:
         if event.call_id in self.calls:
             logger.info("connect for live call %s ignored (redelivery)", event.call_id)
             return
+        # Draining: another replica takes the call if one can; decided before the row is stored,
+        # so that the one that takes it stores it. Once stored here, the call is this replica's.
+        draining = not self.accepting
+        if draining and self.hand_over is not None and await self.hand_over(event):
+            return
         call = Call(
             event.call_id,
             0,
@@ -313,7 +320,7 @@ class CallRouter:
             await call.bridge.close()
             return
         call.db_id = db_id
-        if not self.accepting:  # draining, and no other replica took it: declined
+        if draining:  # and no other replica took it: declined
             logger.warning("call %s declined: %s", call.wa_call_id, SHUTTING_DOWN)
             self.calls[call.wa_call_id] = call
             await self._end(call, Fault("shutdown", SHUTTING_DOWN))

@@ -107,6 +107,17 @@ class EventBus:
         return result if isinstance(result, dict) else {}
 
     async def _read(self) -> None:
+        """Listen until closed; a lost connection to Redis is opened again."""
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.error("listening on Redis failed (%s); again in 0.5 s", exc)
+            await asyncio.sleep(0.5)
+
+    async def _listen(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.channel(self.id), self.everyone)
@@ -122,7 +133,6 @@ class EventBus:
                     continue
                 self._dispatch(message)
         finally:
-            self._subscribed.set()
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 

@@ -90,6 +90,7 @@ class ClusterNode:
                 if summary.get("replica") != self.id:
                     self.remote_calls[_text(call_id)] = summary
         self.router.listeners.append(self._on_call_event)
+        self.router.hand_over = self.hand_over
         self.console.remote = self
         self.console.replica_id = self.id
         period = max(0.2, self.lease_ttl / 3)
@@ -157,13 +158,7 @@ class ClusterNode:
     async def _forwarded(self, event: WebhookEvent) -> bool:
         message = {"kind": "event", "event": event_to_wire(event)}
         if _is_new_call(event):
-            if self.router.accepting:
-                return False
-            for other in await self.registry.taking_calls():
-                if await self.bus.send(other, message):
-                    logger.info("new call handed to replica %s (draining here)", other)
-                    return True
-            return False  # nobody else: declined here
+            return False  # taken here, or handed over by the router while draining
         call_id = getattr(event, "call_id", None)
         if not isinstance(call_id, str) or call_id in self.router.calls:
             return False
@@ -175,6 +170,21 @@ class ClusterNode:
         if await self.bus.send(owner, message):
             logger.info("event for call %s forwarded to its owner %s", call_id, owner)
             return True
+        return False
+
+    async def hand_over(self, event: CallConnect) -> bool:
+        """Give a new call to a replica that is not draining; false if none takes it."""
+        message = {"kind": "event", "event": event_to_wire(event)}
+        try:
+            others = await self.registry.taking_calls()
+            for other in others:
+                if await self.bus.send(other, message):
+                    logger.info("new call handed to replica %s (draining here)", other)
+                    return True
+        except (RedisError, OSError) as exc:
+            logger.error("Redis unavailable (%s): the new call cannot be handed over", exc)
+            return False
+        logger.warning("no replica takes new calls (live, not draining: %s)", others or "none")
         return False
 
     async def _wait_for_owner(self, call_id: str) -> str | None:

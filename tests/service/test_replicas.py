@@ -1,4 +1,4 @@
-"""Three ``relay-service serve`` processes sharing one database and one Redis (both real).
+"""Three ``relay-service serve`` processes sharing one PostgreSQL and one Redis (both real).
 
 The WhatsApp simulator, in the test's process, is their Graph API and sends each webhook to
 whichever replica the test chooses, as Meta's load balancer would.
@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from relay_service.simulators.whatsapp import WhatsAppSimulator
 
-from ..servers import redis_server
+from ..servers import PostgreSQL, redis_server
 from .processes import (
     ServiceProcess,
     ended_reason,
@@ -53,9 +53,11 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def running_cluster(tmp_path: Path, drain_timeout: str = "20") -> AsyncIterator[Cluster]:
-    """Redis, one SQLite file, the simulator and three replicas."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+async def running_cluster(
+    tmp_path: Path, postgres: PostgreSQL, drain_timeout: str = "20"
+) -> AsyncIterator[Cluster]:
+    """Redis, a fresh PostgreSQL database, the simulator and three replicas."""
+    database_url = postgres.create_database("replicas")
     with redis_server(tmp_path / "redis") as redis:
         async with hosted_simulator() as (simulator, graph_url):
             environ = replica_environ(
@@ -68,7 +70,7 @@ async def running_cluster(tmp_path: Path, drain_timeout: str = "20") -> AsyncIte
             )
             replicas = [ServiceProcess(tmp_path, name, environ) for name in ("r1", "r2", "r3")]
             try:
-                # One process creates the tables first: SQLite's schema is not built concurrently.
+                # One process migrates the new database first; the others find it up to date.
                 await start_all(replicas[:1])
                 await start_all(replicas[1:])
                 yield Cluster(replicas, simulator, database_url, redis.url)
@@ -78,8 +80,8 @@ async def running_cluster(tmp_path: Path, drain_timeout: str = "20") -> AsyncIte
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    async with running_cluster(tmp_path) as running:
+async def cluster(tmp_path: Path, postgres_server: PostgreSQL) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path, postgres_server) as running:
         yield running
 
 
@@ -188,9 +190,9 @@ async def test_sigterm_drains_a_replica_without_dropping_its_calls(cluster: Clus
 
 
 async def test_a_rolling_restart_loses_no_call_but_those_in_flight_on_the_restarted_one(
-    tmp_path: Path,
+    tmp_path: Path, postgres_server: PostgreSQL
 ) -> None:
-    async with running_cluster(tmp_path, drain_timeout="1") as cluster:
+    async with running_cluster(tmp_path, postgres_server, drain_timeout="1") as cluster:
         await _rolling_restart(cluster)
 
 
@@ -207,6 +209,7 @@ async def _rolling_restart(cluster: Cluster) -> None:
             c for c, owner in (await owners(cluster.redis_url)).items() if owner == replica.name
         }
         replica.terminate()
+        await wait_until(partial(_status_is, replica, 503), what="readiness off")
         during = await place_call(cluster.simulator, replica)  # reaches it while draining
         placed.append(during)
         await wait_until(partial(cluster.owner, during), what="call taken")
