@@ -1,6 +1,6 @@
 """Failover and drain of three replicas sharing one Redis and one database.
 
-Three ``relay-service serve`` processes (Redis and SQLite started here, the WhatsApp simulator
+Three ``relay-service serve`` processes (Redis and PostgreSQL started here, the WhatsApp simulator
 in this process as their Graph API) take calls whose webhooks are spread over them. Then:
 
 - ``kill -9`` of one replica: ``recovery_s`` is the time from the kill until every call it
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from redis.asyncio import Redis
 
 from relay_service.storage import Storage
-from tests.servers import redis_server
+from tests.servers import postgresql, redis_server
 from tests.service.processes import (
     ServiceProcess,
     ended_reason,
@@ -60,8 +60,8 @@ async def stranded(database_url: str, redis_url: str) -> int:
 
 
 async def scenario(directory: Path, lease_ttl: float) -> dict[str, Any]:
-    database_url = f"sqlite+aiosqlite:///{directory}/shared.db"
-    with redis_server(directory / "redis") as redis:
+    with postgresql() as postgres, redis_server(directory / "redis") as redis:
+        database_url = postgres.create_database("failover")
         async with hosted_simulator() as (simulator, graph_url):
             environ = replica_environ(
                 graph_url,
