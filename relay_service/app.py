@@ -48,7 +48,9 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics(replica=settings.replica_id)
-        self.storage = Storage(settings.database_url)
+        self.storage = Storage(
+            settings.database_url, settings.diagnostics_dir, settings.diagnostics_inline_max
+        )
         self.graph = GraphClient(
             settings.graph_base_url,
             settings.whatsapp_graph_version,
@@ -226,7 +228,7 @@ class Service:
         detail["transcript"] = await self.storage.transcript(call.id)
         detail["tool_calls"] = await self.storage.tool_calls(call.id)
         detail["diagnostics"] = [
-            {"id": d.id, "leg": d.leg, "filename": d.filename, "size": len(d.content)}
+            {"id": d.id, "leg": d.leg, "filename": d.filename, "size": d.size}
             for d in await self.storage.diagnostics(call.id)
         ]
         return web.json_response(detail)
@@ -237,8 +239,12 @@ class Service:
         wanted = _int_param(request, "diag")
         for item in await self.storage.diagnostics(_int_param(request, "id")):
             if item.id == wanted:
+                content = await self.storage.read_diagnostic(item)
+                if content is None:
+                    logger.warning("diagnostic file %s of call %s is missing", item.path, item.id)
+                    raise web.HTTPGone(text="the diagnostic file is no longer stored")
                 return web.Response(
-                    body=item.content,
+                    body=content,
                     content_type="application/gzip",
                     headers={"Content-Disposition": f'attachment; filename="{item.filename}"'},
                 )

@@ -84,6 +84,11 @@ class Settings:
     """Seconds an agent's sign-in lasts without use."""
     log_format: str = "auto"
     """``json``, ``text``, or ``auto``: text when stderr is a terminal, JSON otherwise."""
+    diagnostics_dir: Path | None = None
+    """Where diagnostic files larger than ``diagnostics_inline_max`` are kept (the database
+    keeps their path); default ``<data dir>/diagnostics``."""
+    diagnostics_inline_max: int = 65536
+    """Diagnostic files up to this many bytes are kept in the database row itself."""
 
     @property
     def realtime_base_url(self) -> str:
@@ -306,6 +311,10 @@ class _Environment(BaseSettings):
     lease_ttl: Seconds = _env("RELAY_LEASE_TTL", 10.0)
     session_ttl: Seconds = _env("RELAY_SESSION_TTL", 12 * 3600.0)
     log_format: Annotated[str, _choice("auto", "json", "text")] = _env("RELAY_LOG_FORMAT", "auto")
+    diagnostics_dir: Path | None = _env("RELAY_DIAGNOSTICS_DIR", None)
+    diagnostics_inline_max: Annotated[int, _integer(0, 2**31)] = _env(
+        "RELAY_DIAGNOSTICS_INLINE_MAX", 65536
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -373,9 +382,10 @@ class _Environment(BaseSettings):
     def settings(self) -> Settings:
         """The validated values as the service's :class:`Settings`."""
         media = tuple(a.strip() for a in self.media_addresses.split(","))
-        values = self.model_dump(exclude={"media_addresses", "replica_id"})
+        values = self.model_dump(exclude={"media_addresses", "replica_id", "diagnostics_dir"})
         return Settings(
             **values,
+            diagnostics_dir=self.diagnostics_dir or self.data_dir / "diagnostics",
             media_addresses=None if media == ("*",) else tuple(a for a in media if a),
             replica_id=self.replica_id or f"{socket.gethostname()}-{os.getpid()}",
         )

@@ -11,9 +11,9 @@ import asyncio
 import concurrent.futures
 from typing import Any
 
-import aioice.ice
 import aiortc
 import aiortc.rtcsctptransport
+from aioice import Candidate
 
 #: aiortc.RTCPeerConnection private members read or replaced (name-mangled ``__name``).
 PEER_CONNECTION_PRIVATE = (
@@ -74,54 +74,6 @@ RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
 #: telephone-event packets are counted without touching the jitter estimate.
 STREAM_STATISTICS_ATTRIBUTES = ("_jitter_q4", "_last_arrival", "_last_timestamp")
 
-#: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
-ICE_CONNECTION_MEMBERS = (
-    "_check_list_maybe_complete",
-    "_check_list_maybe_fail",
-    "_find_pair",
-    "_pair_remote_candidate",
-    "_remote_candidates_expected",
-    "_unfreeze_initial",
-    "add_remote_candidate",
-    "build_request",
-    "check_complete",
-    "check_incoming",
-    "check_start",
-    "check_start_task",
-    "check_state",
-    "close",
-    "connect",
-    "gather_candidates",
-    "get_component_candidates",
-    "query_consent",
-    "request_received",
-    "sort_check_list",
-    "switch_role",
-)
-
-#: aioice.Connection instance attributes that IceConnection reads or writes.
-ICE_CONNECTION_ATTRIBUTES = (
-    "_check_list",
-    "_check_list_done",
-    "_check_list_state",
-    "_closing",
-    "_components",
-    "_early_checks",
-    "_early_checks_done",
-    "_local_candidates",
-    "_local_candidates_end",
-    "_local_candidates_start",
-    "_nominated",
-    "_nominating",
-    "_protocols",
-    "_query_consent_task",
-    "_remote_candidates",
-    "_transport_policy",
-    "_use_ipv4",
-    "_use_ipv6",
-)
-
-
 #: Private members of other aiortc objects read or wrapped by webrtc_ext.stats (which also
 #: reads RTCRtpReceiver.__remote_streams and __rtx_ssrc, listed in RTP_RECEIVER_PRIVATE).
 STATS_ATTRIBUTES = {
@@ -132,6 +84,40 @@ STATS_ATTRIBUTES = {
     "RTCCertificate()": ("_cert",),
     "StreamStatistics()": ("jitter",),
 }
+
+
+#: aiortc internals that Pipecat's SmallWebRTC transport (pipecat-ai 1.14,
+#: ``pipecat/transports/smallwebrtc/connection.py``) uses on the connection it builds, which is
+#: the library's once installed (:func:`webrtc_ext.install`). The library's classes must keep
+#: each one working: ``tests/integration/test_framework_internals.py`` checks their behaviour
+#: on its connections, and :func:`missing_internals` that the names still exist.
+FRAMEWORK_INTERNALS = {
+    "aiortc.RTCRtpReceiver().__jitter_buffer": (
+        "replaced by a JitterBuffer of larger capacity (screen-share video)"
+    ),
+    "aiortc.RTCRtpReceiver()._enabled": (
+        "set False so that packets are dropped before decoding while nobody reads the track"
+    ),
+    "aiortc.rtcrtpreceiver.RemoteStreamTrack()._queue": (
+        "the decoded frames (an asyncio.Queue), drained to discard old ones"
+    ),
+    "aiortc.rtcsctptransport.USERDATA_MAX_LENGTH": (
+        "lowered to 1100 at import so that SCTP packets fit a 1280-byte path"
+    ),
+}
+
+
+def _missing_framework_internals(receiver: aiortc.RTCRtpReceiver) -> list[str]:
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+    missing = []
+    if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
+        missing.append("aiortc.RTCRtpReceiver().__jitter_buffer")
+    if not isinstance(getattr(receiver, "_enabled", None), bool):
+        missing.append("aiortc.RTCRtpReceiver()._enabled")
+    if not isinstance(getattr(RemoteStreamTrack("audio"), "_queue", None), asyncio.Queue):
+        missing.append("aiortc.rtcrtpreceiver.RemoteStreamTrack()._queue")
+    return missing
 
 
 def _missing_stats_internals() -> list[str]:
@@ -259,13 +245,6 @@ def missing_internals() -> list[str]:
             missing.append(f"aiortc.RTCPeerConnection.__{name}")
     if not hasattr(aiortc.RTCIceTransport, "_RTCIceTransport__setState"):
         missing.append("aiortc.RTCIceTransport.__setState")
-    for name in ICE_CONNECTION_MEMBERS:
-        if not hasattr(aioice.ice.Connection, name):
-            missing.append(f"aioice.Connection.{name}")
-    probe = aioice.ice.Connection(ice_controlling=True)
-    for name in ICE_CONNECTION_ATTRIBUTES:
-        if not hasattr(probe, name):
-            missing.append(f"aioice.Connection().{name}")
     gatherer = aiortc.RTCIceGatherer(iceServers=[])
     transport = aiortc.RTCIceTransport(gatherer)
     for name in ICE_TRANSPORT_ATTRIBUTES:
@@ -310,7 +289,7 @@ def _probe_rtp_internals() -> list[str]:
     sender = aiortc.RTCRtpSender("audio", dtls)
     receiver = aiortc.RTCRtpReceiver("audio", dtls)
     probes = {"RTCRtpSender": sender, "RTCRtpReceiver": receiver, "RTCDtlsTransport": dtls}
-    missing = missing_rtp_internals(sender, receiver)
+    missing = missing_rtp_internals(sender, receiver) + _missing_framework_internals(receiver)
     for cls, probe in probes.items():
         for name in RTP_MEMBERS[cls]:
             if not hasattr(probe, name):
@@ -319,3 +298,17 @@ def _probe_rtp_internals() -> list[str]:
         if not hasattr(RtpRouter(), name):
             missing.append(f"aiortc.rtcdtlstransport.RtpRouter().{name}")
     return missing
+
+
+def candidate_network_host(candidate: Candidate) -> str:
+    """The address aioice reaches a candidate at (private ``Candidate._network_host``).
+
+    The candidate's host, or the address its mDNS name resolved to; aioice's
+    ``Candidate.can_pair_with`` compares it.
+    """
+    return str(candidate._network_host)
+
+
+def set_candidate_network_host(candidate: Candidate, address: str) -> None:
+    """Set the address a remote candidate is reached at (an mDNS name's resolved address)."""
+    candidate._network_host = address

@@ -14,6 +14,7 @@ from aiortc.rtcicetransport import (
     candidate_from_aioice,
 )
 
+from ._deprecated import renamed
 from ._internals import ice_transport_set_state
 from .config import PeerConnectionConfig
 from .ice import CandidatePairInfo, IceCandidatePair, IceConnection, IceGatheringError
@@ -45,7 +46,8 @@ class IceGatherer(RTCIceGatherer):
         super().__init__(
             iceServers=[], local_username=local_username, local_password=local_password
         )
-        self._connection: IceConnection = IceConnection(
+        # The forked aioice Connection: the same interface as aioice's, another class.
+        self._connection: IceConnection = IceConnection(  # type: ignore[assignment]
             ice_controlling=False,
             config=config,
             turn_ssl_context=turn_ssl_context,
@@ -61,9 +63,11 @@ class IceGatherer(RTCIceGatherer):
         return parameters
 
     @property
-    def gatheringErrors(self) -> list[IceGatheringError]:
+    def gathering_errors(self) -> list[IceGatheringError]:
         """The STUN/TURN servers that gave no candidate, with the reason."""
         return list(self._connection.gathering_errors)
+
+    gatheringErrors = renamed("gathering_errors")
 
 
 class IceTransport(RTCIceTransport):
@@ -74,7 +78,7 @@ class IceTransport(RTCIceTransport):
 
     def __init__(self, gatherer: IceGatherer) -> None:
         super().__init__(gatherer)
-        self._connection: IceConnection = gatherer._connection
+        self._connection: IceConnection = gatherer._connection  # type: ignore[assignment]
         self._connection.on_selected_pair_change = self._selected_pair_changed
         gatherer.on("statechange", self._gathering_state_changed)
 
@@ -105,9 +109,11 @@ class IceTransport(RTCIceTransport):
             remote=candidate_from_aioice(pair.remote_candidate),
         )
 
-    def getCandidatePairs(self) -> list[CandidatePairInfo]:
+    def candidate_pairs(self) -> list[CandidatePairInfo]:
         """Every pair of the grid with its state, nominated flag, priority and counters."""
         return self._connection.candidate_pairs()
+
+    getCandidatePairs = renamed("candidate_pairs")
 
     @property
     def selectedCandidatePairChanges(self) -> int:

@@ -21,7 +21,7 @@ from relay_service.realtime.events import client_user_text
 from relay_service.simulators.openai_realtime import RealtimeSimulator
 from tests.realtime.conftest import KEY, speech_wav
 from tests.support import LOOPBACK
-from webrtc_ext import RtpReceiver
+from webrtc_ext import RTCRtpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,7 @@ async def test_transcription_leg_receives_the_sessions_audio_without_decoding_it
     try:
         await leg.start()
         (receiver,) = leg.client.pc.getReceivers()
-        assert isinstance(receiver, RtpReceiver) and receiver.raw
+        assert isinstance(receiver, RTCRtpReceiver) and receiver.raw
 
         async def packets_received() -> int:
             report = await leg.client.pc.getStats()

@@ -55,7 +55,10 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_pat
     assert record.end_reason == "hung up by alice"
     events = [e["event"] for e in record.timeline]
     assert events[:1] == ["created"] and "agent_answered" in events and events[-1] == "ended"
-    files = {d.leg: stored_dump(d.content, tmp_path) for d in await storage.diagnostics(record.id)}
+    files = {
+        d.leg: stored_dump(await storage.read_diagnostic(d) or b"", tmp_path)
+        for d in await storage.diagnostics(record.id)
+    }
     assert set(files) == {"whatsapp", "browser"}
     whatsapp = files["whatsapp"].connections["whatsapp"]
     (remote,) = whatsapp.events_of("setRemoteDescription")

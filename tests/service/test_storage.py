@@ -13,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from relay_service import schema
@@ -102,20 +102,63 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
 async def test_a_database_made_by_create_all_before_migrations_keeps_its_calls(
     database_url: str,
 ) -> None:
+    # What create_all made then is revision 0001's schema, without Alembic's table.
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(alembic_step("upgrade", schema.INITIAL_REVISION))
+        await connection.execute(text("DROP TABLE alembic_version"))
+        await connection.execute(
+            text(
+                "INSERT INTO calls (wa_call_id, from_number, to_number, direction, state,"
+                " created_at, timeline) VALUES ('wacid.old', '+1', '+2', 'inbound', 'ringing',"
+                " '2026-01-01 00:00:00', '[]')"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO diagnostics (call_id, leg, filename, content, created_at)"
+                " VALUES (1, 'whatsapp', 'old.json.gz', :content, '2026-01-01 00:00:00')"
+            ),
+            {"content": b"\x1f\x8b" + b"x" * 100},
+        )
     await engine.dispose()
-    old = Storage(database_url)
-    assert await old.create_call("wacid.old", "+1", "+2", "inbound") is not None
-    await old.close()
 
     storage = await started(database_url)
     try:
         assert await schema.current_revision(storage.engine) == schema.head_revision()
         record = await storage.find_call("wacid.old")
         assert record is not None and record.state == "ringing"
+        (old_file,) = await storage.diagnostics(record.id)
+        assert old_file.size == 102 and old_file.path is None, "sizes filled in by 0002"
+        assert await storage.read_diagnostic(old_file) == b"\x1f\x8b" + b"x" * 100
         assert await storage.create_call("wacid.new", "+1", "+2", "inbound") is not None
+    finally:
+        await storage.close()
+
+
+async def test_large_diagnostic_files_live_outside_the_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    storage = Storage(database_url, tmp_path / "diagnostics", inline_max=1000)
+    await storage.start()
+    try:
+        call_id = await storage.create_call("wacid.big", "+1", "+2", "inbound")
+        assert call_id is not None
+        small, large = b"s" * 1000, bytes(range(256)) * 40
+        await storage.save_diagnostic(call_id, "whatsapp", "small.json.gz", small)
+        await storage.save_diagnostic(call_id, "browser", "../large.json.gz", large)
+        kept_small, kept_large = await storage.diagnostics(call_id)
+        assert (kept_small.content, kept_small.path, kept_small.size) == (small, None, 1000)
+        assert kept_large.content is None and kept_large.size == len(large)
+        assert kept_large.path is not None and kept_large.path.is_relative_to(tmp_path)
+        assert kept_large.path.name.endswith("-large.json.gz"), "no directory part kept"
+        assert await storage.read_diagnostic(kept_large) == large
+        assert [p.name for p in (tmp_path / "diagnostics").rglob("*.partial")] == []
+
+        async with storage.engine.begin() as connection:
+            await connection.execute(text("UPDATE diagnostics SET path = '../../etc/passwd'"))
+        (_, escaped) = await storage.diagnostics(call_id)
+        assert escaped.path is None and await storage.read_diagnostic(escaped) is None
     finally:
         await storage.close()
 
@@ -211,20 +254,22 @@ async def test_healthz_fails_with_the_reason_while_the_database_is_gone(
             assert (response.status, await response.text()) == (200, "ok")
 
 
+def alembic_step(command_name: str, revision: str) -> Any:
+    """An Alembic command on the connection it is run with (``run_sync``)."""
+
+    def step(connection: Any) -> None:
+        config = schema.alembic_config()
+        config.attributes["connection"] = connection
+        getattr(command, command_name)(config, revision)
+
+    return step
+
+
 async def test_migrations_go_down_to_nothing_and_up_again(database_url: str) -> None:
     storage = await started(database_url)
     try:
-        config = schema.alembic_config()
-
-        def run(command_name: str, revision: str) -> Any:
-            def step(connection: Any) -> None:
-                config.attributes["connection"] = connection
-                getattr(command, command_name)(config, revision)
-
-            return step
-
         async with storage.engine.begin() as connection:
-            await connection.run_sync(run("downgrade", "base"))
+            await connection.run_sync(alembic_step("downgrade", "base"))
         async with storage.engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         assert tables <= {"alembic_version"}
@@ -232,3 +277,27 @@ async def test_migrations_go_down_to_nothing_and_up_again(database_url: str) -> 
         assert await storage.create_call("wacid.again", "+1", "+2", "inbound") is not None
     finally:
         await storage.close()
+
+
+async def test_a_diagnostic_file_kept_outside_downloads_and_a_lost_one_says_so(
+    tmp_path: Path,
+) -> None:
+    async with running_service(tmp_path, RELAY_DIAGNOSTICS_INLINE_MAX="0") as running:
+        storage = running.service.storage
+        assert storage.diagnostics_dir == tmp_path / "diagnostics", "under the data directory"
+        call_id = await storage.create_call("wacid.file", "+1", "+2", "inbound")
+        assert call_id is not None
+        content = b"\x1f\x8b" + os.urandom(300)
+        file_id = await storage.save_diagnostic(call_id, "whatsapp", "leg.json.gz", content)
+        await running.login()
+        url = f"{running.url}/api/calls/{call_id}/diagnostics/{file_id}"
+        async with running.session.get(url) as response:
+            assert response.status == 200 and await response.read() == content
+        async with running.session.get(f"{running.url}/api/calls/{call_id}") as response:
+            (listed,) = (await response.json())["diagnostics"]
+            assert listed["size"] == len(content)
+        (stored,) = await storage.diagnostics(call_id)
+        assert stored.path is not None
+        stored.path.unlink()
+        async with running.session.get(url) as response:
+            assert response.status == 410
