@@ -312,8 +312,10 @@ class ClusterNode:
 
     async def recover(self) -> list[str]:
         """End every call whose owner's lease expired (or that nobody owns); their ids."""
-        live = await self.registry.replicas()
+        # Owners first: a replica renews its lease before it records a call, so an owner read here
+        # shows up in the leases read next unless it is really gone.
         owners = await self.registry.owners()
+        live = await self.registry.replicas()
         orphans: dict[str, str] = {}
         for call_id, owner in owners.items():
             mine_but_gone = owner == self.id and call_id not in self.router.calls
