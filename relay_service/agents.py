@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from .call import Call
+from .callstate import ACTIVE, Hold, Resume, SendKeys, TransferToAgent, controls
+from .callwords import WRAP_UP_CODES
 from .cluster.sessions import MemorySessionStore, SessionStore
+from .listen import listen_in, stop_listening
 from .router import CallRouter, CallUnavailable
+from .supervision import QualityWatch
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "relay_session"
+REMOTE_KINDS = ("answer", "handback", "hangup", "hold", "resume", "keys")
+"""Console requests forwarded to the replica that owns the call (the others act locally)."""
+QUALITY_INTERVAL = 1.0
+"""Seconds between two call-quality updates to supervisors."""
 
 
 class RemoteCalls(Protocol):
@@ -40,9 +50,11 @@ class AgentConsole:
         self,
         agents: Mapping[str, str],
         router: CallRouter,
+        supervisors: Mapping[str, str] | None = None,
         sessions: SessionStore | None = None,
     ) -> None:
         self.agents = agents
+        self.supervisors: Mapping[str, str] = supervisors or {}
         self.router = router
         self.sessions: SessionStore = sessions or MemorySessionStore()
         self.sockets: dict[web.WebSocketResponse, str] = {}
@@ -50,6 +62,8 @@ class AgentConsole:
         """Calls of the other replicas (``None``: this process is the only one)."""
         self.replica_id: str | None = None
         """This replica's name, shown with its calls when there are several."""
+        self.features: dict[str, Any] = {}
+        """What the page may offer besides calls (``assistant``, ``simulator``), set by the app."""
         router.listeners.append(self._on_call_event)
 
     def routes(self) -> list[web.RouteDef]:
@@ -82,7 +96,7 @@ class AgentConsole:
         if not isinstance(body, dict):
             return web.json_response({"error": "expected JSON {name, password}"}, status=400)
         name, password = str(body.get("name", "")), str(body.get("password", ""))
-        expected = self.agents.get(name)
+        expected = self.supervisors.get(name, self.agents.get(name))
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             logger.info("failed sign-in for %r", name)
             return web.json_response({"error": "wrong name or password"}, status=401)
@@ -99,8 +113,17 @@ class AgentConsole:
         return response
 
     async def me(self, request: web.Request) -> web.Response:
-        """Who is signed in."""
-        return web.json_response({"name": await self.require_agent(request)})
+        """Who is signed in (``name`` null when nobody is: the page then shows the sign-in)."""
+        agent = await self.agent_of(request)
+        return web.json_response(
+            {
+                "name": agent,
+                "supervisor": agent in self.supervisors,
+                "wrap_up_codes": list(WRAP_UP_CODES),
+                "agents": sorted({*self.agents, *self.supervisors}),
+                **self.features,
+            }
+        )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
@@ -111,7 +134,11 @@ class AgentConsole:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         self.sockets[ws] = agent
+        self._broadcast_calls()  # everyone sees who is online (to transfer to)
         answered: set[str] = set()
+        watch = None
+        if agent in self.supervisors:
+            watch = self.router.spawn(self._send_quality(ws))
         try:
             await ws.send_json(self._calls_message())
             for active in self.router.active_calls():
@@ -123,6 +150,12 @@ class AgentConsole:
                 await self._handle(ws, agent, message.data, answered)
         finally:
             self.sockets.pop(ws, None)
+            self._broadcast_calls()
+            if watch is not None:
+                watch.cancel()
+            for listened in self.router.active_calls():
+                if agent in listened.listeners:
+                    await stop_listening(self.router, listened, agent)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
                 if self._elsewhere(call_id):
@@ -145,7 +178,7 @@ class AgentConsole:
             await ws.send_json({"type": "error", "message": "bad message"})
             return
         try:
-            if self._elsewhere(call_id) and kind in ("answer", "handback", "hangup"):
+            if self._elsewhere(call_id) and kind in REMOTE_KINDS:
                 await self._forward(ws, agent, kind, call_id, message, answered)
             elif kind == "dial":
                 call_id, sdp = await self.router.dial(
@@ -164,6 +197,21 @@ class AgentConsole:
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
                 answered.discard(call_id)
+            elif kind == "hold":
+                await self.router.control(call_id, Hold(agent))
+            elif kind == "resume":
+                await self.router.control(call_id, Resume(agent))
+            elif kind == "keys":
+                await self.router.control(call_id, SendKeys(agent, str(message["digits"])))
+            elif kind == "transfer":
+                target = str(message["to"])
+                if target not in self.sockets.values():
+                    raise CallUnavailable(f"{target} is not signed in")
+                await self.router.control(call_id, TransferToAgent(agent, target))
+                answered.discard(call_id)
+                await ws.send_json({"type": "transferred", "call_id": call_id, "to": target})
+            elif kind in ("listen", "stop_listening"):
+                await self._listen(ws, agent, kind, call_id, message)
             else:
                 await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
         except KeyError as exc:
@@ -194,37 +242,120 @@ class AgentConsole:
         """Signalling for a call another replica owns: that replica acts; the media goes there."""
         assert self.remote is not None
         if kind == "answer":
-            answered.add(call_id)
             result = await self.remote.forward("answer", call_id, agent, sdp=str(message["sdp"]))
+            answered.add(call_id)
             await ws.send_json({"type": "answer", "call_id": call_id, "sdp": result["sdp"]})
         elif kind == "handback":
             await self.remote.forward("handback", call_id, agent)
+            answered.discard(call_id)
             await ws.send_json({"type": "handed_back", "call_id": call_id})
+        elif kind == "keys":
+            await self.remote.forward("keys", call_id, agent, digits=str(message["digits"]))
+        else:  # hangup, hold, resume
+            await self.remote.forward(kind, call_id, agent)
+            if kind == "hangup":
+                answered.discard(call_id)
+
+    async def _listen(
+        self,
+        ws: web.WebSocketResponse,
+        supervisor: str,
+        kind: str,
+        call_id: str,
+        message: dict[str, Any],
+    ) -> None:
+        if supervisor not in self.supervisors:
+            raise CallUnavailable("only supervisors listen in")
+        call = self.router.calls.get(call_id)
+        if call is None or call.state not in ACTIVE:
+            raise CallUnavailable(f"no live call {call_id}")
+        if kind == "stop_listening":
+            await stop_listening(self.router, call, supervisor)
+            await ws.send_json({"type": "listening", "call_id": call_id, "on": False})
         else:
-            await self.remote.forward("hangup", call_id, agent)
+            sdp = await listen_in(self.router, call, supervisor, str(message["sdp"]))
+            await ws.send_json({"type": "listen_answer", "call_id": call_id, "sdp": sdp})
+        self.router.notify("call", call)
+
+    async def _send_quality(self, ws: web.WebSocketResponse) -> None:
+        """Every second, every live call's legs: RTT, loss, jitter, level (supervisors)."""
+        watch = QualityWatch()
+        while not ws.closed:
+            calls = await watch.sample(self.router.active_calls())
+            with contextlib.suppress(ConnectionError):
+                await ws.send_json({"type": "quality", "calls": calls, "now": time.time()})
+            await asyncio.sleep(QUALITY_INTERVAL)
+
+    def call_summary(self, call: Call) -> dict[str, Any]:
+        """What every console shows of one of this replica's calls."""
+        summary = call.summary()
+        summary["needs_agent"] = self._needs_agent(call)
+        summary["listeners"] = sorted(call.listeners)
+        summary["controls"] = self._controls(call)
+        if self.replica_id is not None:
+            summary["replica"] = self.replica_id
+        return summary
 
     def _calls_message(self) -> dict[str, Any]:
-        calls = [c.summary() for c in self.router.active_calls()]
-        if self.replica_id is not None:
-            calls = [{**call, "replica": self.replica_id} for call in calls]
+        calls = [self.call_summary(call) for call in self.router.active_calls()]
         if self.remote is not None:
             calls += self.remote.summaries()
-        return {"type": "calls", "calls": calls}
+        online = sorted(set(self.sockets.values()))
+        return {"type": "calls", "calls": calls, "now": time.time(), "online": online}
+
+    def _broadcast_calls(self) -> None:
+        message = self._calls_message()
+        for ws in list(self.sockets):
+            self.router.spawn(_send(ws, [message]))
+
+    def _controls(self, call: Call) -> list[str]:
+        """What the agent holding the call can do now (the state machine decides)."""
+        assistant = self.router.settings.assistant_enabled and call.ai is not None
+        return controls(call.machine, assistant)
+
+    def _needs_agent(self, call: Call) -> bool:
+        """Whether the call waits for a person now (and the consoles ring)."""
+        if call.agent is not None:
+            return False
+        if call.state == "waiting":
+            return True
+        return (
+            call.state in ("ringing", "prerecorded") and not self.router.settings.assistant_enabled
+        )
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
-        self.push(kind, call.wa_call_id, call.state, call.end_reason, data)
+        self.push(kind, call.wa_call_id, call.state, call.end_reason, data, call.agent)
 
     def push(
-        self, kind: str, call_id: str, state: str, end_reason: str | None, data: dict[str, Any]
+        self,
+        kind: str,
+        call_id: str,
+        state: str,
+        end_reason: str | None,
+        data: dict[str, Any],
+        agent: str | None = None,
     ) -> None:
         """Tell every console about a change of a call (of this replica or another)."""
         messages: list[dict[str, Any]] = []
+        now = time.time()
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
+        if kind == "keys_sent":
+            messages.append({"type": kind, "call_id": call_id, "at": now, **data})
         if kind in ("transcript", "toolcall", "ai"):
-            messages.append({"type": kind, "call_id": call_id, **data})
+            messages.append({"type": kind, "call_id": call_id, "at": now, **data})
         if kind == "dtmf":
-            messages.append({"type": "dtmf", "call_id": call_id, "digit": data["digit"]})
+            # Who heard the key: the assistant while it holds the call, else the agent.
+            receiver = "assistant" if state == "assistant" else (agent or "nobody")
+            messages.append(
+                {
+                    "type": "dtmf",
+                    "call_id": call_id,
+                    "digit": data["digit"],
+                    "receiver": receiver,
+                    "at": now,
+                }
+            )
         if state == "ended":
             messages.append({"type": "ended", "call_id": call_id, "reason": end_reason})
         for ws in list(self.sockets):

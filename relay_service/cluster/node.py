@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..callstate import Hold, Resume, SendKeys
 from ..router import CallUnavailable
 from ..storage import Storage, utcnow
 from ..whatsapp.events import CallConnect, CallStatus, WebhookEvent, dedup_key
@@ -228,6 +229,7 @@ class ClusterNode:
             state,
             message.get("end_reason"),
             data if isinstance(data, dict) else {},
+            summary.get("agent") if isinstance(summary, dict) else None,
         )
 
     async def _on_request(self, op: str, args: Message) -> Message:
@@ -238,6 +240,10 @@ class ClusterNode:
             await self.router.hangup(call_id, agent)
         elif op == "handback":
             await self.router.hand_back(call_id, agent)
+        elif op in ("hold", "resume"):
+            await self.router.control(call_id, (Hold if op == "hold" else Resume)(agent))
+        elif op == "keys":
+            await self.router.control(call_id, SendKeys(agent, str(args.get("digits", ""))))
         elif op == "agent_gone":
             await self.router.agent_left(call_id, agent)
         else:
@@ -268,7 +274,7 @@ class ClusterNode:
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
         if not call.wa_call_id:
             return
-        summary = {**call.summary(), "replica": self.id}
+        summary = {**self.console.call_summary(call), "replica": self.id}
         self._outbox.put_nowait(
             {
                 "kind": "console",
