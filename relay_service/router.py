@@ -270,9 +270,11 @@ class CallRouter:
             reason = f"whatsapp: {event.status}" + (f" ({errors})" if errors else "")
             if call is not None:
                 await self._end(call, WhatsAppEnded(reason))
-            elif not await self._late_terminate(event, reason):
-                logger.info("terminate for unknown call %s (kept): %s", event.call_id, reason)
+            else:
+                # Remembered at once: its connect may be on its way (no await before this).
                 self._remember_end(event.call_id, reason)
+                if not await self._late_terminate(event, reason):
+                    logger.info("terminate for unknown call %s (kept): %s", event.call_id, reason)
         elif isinstance(event, CallStatus):
             logger.info("call %s status %s", event.call_id, event.status)
             await self._outbound_event(event)
