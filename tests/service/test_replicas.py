@@ -102,6 +102,12 @@ async def test_an_agent_on_another_replica_answers_and_webhooks_reach_the_owner(
         await wait_until(lambda: peer.loud_frames > 25, what="agent heard by the caller")
         row = await stored_call(cluster.database_url, call_id)
         assert row is not None and row.agent == "alice" and row.state == "human"
+        # Hold and resume from r2's console act on r1's call.
+        assert agent.ws is not None
+        await agent.ws.send_json({"type": "hold", "call_id": call_id})
+        await agent.wait_for_call("held")
+        await agent.ws.send_json({"type": "resume", "call_id": call_id})
+        await agent.wait_for_call("human")
         # The user hangs up; Meta's terminate reaches r3, which hands it to r1.
         cluster.webhooks_to(r3)
         await cluster.simulator.hangup(call_id)
