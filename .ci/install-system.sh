@@ -2,7 +2,8 @@
 # Debian packages the tests use: Chromium and Firefox ESR (browser interop), coturn (TURN), Go with Debian's
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
 # iproute2/iptables/nftables (network namespaces with an MTU-limited path), PostgreSQL (the service's
-# production database; the tests start their own server as the postgres user).
+# production database; the tests start their own server as the postgres user), redis-server (what
+# replicas share; the tests start their own).
 set -euo pipefail
 packages=(
     chromium
@@ -16,6 +17,7 @@ packages=(
     iptables
     nftables
     postgresql
+    redis-server
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -29,4 +31,4 @@ fi
 # coturn's and postgresql's packages start system-wide servers; the tests start their own.
 systemctl stop coturn 2>/dev/null || true
 pkill -x turnserver 2>/dev/null || true
-systemctl stop postgresql 2>/dev/null || true
+systemctl stop postgresql redis-server 2>/dev/null || true

@@ -13,15 +13,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from . import jsonlimits, passwords
-from .access import AccessPolicy, Sessions, SlidingWindow, retry_after_header
+from .access import AccessPolicy, SlidingWindow, retry_after_header
 from .call import Call
 from .callstate import ACTIVE, Hold, Resume, SendKeys, TransferToAgent, controls
 from .callwords import WRAP_UP_CODES
+from .cluster.sessions import MemorySessionStore, SessionStore
 from .listen import listen_in, stop_listening
 from .router import CallRouter, CallUnavailable
 from .supervision import QualityWatch
@@ -31,8 +32,23 @@ logger = logging.getLogger(__name__)
 COOKIE = "relay_session"
 MAX_MESSAGE_BYTES = 256 * 1024
 """Largest console message (an SDP offer is a few kilobytes)."""
+REMOTE_KINDS = ("answer", "handback", "hangup", "hold", "resume", "keys")
+"""Console requests forwarded to the replica that owns the call (the others act locally)."""
 QUALITY_INTERVAL = 1.0
 """Seconds between two call-quality updates to supervisors."""
+
+
+class RemoteCalls(Protocol):
+    """The calls other replicas own, as the console sees and acts on them."""
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """What the console shows of every live call of the other replicas."""
+
+    def holds(self, call_id: str) -> bool:
+        """Whether another replica owns ``call_id``."""
+
+    async def forward(self, op: str, call_id: str, agent: str, **args: Any) -> dict[str, Any]:
+        """Do ``op`` on the owner of ``call_id``; :class:`CallUnavailable` if it cannot."""
 
 
 class AgentConsole:
@@ -44,17 +60,22 @@ class AgentConsole:
         router: CallRouter,
         policy: AccessPolicy,
         supervisors: Mapping[str, str] | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.agents = agents
         self.supervisors: Mapping[str, str] = supervisors or {}
         self.router = router
         self.policy = policy
-        self.sessions = Sessions(policy.session_ttl)
+        self.sessions: SessionStore = sessions or MemorySessionStore(policy.session_ttl)
         self.failures_by_name = SlidingWindow(policy.login_failures_per_name, policy.login_window)
         self.failures_by_address = SlidingWindow(
             policy.login_failures_per_address, policy.login_window
         )
         self.sockets: dict[web.WebSocketResponse, str] = {}
+        self.remote: RemoteCalls | None = None
+        """Calls of the other replicas (``None``: this process is the only one)."""
+        self.replica_id: str | None = None
+        """This replica's name, shown with its calls when there are several."""
         self.features: dict[str, Any] = {}
         """What the page may offer besides calls (``assistant``, ``simulator``), set by the app."""
         router.listeners.append(self._on_call_event)
@@ -68,13 +89,14 @@ class AgentConsole:
             web.get("/api/ws", self.websocket),
         ]
 
-    def agent_of(self, request: web.Request) -> str | None:
+    async def agent_of(self, request: web.Request) -> str | None:
         """The signed-in agent of a request, if any (and its session has not expired)."""
-        return self.sessions.agent(request.cookies.get(COOKIE), time.monotonic())
+        token = request.cookies.get(COOKIE)
+        return await self.sessions.agent(token) if token else None
 
-    def require_agent(self, request: web.Request) -> str:
+    async def require_agent(self, request: web.Request) -> str:
         """The signed-in agent, or a 401."""
-        agent = self.agent_of(request)
+        agent = await self.agent_of(request)
         if agent is None:
             raise web.HTTPUnauthorized(text="sign in first")
         return agent
@@ -114,7 +136,7 @@ class AgentConsole:
             self.failures_by_address.record(address, now)
             logger.info("failed sign-in for %r from %s", name, address)
             return web.json_response({"error": "wrong name or password"}, status=401)
-        token = self.sessions.create(name, time.monotonic())
+        token = await self.sessions.create(name)
         response = web.json_response({"name": name})
         # No Max-Age: the browser keeps it until it closes; the server ends it when unused.
         response.set_cookie(
@@ -128,17 +150,18 @@ class AgentConsole:
 
     async def logout(self, request: web.Request) -> web.Response:
         """Forget the session."""
-        self.sessions.drop(request.cookies.get(COOKIE))
+        await self.sessions.delete(request.cookies.get(COOKIE, ""))
         response = web.json_response({})
         response.del_cookie(COOKIE)
         return response
 
     async def me(self, request: web.Request) -> web.Response:
         """Who is signed in (``name`` null when nobody is: the page then shows the sign-in)."""
+        agent = await self.agent_of(request)
         return web.json_response(
             {
-                "name": self.agent_of(request),
-                "supervisor": self.agent_of(request) in self.supervisors,
+                "name": agent,
+                "supervisor": agent in self.supervisors,
                 "wrap_up_codes": list(WRAP_UP_CODES),
                 "agents": sorted({*self.agents, *self.supervisors}),
                 **self.features,
@@ -147,7 +170,7 @@ class AgentConsole:
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
-        agent = self.require_agent(request)
+        agent = await self.require_agent(request)
         if not self.policy.origin_allowed(request.headers.get("Origin"), request.host):
             raise web.HTTPForbidden(text="cross-origin console connection refused")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
@@ -179,7 +202,12 @@ class AgentConsole:
                     await stop_listening(self.router, listened, agent)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
-                await self.router.agent_left(call_id, agent)
+                if self._elsewhere(call_id):
+                    assert self.remote is not None
+                    with contextlib.suppress(CallUnavailable):
+                        await self.remote.forward("agent_gone", call_id, agent)
+                else:
+                    await self.router.agent_left(call_id, agent)
         return ws
 
     async def _handle(
@@ -194,7 +222,9 @@ class AgentConsole:
             await ws.send_json({"type": "error", "message": "bad message"})
             return
         try:
-            if kind == "dial":
+            if self._elsewhere(call_id) and kind in REMOTE_KINDS:
+                await self._forward(ws, agent, kind, call_id, message, answered)
+            elif kind == "dial":
                 call_id, sdp = await self.router.dial(
                     agent, str(message["to"]), str(message["sdp"])
                 )
@@ -239,6 +269,39 @@ class AgentConsole:
             logger.exception("console message %r from %s failed", kind, agent)
             await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})
 
+    def _elsewhere(self, call_id: str) -> bool:
+        return (
+            call_id not in self.router.calls
+            and self.remote is not None
+            and self.remote.holds(call_id)
+        )
+
+    async def _forward(
+        self,
+        ws: web.WebSocketResponse,
+        agent: str,
+        kind: str,
+        call_id: str,
+        message: dict[str, Any],
+        answered: set[str],
+    ) -> None:
+        """Signalling for a call another replica owns: that replica acts; the media goes there."""
+        assert self.remote is not None
+        if kind == "answer":
+            result = await self.remote.forward("answer", call_id, agent, sdp=str(message["sdp"]))
+            answered.add(call_id)
+            await ws.send_json({"type": "answer", "call_id": call_id, "sdp": result["sdp"]})
+        elif kind == "handback":
+            await self.remote.forward("handback", call_id, agent)
+            answered.discard(call_id)
+            await ws.send_json({"type": "handed_back", "call_id": call_id})
+        elif kind == "keys":
+            await self.remote.forward("keys", call_id, agent, digits=str(message["digits"]))
+        else:  # hangup, hold, resume
+            await self.remote.forward(kind, call_id, agent)
+            if kind == "hangup":
+                answered.discard(call_id)
+
     async def _listen(
         self,
         ws: web.WebSocketResponse,
@@ -269,14 +332,20 @@ class AgentConsole:
                 await ws.send_json({"type": "quality", "calls": calls, "now": time.time()})
             await asyncio.sleep(QUALITY_INTERVAL)
 
+    def call_summary(self, call: Call) -> dict[str, Any]:
+        """What every console shows of one of this replica's calls."""
+        summary = call.summary()
+        summary["needs_agent"] = self._needs_agent(call)
+        summary["listeners"] = sorted(call.listeners)
+        summary["controls"] = self._controls(call)
+        if self.replica_id is not None:
+            summary["replica"] = self.replica_id
+        return summary
+
     def _calls_message(self) -> dict[str, Any]:
-        calls = []
-        for call in self.router.active_calls():
-            summary = call.summary()
-            summary["needs_agent"] = self._needs_agent(call)
-            summary["listeners"] = sorted(call.listeners)
-            summary["controls"] = self._controls(call)
-            calls.append(summary)
+        calls = [self.call_summary(call) for call in self.router.active_calls()]
+        if self.remote is not None:
+            calls += self.remote.summaries()
         online = sorted(set(self.sockets.values()))
         return {"type": "calls", "calls": calls, "now": time.time(), "online": online}
 
@@ -301,30 +370,40 @@ class AgentConsole:
         )
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
+        self.push(kind, call.wa_call_id, call.state, call.end_reason, data, call.agent)
+
+    def push(
+        self,
+        kind: str,
+        call_id: str,
+        state: str,
+        end_reason: str | None,
+        data: dict[str, Any],
+        agent: str | None = None,
+    ) -> None:
+        """Tell every console about a change of a call (of this replica or another)."""
         messages: list[dict[str, Any]] = []
         now = time.time()
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
         if kind == "keys_sent":
-            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
+            messages.append({"type": kind, "call_id": call_id, "at": now, **data})
         if kind in ("transcript", "toolcall", "ai"):
-            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
+            messages.append({"type": kind, "call_id": call_id, "at": now, **data})
         if kind == "dtmf":
             # Who heard the key: the assistant while it holds the call, else the agent.
-            receiver = "assistant" if call.state == "assistant" else (call.agent or "nobody")
+            receiver = "assistant" if state == "assistant" else (agent or "nobody")
             messages.append(
                 {
                     "type": "dtmf",
-                    "call_id": call.wa_call_id,
+                    "call_id": call_id,
                     "digit": data["digit"],
                     "receiver": receiver,
                     "at": now,
                 }
             )
-        if call.state == "ended":
-            messages.append(
-                {"type": "ended", "call_id": call.wa_call_id, "reason": call.end_reason}
-            )
+        if state == "ended":
+            messages.append({"type": "ended", "call_id": call_id, "reason": end_reason})
         for ws in list(self.sockets):
             self.router.spawn(_send(ws, messages))
 

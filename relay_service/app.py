@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from webrtc_ext import PeerConnectionConfig
 
@@ -20,6 +21,9 @@ from . import jsonlimits
 from .access import AccessPolicy, origin_middleware
 from .agents import AgentConsole
 from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
+from .cluster.node import ClusterNode
+from .cluster.recovery import end_orphaned_calls
+from .cluster.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from .holdmusic import hold_music_file
 from .metrics import CONTENT_TYPE, CallTimes, Metrics
 from .router import CallRouter
@@ -35,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 WEBHOOK_PATH = "/webhook/whatsapp"
+DRAIN_LIMIT = 26.0
+"""Seconds of drain at most, so that ending the rest fits Kubernetes' default 30 s grace."""
 SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
@@ -70,9 +76,27 @@ class Service:
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
         self.router.listeners.append(CallTimes(self.metrics))
         self.access = AccessPolicy.from_settings(settings)
-        self.console = AgentConsole(
-            settings.agents, self.router, self.access, settings.supervisors
+        self.node: ClusterNode | None = None
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        sessions: SessionStore = (
+            MemorySessionStore(settings.session_ttl)
+            if redis is None
+            else RedisSessionStore(redis, settings.session_ttl)
         )
+        self.console = AgentConsole(
+            settings.agents, self.router, self.access, settings.supervisors, sessions
+        )
+        if redis is not None:
+            self.node = ClusterNode(
+                redis,
+                settings.replica_id,
+                lease_ttl=settings.lease_ttl,
+                url=settings.base_url,
+                router=self.router,
+                console=self.console,
+                storage=self.storage,
+                graph=self.graph,
+            )
         self.console.features = {
             "assistant": settings.assistant_enabled,
             "simulator": settings.simulators,
@@ -80,7 +104,7 @@ class Service:
         self.webhook = WhatsAppWebhook(
             settings.whatsapp_verify_token,
             settings.whatsapp_app_secret,
-            self.router.handle_event,
+            self.router.handle_event if self.node is None else self.node.handle_event,
             self.router.spawn,
             self.metrics,
             phone_number_id=settings.whatsapp_phone_number_id,
@@ -108,6 +132,7 @@ class Service:
                 ),
             )
         self.ready = False
+        self.draining = False
         self._demo_callers = itertools.cycle(DEMO_CALLERS)
 
     def app(self) -> web.Application:
@@ -118,6 +143,7 @@ class Service:
         app.add_routes(
             [
                 web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_page),
                 web.get("/", self.index),
                 web.get("/api/calls", self.list_calls),
@@ -145,6 +171,10 @@ class Service:
 
     async def _start(self, app: web.Application) -> None:
         await self.storage.start()
+        if self.node is not None:
+            await self.node.start()  # it ends the calls of replicas that are gone, from now on
+        else:  # one process and nothing shared: every unfinished call was left by a previous run
+            self.router.spawn(end_orphaned_calls(self.storage, self.graph))
         try:
             await asyncio.to_thread(hold_music_file, self.settings.data_dir)
         except OSError as exc:
@@ -152,16 +182,33 @@ class Service:
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 
+    async def stop(self, drain_timeout: float) -> None:
+        """Graceful drain: not ready at once, no new call, live calls end or time out, then end."""
+        self.draining = True
+        if self.node is not None:
+            await self.node.set_draining()
+        logger.info("draining: no new calls; live calls have %g s to end", drain_timeout)
+        if self.simulator is not None:
+            self.simulator.release()
+        await self.router.drain(max(0.0, min(drain_timeout, DRAIN_LIMIT)))
+        if self.router.calls:
+            logger.info("stopping: ending %d calls", len(self.router.calls))
+        await self.router.close()
+
     async def _shutdown(self, app: web.Application) -> None:
         self.ready = False
         if self.simulator is not None:
             self.simulator.release()
+        # Calls end as the service's, not as "agent disconnected" when the consoles close.
+        await self.router.close()
         await self.console.close()
 
     async def _cleanup(self, app: web.Application) -> None:
         if self.simulator is not None:
             await self.simulator.close()
         await self.router.close()
+        if self.node is not None:
+            await self.node.close()
         await self.graph.close()
         await self.storage.close()
 
@@ -181,6 +228,12 @@ class Service:
             return web.Response(status=503, text=f"database unavailable: {reason}")
         return web.Response(text="ok")
 
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: 200 while taking new calls, 503 while starting and from SIGTERM on."""
+        if not self.ready or self.draining:
+            return web.Response(status=503, text="draining" if self.draining else "starting")
+        return web.Response(text="ready")
+
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus metrics."""
         return web.Response(
@@ -195,7 +248,7 @@ class Service:
     async def list_calls(self, request: web.Request) -> web.Response:
         """Stored calls, newest first; ``?since=&until=`` (dates), ``agent``, ``outcome``,
         ``number`` (digits) filter them."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         query = request.query
         try:
             since = _date_param(query.get("since"))
@@ -220,7 +273,7 @@ class Service:
 
     async def call_detail(self, request: web.Request) -> web.Response:
         """One stored call with its timeline, digits and diagnostic files."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         call = await self.storage.get_call(_int_param(request, "id"))
         if call is None:
             raise web.HTTPNotFound(text="no such call")
@@ -239,7 +292,7 @@ class Service:
 
     async def set_disposition(self, request: web.Request) -> web.Response:
         """An agent's wrap-up of a call: ``{code, note}``, code from the configured list."""
-        agent = self.console.require_agent(request)
+        agent = await self.console.require_agent(request)
         call = await self.storage.get_call(_int_param(request, "id"))
         if call is None:
             raise web.HTTPNotFound(text="no such call")
@@ -258,7 +311,7 @@ class Service:
 
     async def download_diagnostic(self, request: web.Request) -> web.Response:
         """A leg's diagnostic file as an attachment."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         wanted = _int_param(request, "diag")
         for item in await self.storage.diagnostics(_int_param(request, "id")):
             if item.id == wanted:
@@ -275,7 +328,7 @@ class Service:
 
     async def simulate_call(self, request: web.Request) -> web.Response:
         """Demo: the WhatsApp simulator places a call to us."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         assert self.simulator is not None, "routed only with simulators on"
         audio: str | Path = "tone"
         if self.settings.assistant_enabled or self.settings.transcription_enabled:
@@ -286,7 +339,7 @@ class Service:
 
     async def simulate_keys(self, request: web.Request) -> web.Response:
         """Demo: the simulated caller presses keys (``{digits}``: 0-9, *, #)."""
-        self.console.require_agent(request)
+        await self.console.require_agent(request)
         if self.simulator is None:
             raise web.HTTPNotFound(text="simulators are off")
         try:
@@ -370,9 +423,9 @@ def _call_json(call: CallRecord) -> dict[str, Any]:
 
 
 async def run(settings: Settings, *, sign_in_hint: str | None = None) -> None:
-    """Serve until cancelled (Ctrl-C)."""
+    """Serve until SIGTERM (graceful drain) or Ctrl-C (calls end at once)."""
     service = Service(settings)
-    runner = web.AppRunner(service.app())
+    runner = web.AppRunner(service.app(), shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -382,13 +435,20 @@ async def run(settings: Settings, *, sign_in_hint: str | None = None) -> None:
     if sign_in_hint:
         print(f"Sign in as (name / password): {sign_in_hint}", flush=True)
     stop = asyncio.Event()
+    drain = {"timeout": 0.0}
+
+    def on_signal(timeout: float) -> None:
+        drain["timeout"] = timeout
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Ctrl-C and Kubernetes' SIGTERM both end calls cleanly before exiting.
+    # Kubernetes' SIGTERM drains (live calls may finish); Ctrl-C ends calls cleanly at once.
+    for signum, timeout in ((signal.SIGINT, 0.0), (signal.SIGTERM, settings.drain_timeout)):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, timeout)
     try:
         await stop.wait()
+        await service.stop(drain["timeout"])
     finally:
-        logger.info("stopping: ending calls")
+        logger.info("stopping")
         await runner.cleanup()

@@ -197,10 +197,11 @@ class Fault(Event):
     """Something that ends the call from our side: WhatsApp is told (reject or terminate).
 
     ``kind``: ``media`` (no audio, connection failed), ``ring_timeout``, ``graph`` (Graph API
-    error), ``signalling`` (an SDP that cannot be applied), ``shutdown``.
+    error), ``signalling`` (an SDP that cannot be applied), ``shutdown`` (the service drains or
+    stops), ``replica_lost`` (the process that held the call died; another one ends it).
     """
 
-    kind: Literal["media", "ring_timeout", "graph", "signalling", "shutdown"]
+    kind: Literal["media", "ring_timeout", "graph", "signalling", "shutdown", "replica_lost"]
     reason: str
 
 

@@ -62,6 +62,7 @@ from .callstate import (
     WhatsAppEnded,
     transition,
 )
+from .cluster.recovery import record_late_terminate
 from .diagnostics import LegRecorder
 from .holdmusic import hold_music_path
 from .logs import bound_leg
@@ -80,8 +81,9 @@ EARLY_ENDS_KEPT = 256
 EARLY_END_SECONDS = 120.0
 """How long a ``terminate`` that overtook its ``connect`` is remembered."""
 CLOSE_TIMEOUT = 10.0
-SHUTDOWN_CLOSE_GRACE = 2.0
-"""Seconds shutdown waits for calls already closing before it closes them itself."""
+CLOSE_BUDGET = 3.0
+"""Seconds the parallel ending of every call at shutdown may take."""
+SHUTTING_DOWN = "service shutting down"
 DTMF_TONE_MS, DTMF_GAP_MS = 160, 80
 """Keypad tones toward the caller: long enough for any IVR, short enough to feel instant."""
 GREETING_LIMIT = 60.0
@@ -112,6 +114,10 @@ class CallRouter:
         self._early = EarlyEvents()
         # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
         self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.accepting = True
+        """False while draining: a new call is handed over or declined (see :meth:`drain`)."""
+        self.hand_over: Callable[[CallConnect], Awaitable[bool]] | None = None
+        """With replicas: gives a new call to one that is not draining (true if one took it)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -265,13 +271,23 @@ class CallRouter:
             if call is not None:
                 await self._end(call, WhatsAppEnded(reason))
             else:
-                logger.info("terminate for unknown call %s (kept): %s", event.call_id, reason)
+                # Remembered at once: its connect may be on its way (no await before this).
                 self._remember_end(event.call_id, reason)
+                if not await self._late_terminate(event, reason):
+                    logger.info("terminate for unknown call %s (kept): %s", event.call_id, reason)
         elif isinstance(event, CallStatus):
             logger.info("call %s status %s", event.call_id, event.status)
             await self._outbound_event(event)
         elif isinstance(event, UnknownEvent):
             logger.info("ignored webhook event: %s", event.description)
+
+    async def _late_terminate(self, event: CallTerminate, reason: str) -> bool:
+        """A terminate of a stored call nobody holds (ended by recovery, or left by a dead run)."""
+        try:
+            return await record_late_terminate(self.storage, event, reason)
+        except Exception as exc:
+            logger.error("terminate of %s could not be stored: %s", event.call_id, exc)
+            return False
 
     def _remember_end(self, call_id: str, reason: str) -> None:
         self._early_ends[call_id] = (time.monotonic(), reason)
@@ -294,6 +310,11 @@ class CallRouter:
         if event.call_id in self.calls:
             logger.info("connect for live call %s ignored (redelivery)", event.call_id)
             return
+        # Draining: another replica takes the call if one can; decided before the row is stored,
+        # so that the one that takes it stores it. Once stored here, the call is this replica's.
+        draining = not self.accepting
+        if draining and self.hand_over is not None and await self.hand_over(event):
+            return
         call = Call(
             event.call_id,
             0,
@@ -309,6 +330,11 @@ class CallRouter:
             await call.bridge.close()
             return
         call.db_id = db_id
+        if draining:  # and no other replica took it: declined
+            logger.warning("call %s declined: %s", call.wa_call_id, SHUTTING_DOWN)
+            self.calls[call.wa_call_id] = call
+            await self._end(call, Fault("shutdown", SHUTTING_DOWN))
+            return
         if self.settings.realtime_used:
             call.ai = CallAi(CallAiHost(self, call))
         self._register(call)
@@ -590,6 +616,8 @@ class CallRouter:
 
     async def dial(self, agent: str, to: str, browser_offer: str) -> tuple[str, str]:
         """An agent calls a WhatsApp user; returns the call id and the browser leg's answer."""
+        if not self.accepting:
+            raise CallUnavailable(f"this replica is draining ({SHUTTING_DOWN}); dial again")
         bridge = self.new_bridge()
         call = Call(
             "",
@@ -703,23 +731,51 @@ class CallRouter:
         self.notify("call", call)
         self.calls.pop(call.wa_call_id, None)
 
-    async def close(self) -> None:
-        """End every call (service shutdown)."""
-        for call in list(self.calls.values()):
-            await self._end(call, Fault("shutdown", "service shutting down"))
-        # A call that had already ended may still be closing in a task of its own, or its close
-        # may have been cut short (a console handler cancelled by the server's shutdown): give
-        # it a moment, then finish closing it here, so that its row always records the end.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SHUTDOWN_CLOSE_GRACE):
-                while self.calls:
-                    await asyncio.sleep(0.05)
-        for call in list(self.calls.values()):
-            logger.warning("call %s was still closing at shutdown: closed now", call.wa_call_id)
-            await self._close(call, call.end_reason or "service shutting down")
+    async def drain(self, timeout: float) -> None:
+        """Take no new call; wait up to ``timeout`` seconds for the live ones to end."""
+        self.accepting = False
+        deadline = time.monotonic() + timeout
+        while self.calls and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    async def close(self, budget: float = CLOSE_BUDGET) -> None:
+        """End every call at once, in parallel (service shutdown), within ``budget`` seconds."""
+        self.accepting = False
+        calls = list(self.calls.values())
+        endings = [
+            asyncio.ensure_future(self._end(call, Fault("shutdown", SHUTTING_DOWN)))
+            for call in calls
+        ]
+        if endings:
+            _, late = await asyncio.wait(endings, timeout=budget)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*endings, return_exceptions=True)
+            # A call whose ending hung (a Graph API that does not answer), or that was already
+            # closing in a task the shutdown cancelled, is still recorded, with its own reason.
+            await asyncio.gather(
+                *(
+                    self._record_end(call, call.end_reason or SHUTTING_DOWN)
+                    for call in calls
+                    if call.db_id
+                ),
+                return_exceptions=True,
+            )
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _record_end(self, call: Call, reason: str) -> None:
+        record = await self.storage.get_call(call.db_id)
+        if record is not None and record.ended_at is None:
+            await self.storage.record_event(
+                call.db_id,
+                "ended",
+                state="ended",
+                reason=reason,
+                columns={"ended_at": utcnow(), "end_reason": reason},
+            )
+        self.calls.pop(call.wa_call_id, None)
 
 
 def _allowed(call: Call, event: Event) -> None:

@@ -394,6 +394,14 @@ class Storage:
                 select(CallRecord).where(CallRecord.wa_call_id == wa_call_id)
             )
 
+    async def unfinished_calls(self) -> list[CallRecord]:
+        """Calls without an end: live somewhere, or left behind by a replica that died."""
+        async with self._sessions() as session:
+            result = await session.scalars(
+                select(CallRecord).where(CallRecord.ended_at.is_(None)).order_by(CallRecord.id)
+            )
+            return list(result)
+
     async def dtmf_digits(self, call_id: int) -> str:
         """The digits pressed during a call, in order."""
         async with self._sessions() as session:

@@ -165,16 +165,18 @@ def coturn(
         log.close()
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_listening(
+    port: int, process: subprocess.Popen[bytes], log: Path, name: str = "turnserver"
+) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"turnserver exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"turnserver did not listen on {port}: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"{name} did not listen on {port}: {log.read_text()[-2000:]}")
 
 
 def _postgres_bin(name: str) -> str | None:
@@ -280,3 +282,44 @@ def _wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> N
                     return
         time.sleep(0.05)
     raise RuntimeError(f"postgres did not start on {port}: {log.read_text()[-2000:]}")
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+@dataclass(frozen=True)
+class Redis:
+    """A running redis-server on 127.0.0.1."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[Redis]:
+    """Run Debian's redis-server on loopback, in ``directory``, without persistence."""
+    if REDIS_SERVER is None:
+        pytest.skip("Redis (Debian package redis-server) is not installed")
+    port = free_port(socket.SOCK_STREAM)
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [
+        REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+        "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+    ]  # fmt: skip
+    log = (directory / "redis.log").open("w")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(port, process, directory / "redis.log", "redis-server")
+        yield Redis(port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()

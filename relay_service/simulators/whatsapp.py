@@ -13,7 +13,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ class WhatsAppSimulator:
         host_addresses: tuple[str, ...] | None = ("127.0.0.1",),
         no_media_timeout: float = 20.0,
         duplicate_webhooks: bool = False,
-        authorize: Callable[[web.Request], object] | None = None,
+        authorize: Callable[[web.Request], Awaitable[object]] | None = None,
     ) -> None:
         """``authorize``: called with each control API request; it raises an HTTP error to
         refuse it (the relay passes its console's sign-in check)."""
@@ -123,6 +123,8 @@ class WhatsAppSimulator:
         """Deliver an outbound call's ``RINGING`` before the ``connect`` reply (as Meta may)."""
         self.faults: dict[str, str] = Faults()
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
+        self.hung: set[str] = set()
+        """Actions whose every request hangs until :meth:`release` (a Graph API that is down)."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._released = asyncio.Event()
@@ -219,7 +221,7 @@ class WhatsAppSimulator:
         action = str(body.get("action"))
         self.requests.append(body)
         fault = self.faults.pop(action, None)
-        if fault == "timeout":
+        if fault == "timeout" or action in self.hung:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), 3600)
             return graph_error(503, 1, "Simulated timeout released.")
@@ -341,11 +343,11 @@ class WhatsAppSimulator:
     # -- control API (the demo's "place a call" button) ---------------------------------
 
     async def _list_calls(self, request: web.Request) -> web.Response:
-        self._check_control(request)
+        await self._check_control(request)
         return web.json_response([call.summary() for call in self.calls.values()])
 
     async def _place_call(self, request: web.Request) -> web.Response:
-        self._check_control(request)
+        await self._check_control(request)
         try:
             options = jsonlimits.loads(await request.read(), max_bytes=4096, max_depth=2)
         except jsonlimits.JsonRejected:
@@ -362,16 +364,16 @@ class WhatsAppSimulator:
         return web.json_response({"id": call_id})
 
     async def _hangup(self, request: web.Request) -> web.Response:
-        self._check_control(request)
+        await self._check_control(request)
         call = self.calls.get(request.match_info["call_id"])
         if call is None:
             return web.json_response({"error": "no such call"}, status=404)
         await self._end(call, "COMPLETED")
         return web.json_response(call.summary())
 
-    def _check_control(self, request: web.Request) -> None:
+    async def _check_control(self, request: web.Request) -> None:
         if self.authorize is not None:
-            self.authorize(request)
+            await self.authorize(request)
 
     async def close(self) -> None:
         """End every call silently and close the HTTP session."""

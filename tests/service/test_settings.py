@@ -207,3 +207,33 @@ def test_any_agents_value_is_parsed_or_named_in_one_line(raw: str) -> None:
         assert len(exc.problems) == 1 and exc.problems[0].startswith("RELAY_AGENTS ")
     else:
         assert parsed.agents and all(name and password for name, password in parsed.agents.items())
+
+
+def test_replica_settings_default_to_one_process_and_are_validated() -> None:
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.redis_url == "" and settings.drain_timeout == 25.0
+    assert settings.lease_ttl == 10.0 and settings.replica_id
+    cluster = Settings.from_env(
+        {
+            "RELAY_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "RELAY_REPLICA_ID": "pod-a",
+            "RELAY_DRAIN_TIMEOUT": "0",
+            "RELAY_LEASE_TTL": "4.5",
+        },
+        dotenv=None,
+    )
+    assert (cluster.redis_url, cluster.replica_id) == ("redis://127.0.0.1:6379/0", "pod-a")
+    assert (cluster.drain_timeout, cluster.lease_ttl) == (0.0, 4.5)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "RELAY_REDIS_URL": "localhost:6379",
+                "RELAY_DRAIN_TIMEOUT": "-1",
+                "RELAY_LEASE_TTL": "0",
+            },
+            dotenv=None,
+        )
+    message = str(caught.value)
+    assert "RELAY_REDIS_URL must look like redis://" in message
+    assert "RELAY_DRAIN_TIMEOUT must be positive" in message
+    assert "RELAY_LEASE_TTL must be positive" in message
