@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import OrderedDict
@@ -79,6 +80,8 @@ EARLY_END_SECONDS = 120.0
 CLOSE_TIMEOUT = 10.0
 GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
+COLLECT_AFTER_END = 2.0
+"""Seconds after a call ends before the cycle collector runs (ends close together share one)."""
 
 
 class CallUnavailable(Exception):
@@ -105,6 +108,7 @@ class CallRouter:
         self._early: dict[str, list[CallConnect | CallStatus]] = {}
         # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
         self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._collection: asyncio.TimerHandle | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -655,6 +659,29 @@ class CallRouter:
         self.metrics.calls_active.set(len(self.active_calls()))
         self.notify("call", call)
         self.calls.pop(call.wa_call_id, None)
+        self._collect_soon()
+
+    def _collect_soon(self) -> None:
+        """Free ended calls now rather than whenever the cycle collector next runs in full.
+
+        A call is a graph of reference cycles (peer connections, their listeners and tasks):
+        only the cycle collector frees it, and its full pass is triggered by allocations, so
+        an idle service could keep the memory of its last calls for hours.
+        """
+        if self._collection is None:
+            self._collection = asyncio.get_running_loop().call_later(
+                COLLECT_AFTER_END, self._collect
+            )
+
+    def _collect(self) -> None:
+        self._collection = None
+        started = time.perf_counter()
+        freed = gc.collect()
+        logger.debug(
+            "cycle collector: %d objects freed in %.1f ms",
+            freed,
+            1000 * (time.perf_counter() - started),
+        )
 
     async def close(self) -> None:
         """End every call (service shutdown)."""
@@ -663,6 +690,9 @@ class CallRouter:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._collection is not None:
+            self._collection.cancel()
+            self._collection = None
 
 
 def _allowed(call: Call, event: Event) -> None:

@@ -68,7 +68,13 @@ RTP_METHODS = (
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
-RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
+RTP_RECEIVER_PRIVATE = (
+    "codecs",
+    "decoder_thread",
+    "remote_streams",
+    "rtx_ssrc",
+    "stop_decoder",
+)
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
@@ -218,6 +224,12 @@ def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
     """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
     assert name in RTP_RECEIVER_PRIVATE, name
     return getattr(receiver, "_RTCRtpReceiver__" + name)
+
+
+def set_receiver_private(receiver: aiortc.RTCRtpReceiver, name: str, value: Any) -> None:
+    """Write aiortc's private ``RTCRtpReceiver.__<name>`` member."""
+    assert name in RTP_RECEIVER_PRIVATE, name
+    setattr(receiver, "_RTCRtpReceiver__" + name, value)
 
 
 def missing_rtp_internals(
