@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
+from openai import AsyncOpenAI
 
 from webrtc_ext import (
     NominationMode,
@@ -64,6 +65,7 @@ from .callstate import (
 )
 from .diagnostics import LegRecorder
 from .metrics import Metrics
+from .realtime.client import RealtimeSettings, new_openai_client
 from .rtpbridge import RtpMediaBridge
 from .settings import Settings
 from .storage import Storage, utcnow
@@ -109,6 +111,7 @@ class CallRouter:
         # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
         self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._collection: asyncio.TimerHandle | None = None
+        self._openai: AsyncOpenAI | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -124,6 +127,14 @@ class CallRouter:
             audio_codecs=("audio/opus",),
             nomination=NominationMode(self.settings.ice_nomination),
         )
+
+    def openai_client(self) -> AsyncOpenAI:
+        """One ``openai`` client for every Realtime leg (one HTTP pool, one TLS context)."""
+        if self._openai is None:
+            self._openai = new_openai_client(
+                RealtimeSettings(self.settings.realtime_base_url, self.settings.openai_api_key)
+            )
+        return self._openai
 
     def new_bridge(self) -> MediaBridge:
         """A call's media bridge: ``RELAY_MEDIA_BRIDGE`` ``rtp`` (default) or ``decoded``."""
@@ -693,6 +704,9 @@ class CallRouter:
         if self._collection is not None:
             self._collection.cancel()
             self._collection = None
+        if self._openai is not None:
+            await self._openai.close()
+            self._openai = None
 
 
 def _allowed(call: Call, event: Event) -> None:
