@@ -53,15 +53,22 @@ class RealtimeClient(AsyncIOEventEmitter):
     """
 
     def __init__(
-        self, settings: RealtimeSettings, session: dict[str, Any], *, decode_audio: bool = True
+        self,
+        settings: RealtimeSettings,
+        session: dict[str, Any],
+        *,
+        decode_audio: bool = True,
+        receive_audio: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.session = session
         self.decode_audio = decode_audio
         """Whether the remote audio is decoded for :attr:`remote_track`. A leg that never
-        reads it (transcription) must say ``False``: aiortc queues decoded frames that nobody
-        takes without bound (tens of MB per call-minute)."""
+        reads it (transcription) says ``False``: its packets are only counted."""
+        self.receive_audio = receive_audio
+        """Whether the Realtime side may send audio at all: ``False`` offers ``sendonly``, so
+        no packet comes back to be decrypted and dropped (a transcription session's)."""
         self.pc = RTCPeerConnection(settings.peer_config)
         self.call_id: str | None = None
         self.remote_track: MediaStreamTrack | None = None
@@ -102,7 +109,8 @@ class RealtimeClient(AsyncIOEventEmitter):
 
     async def connect(self, audio: MediaStreamTrack | None = None) -> None:
         """Offer audio (``audio`` or nothing yet) and the channel; wait until it is open."""
-        transceiver = self.pc.addTransceiver("audio", direction="sendrecv")
+        direction = "sendrecv" if self.receive_audio else "sendonly"
+        transceiver = self.pc.addTransceiver("audio", direction=direction)
         self.sender = transceiver.sender
         if audio is not None:
             transceiver.sender.replaceTrack(audio)
