@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import logging
 import time
@@ -688,6 +690,7 @@ class CallRouter:
         self._collection = None
         started = time.perf_counter()
         freed = gc.collect()
+        _return_free_memory()
         logger.debug(
             "cycle collector: %d objects freed in %.1f ms",
             freed,
@@ -707,6 +710,25 @@ class CallRouter:
         if self._openai is not None:
             await self._openai.close()
             self._openai = None
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to do
+    return trim
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def _return_free_memory() -> None:
+    """Give the pages glibc's allocator keeps after a call's memory was freed back to the
+    system (``malloc_trim``), so the process shrinks when its calls end."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _allowed(call: Call, event: Event) -> None:
