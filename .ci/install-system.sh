@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Chromium and Firefox ESR (browser interop), coturn (TURN), Go with Debian's
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
-# iproute2/iptables/nftables (network namespaces with an MTU-limited path).
+# iproute2/iptables/nftables (network namespaces with an MTU-limited path), PostgreSQL (the service's
+# production database; the tests start their own server as the postgres user).
 set -euo pipefail
 packages=(
     chromium
@@ -14,6 +15,7 @@ packages=(
     iproute2
     iptables
     nftables
+    postgresql
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# coturn's package starts a system-wide server on 3478; the tests start their own.
+# coturn's and postgresql's packages start system-wide servers; the tests start their own.
 systemctl stop coturn 2>/dev/null || true
 pkill -x turnserver 2>/dev/null || true
+systemctl stop postgresql 2>/dev/null || true

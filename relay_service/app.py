@@ -15,7 +15,7 @@ from aiohttp import web
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, CallTimes, Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
@@ -33,6 +33,8 @@ SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
 DEMO_HUMAN = "please connect me to a human agent"
+HEALTH_DATABASE_TIMEOUT = 2.0
+"""Seconds the database has to answer ``/healthz`` before it counts as unavailable."""
 
 
 class Service:
@@ -40,8 +42,10 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
-        self.storage = Storage(settings.database_url)
+        self.metrics = Metrics(replica=settings.replica_id)
+        self.storage = Storage(
+            settings.database_url, settings.diagnostics_dir, settings.diagnostics_inline_max
+        )
         self.graph = GraphClient(
             settings.graph_base_url,
             settings.whatsapp_graph_version,
@@ -51,6 +55,7 @@ class Service:
             metrics=self.metrics,
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
+        self.router.listeners.append(CallTimes(self.metrics))
         self.console = AgentConsole(settings.agents, self.router)
         self.webhook = WhatsAppWebhook(
             settings.whatsapp_verify_token,
@@ -126,21 +131,26 @@ class Service:
         await self.storage.close()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 once the service is ready; 503 before, while stopping, and while the database
-        refuses writes (until a write succeeds again)."""
+        """200 once the service is ready and its database answers; 503 with the reason while
+        starting or stopping, after a failed database write until one succeeds again, and while
+        the database does not answer a query."""
         if not self.ready:
             return web.Response(status=503, text="starting")
         if self.storage.write_error is not None:
             return web.Response(status=503, text=f"database: {self.storage.write_error}")
+        try:
+            await asyncio.wait_for(self.storage.ping(), HEALTH_DATABASE_TIMEOUT)
+        except Exception as exc:  # any failure of the database makes the replica unhealthy
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("health check: database unavailable: %s", reason)
+            return web.Response(status=503, text=f"database unavailable: {reason}")
         return web.Response(text="ok")
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus metrics."""
         return web.Response(
             text=self.metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
         )
 
     async def index(self, request: web.Request) -> web.Response:
@@ -165,7 +175,7 @@ class Service:
         detail["transcript"] = await self.storage.transcript(call.id)
         detail["tool_calls"] = await self.storage.tool_calls(call.id)
         detail["diagnostics"] = [
-            {"id": d.id, "leg": d.leg, "filename": d.filename, "size": len(d.content)}
+            {"id": d.id, "leg": d.leg, "filename": d.filename, "size": d.size}
             for d in await self.storage.diagnostics(call.id)
         ]
         return web.json_response(detail)
@@ -176,8 +186,12 @@ class Service:
         wanted = _int_param(request, "diag")
         for item in await self.storage.diagnostics(_int_param(request, "id")):
             if item.id == wanted:
+                content = await self.storage.read_diagnostic(item)
+                if content is None:
+                    logger.warning("diagnostic file %s of call %s is missing", item.path, item.id)
+                    raise web.HTTPGone(text="the diagnostic file is no longer stored")
                 return web.Response(
-                    body=item.content,
+                    body=content,
                     content_type="application/gzip",
                     headers={"Content-Disposition": f'attachment; filename="{item.filename}"'},
                 )

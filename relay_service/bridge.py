@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,8 @@ class MediaBridge(Protocol):
 
     to_whatsapp: MediaStreamTrack
     last_caller_audio: float
+    on_first_caller_audio: Callable[[float], None] | None
+    """Called once with the (monotonic) arrival time of the caller's first audio."""
     caller_level: float
 
     @property
@@ -98,6 +101,7 @@ class RelayMediaBridge:
         self._switch = SwitchableAudioTrack()
         self.to_whatsapp: MediaStreamTrack = self._switch
         self.last_caller_audio = time.monotonic()
+        self.on_first_caller_audio: Callable[[float], None] | None = None
         self.caller_level = 0.0
         self._relay = MediaRelay()
         self._caller: MediaStreamTrack | None = None
@@ -254,6 +258,9 @@ class RelayMediaBridge:
             except MediaStreamError:
                 return
             self.last_caller_audio = time.monotonic()
+            if self.on_first_caller_audio is not None:
+                first, self.on_first_caller_audio = self.on_first_caller_audio, None
+                first(self.last_caller_audio)
             if isinstance(frame, AudioFrame):
                 self.caller_level = rms(frame)
 

@@ -1,19 +1,21 @@
-"""The ``relay-service`` command: ``serve`` and ``demo``."""
+"""The ``relay-service`` command: ``serve``, ``demo`` and ``migrate``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .app import run
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import logs
 from .settings import Settings, SettingsError
+from .storage import Storage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,6 +26,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service as configured by the environment / .env")
+    commands.add_parser(
+        "migrate",
+        help="bring the database (RELAY_DATABASE_URL) to the newest schema and exit "
+        "(serve does this at start too)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the service with the WhatsApp and OpenAI Realtime simulators on loopback",
@@ -71,9 +78,6 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     with contextlib.ExitStack() as stack:
         try:
             if args.command == "demo":
@@ -85,8 +89,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
+        logs.configure(args.log_level, settings.log_format)
+        if args.command == "migrate":
+            return migrate(settings.database_url)
+        from .app import run  # the media stack loads only for the commands that serve
+
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, show_passwords=args.command == "demo"))
+    return 0
+
+
+def migrate(database_url: str) -> int:
+    """``relay-service migrate``: upgrade the schema to the newest revision, say which."""
+
+    async def upgrade() -> str:
+        storage = Storage(database_url)
+        try:
+            await storage.start()
+            return await storage.revision()
+        finally:
+            await storage.close()
+
+    try:
+        revision = asyncio.run(upgrade())
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        print(f"relay-service: cannot migrate the database: {exc}", file=sys.stderr)
+        return 1
+    print(f"database at revision {revision} (newest)", flush=True)
     return 0
 
 

@@ -66,6 +66,7 @@ from .callstate import (
     transition,
 )
 from .diagnostics import LegRecorder
+from .logs import bound_leg
 from .metrics import Metrics
 from .realtime.client import RealtimeSettings, new_openai_client
 from .rtpbridge import RtpMediaBridge
@@ -351,6 +352,7 @@ class CallRouter:
         self.metrics.calls_active.set(len(self.active_calls()))
         self.notify("call", call)
 
+    @bound_leg("whatsapp")
     async def _open_whatsapp_leg(self, call: Call, offer: str) -> str:
         pc = self._whatsapp_pc(call)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -441,6 +443,7 @@ class CallRouter:
             raise CallUnavailable(f"WhatsApp refused to accept the call: {call.end_reason}")
         return leg.answer
 
+    @bound_leg("browser")
     async def _prepare_agent_leg(self, call: Call, offer_sdp: str) -> AgentLeg:
         """Negotiate the browser's offer; :class:`CallUnavailable` (nothing changed) if bad."""
         n = call.browser_legs + 1

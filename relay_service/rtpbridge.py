@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -78,6 +78,8 @@ class RtpMediaBridge:
     def __init__(self) -> None:
         self.to_whatsapp: MediaStreamTrack = RawFork()
         self.last_caller_audio = time.monotonic()
+        self.on_first_caller_audio: Callable[[float], None] | None = None
+        """Called once, with its arrival time, when the first packet from the caller arrives."""
         self.caller_level = 0.0
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
@@ -123,6 +125,9 @@ class RtpMediaBridge:
 
     def _heard(self, packet: RawRtpPacket) -> None:
         self.last_caller_audio = packet.arrival_time
+        if self.on_first_caller_audio is not None:
+            first, self.on_first_caller_audio = self.on_first_caller_audio, None
+            first(packet.arrival_time)
         if packet.audio_level is not None:  # -dBov (RFC 6464), as the 16-bit level rms() gives
             self.caller_level = 32767 * 10 ** (-packet.audio_level / 20)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 META_GRAPH_BASE_URL = "https://graph.facebook.com"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -67,6 +72,23 @@ class Settings:
     """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
     keypad_pause: float = 3.0
     """Seconds without a key that end a keypad entry (``#`` ends one at once)."""
+    drain_timeout: float = 25.0
+    """Seconds live calls may go on after SIGTERM before every remaining one is ended."""
+    redis_url: str = ""
+    """Redis shared by the replicas; empty: one process, nothing shared (the default)."""
+    replica_id: str = ""
+    """This replica's name among its peers (default: host name and process id)."""
+    lease_ttl: float = 10.0
+    """Seconds a replica's lease on its calls lasts without renewal before others end them."""
+    session_ttl: float = 12 * 3600.0
+    """Seconds an agent's sign-in lasts without use."""
+    log_format: str = "auto"
+    """``json``, ``text``, or ``auto``: text when stderr is a terminal, JSON otherwise."""
+    diagnostics_dir: Path | None = None
+    """Where diagnostic files larger than ``diagnostics_inline_max`` are kept (the database
+    keeps their path); default ``<data dir>/diagnostics``."""
+    diagnostics_inline_max: int = 65536
+    """Diagnostic files up to this many bytes are kept in the database row itself."""
 
     @property
     def realtime_base_url(self) -> str:
@@ -106,191 +128,269 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
     ) -> Settings:
         """Read and validate the settings; ``environ`` wins over the ``.env`` file."""
-        values: dict[str, str] = {}
-        if dotenv is not None and dotenv.is_file():
-            values.update(read_dotenv(dotenv))
-        values.update(os.environ if environ is None else environ)
-        return _Parser(values).settings()
+        given = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            k: v.strip() for k, v in given.items() if k in ENVIRONMENT_VARIABLES and v.strip()
+        }
+        try:
+            # The environment comes in as init values; pydantic-settings reads the .env file.
+            parsed = _Environment(_env_file=dotenv, **values)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            raise SettingsError([_problem(error) for error in exc.errors()]) from None
+        return parsed.settings()
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes, optional ``export``)."""
-    result: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        result[key] = value
+def _problem(error: Any) -> str:
+    """One line naming the variable and what is wrong with its value."""
+    # A default checked by a rule is located by its field name, a given value by its variable.
+    name = ".".join(_ALIASES.get(str(part), str(part)) for part in error["loc"]) or "configuration"
+    if error["type"] == "value_error":
+        return f"{name} {error['ctx']['error']}"
+    return f"{name}: {error['msg']}"
+
+
+def _integer(low: int, high: int) -> BeforeValidator:
+    def parse(raw: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be an integer, not {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, not {value}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _number(*, allow_zero: bool = False) -> BeforeValidator:
+    def parse(raw: Any) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be a number, not {raw!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"must be positive, not {value:g}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _parse_boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "on", "true", "yes"}:
+        return True
+    if text in {"0", "off", "false", "no"}:
+        return False
+    raise ValueError(f"must be on/off (or true/false, 1/0), not {text!r}")
+
+
+def _choice(*choices: str) -> BeforeValidator:
+    def parse(raw: Any) -> str:
+        text = str(raw).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {text!r}")
+        return text
+
+    return BeforeValidator(parse)
+
+
+def _parse_port_range(raw: Any) -> tuple[int, int] | None:
+    if raw is None or isinstance(raw, tuple):
+        return raw
+    low, sep, high = str(raw).partition("-")
+    try:
+        result = (int(low), int(high))
+    except ValueError:
+        result = (0, 0)
+    if not sep or not 1 <= result[0] <= result[1] <= 65535:
+        raise ValueError(f"must look like 40000-40100, not {raw!r}")
     return result
 
 
-class _Parser:
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-        self.problems: list[str] = []
-
-    def text(self, name: str, default: str = "") -> str:
-        return self.values.get(name, default).strip()
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.text(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be an integer, not {raw!r}")
-            return default
-        if not low <= value <= high:
-            self.problems.append(f"{name} must be between {low} and {high}, not {value}")
-        return value
-
-    def number(self, name: str, default: float) -> float:
-        raw = self.text(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be a number, not {raw!r}")
-            return default
-        if value <= 0:
-            self.problems.append(f"{name} must be positive, not {value}")
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name).lower()
-        if not raw:
-            return default
-        if raw in {"1", "on", "true", "yes"}:
-            return True
-        if raw in {"0", "off", "false", "no"}:
-            return False
-        self.problems.append(f"{name} must be on/off (or true/false, 1/0), not {raw!r}")
-        return default
-
-    def port_range(self, name: str) -> tuple[int, int] | None:
-        raw = self.text(name)
-        if not raw:
-            return None
-        low, sep, high = raw.partition("-")
-        try:
-            result = (int(low), int(high))
-        except ValueError:
-            result = (0, 0)
-        if not sep or not 1 <= result[0] <= result[1] <= 65535:
-            self.problems.append(f"{name} must look like 40000-40100, not {raw!r}")
-            return None
-        return result
-
-    def agents(self, name: str) -> dict[str, str]:
-        raw = self.text(name, "agent:agent")
-        agents: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in raw.split(","))):
-            user, sep, password = item.partition(":")
-            if not sep or not user or not password:
-                self.problems.append(f"{name} entries must be name:password, not {item!r}")
-                continue
-            agents[user] = password
-        if not agents:
-            self.problems.append(f"{name} must list at least one agent as name:password")
-        return agents
-
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
-        raw = self.text(name, choices[0]).lower()
-        if raw not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
-            return choices[0]
+def _parse_agents(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
         return raw
+    agents: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in str(raw).split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"entries must be name:password, not {item!r}")
+        agents[user] = password
+    if not agents:
+        raise ValueError("must list at least one agent as name:password")
+    return agents
 
-    def cases(self, name: str) -> dict[str, str]:
-        raw = self.text(name)
-        if not raw:
-            return dict(DEMO_CASES)
-        try:
-            cases = json.loads(Path(raw).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            self.problems.append(f"{name} must be a JSON file {{reference: status}}: {exc}")
-            return {}
-        if not isinstance(cases, dict):
-            self.problems.append(f"{name} must hold a JSON object {{reference: status}}")
-            return {}
-        return {str(key): str(value) for key, value in cases.items()}
+
+def _parse_cases(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        cases = json.loads(Path(str(raw)).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"must be a JSON file {{reference: status}}: {exc}") from None
+    if not isinstance(cases, dict):
+        raise ValueError("must hold a JSON object {reference: status}")
+    return {str(key): str(value) for key, value in cases.items()}
+
+
+def _parse_redis_url(raw: Any) -> str:
+    text = str(raw).strip()
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"must look like redis://host:6379/0, not {text!r}")
+    return text
+
+
+Port = Annotated[int, _integer(0, 65535)]
+Seconds = Annotated[float, _number()]
+Switch = Annotated[bool, BeforeValidator(_parse_boolean)]
+
+
+def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
+    """A field read from the environment variable ``name``."""
+    if "default_factory" in kwargs:
+        return Field(alias=name, **kwargs)
+    return Field(default, alias=name, **kwargs)
+
+
+class _Environment(BaseSettings):
+    """The environment variables and their validation; :meth:`settings` makes the dataclass.
+
+    Fields are validated in order, so a rule that depends on another variable comes after it.
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        validate_default=True,
+        populate_by_name=False,
+        env_file_encoding="utf-8",
+    )
+
+    simulators: Switch = _env("SIMULATORS", True)
+    host: str = _env("RELAY_HOST", "127.0.0.1")
+    port: Port = _env("RELAY_PORT", 8080)
+    public_url: str = _env("RELAY_PUBLIC_URL", "")
+    data_dir: Path = _env("RELAY_DATA_DIR", Path("relay-data"))
+    database_url: str = _env("RELAY_DATABASE_URL", "")
+    media_addresses: str = _env("RELAY_MEDIA_ADDRESSES", "127.0.0.1")
+    udp_port_range: Annotated[
+        tuple[int, int] | None, NoDecode, BeforeValidator(_parse_port_range)
+    ] = _env("RELAY_UDP_PORT_RANGE", None)
+    whatsapp_verify_token: str = _env("WHATSAPP_VERIFY_TOKEN", "")
+    whatsapp_app_secret: str = _env("WHATSAPP_APP_SECRET", "")
+    whatsapp_access_token: str = _env("WHATSAPP_ACCESS_TOKEN", "")
+    whatsapp_phone_number_id: str = _env("WHATSAPP_PHONE_NUMBER_ID", "")
+    whatsapp_graph_base_url: str = _env("WHATSAPP_GRAPH_BASE_URL", "")
+    whatsapp_graph_version: str = _env("WHATSAPP_GRAPH_VERSION", "v23.0")
+    graph_timeout: Seconds = _env("WHATSAPP_GRAPH_TIMEOUT", 10.0)
+    greeting_file: Path | None = _env("GREETING_FILE", None)
+    agents: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_agents)] = _env(
+        "RELAY_AGENTS", "agent:agent"
+    )
+    no_media_timeout: Seconds = _env("RELAY_NO_MEDIA_TIMEOUT", 20.0)
+    ring_timeout: Seconds = _env("RELAY_RING_TIMEOUT", 60.0)
+    assistant_enabled: Switch = _env("ASSISTANT_ENABLED", False)
+    transcription_enabled: Switch = _env("TRANSCRIPTION_ENABLED", False)
+    openai_base_url: str = _env("OPENAI_BASE_URL", "")
+    openai_api_key: str = _env("OPENAI_API_KEY", "")
+    assistant_instructions: str = _env("ASSISTANT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS)
+    case_directory: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_cases)] = _env(
+        "CASE_DIRECTORY", default_factory=lambda: dict(DEMO_CASES)
+    )
+    keypad_pause: Seconds = _env("KEYPAD_PAUSE", 3.0)
+    ice_nomination: Annotated[str, _choice("aggressive", "regular")] = _env(
+        "RELAY_ICE_NOMINATION", "aggressive"
+    )
+    media_bridge: Annotated[str, _choice("rtp", "decoded")] = _env("RELAY_MEDIA_BRIDGE", "rtp")
+    drain_timeout: Annotated[float, _number(allow_zero=True)] = _env("RELAY_DRAIN_TIMEOUT", 25.0)
+    redis_url: Annotated[str, BeforeValidator(_parse_redis_url)] = _env("RELAY_REDIS_URL", "")
+    replica_id: str = _env("RELAY_REPLICA_ID", "")
+    lease_ttl: Seconds = _env("RELAY_LEASE_TTL", 10.0)
+    session_ttl: Seconds = _env("RELAY_SESSION_TTL", 12 * 3600.0)
+    log_format: Annotated[str, _choice("auto", "json", "text")] = _env("RELAY_LOG_FORMAT", "auto")
+    diagnostics_dir: Path | None = _env("RELAY_DIAGNOSTICS_DIR", None)
+    diagnostics_inline_max: Annotated[int, _integer(0, 2**31)] = _env(
+        "RELAY_DIAGNOSTICS_INLINE_MAX", 65536
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment (passed in by ``from_env``) wins over the ``.env`` file."""
+        return init_settings, dotenv_settings
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return f"sqlite+aiosqlite:///{info.data.get('data_dir', 'relay-data')}/relay.db"
+        if "+" not in value.split(":", 1)[0]:
+            raise ValueError(
+                "must name an async driver, e.g. sqlite+aiosqlite:///relay.db "
+                f"or postgresql+asyncpg://..., not {value!r}"
+            )
+        return value
+
+    @field_validator("whatsapp_verify_token", "whatsapp_app_secret", "whatsapp_access_token")
+    @classmethod
+    def _whatsapp_secret(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            return value
+        if info.data.get("simulators", True):
+            # The simulator shares them in-process, so random ones are enough.
+            return secrets.token_urlsafe(24)
+        raise ValueError("is required when SIMULATORS=off")
+
+    @field_validator("whatsapp_phone_number_id")
+    @classmethod
+    def _phone_number_id(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            return value
+        if info.data.get("simulators", True):
+            return "100000000000001"
+        raise ValueError("is required when SIMULATORS=off")
+
+    @field_validator("greeting_file")
+    @classmethod
+    def _greeting(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} does not exist")
+        return value
+
+    @field_validator("openai_api_key")
+    @classmethod
+    def _openai_key(cls, value: str, info: ValidationInfo) -> str:
+        used = info.data.get("assistant_enabled") or info.data.get("transcription_enabled")
+        if value or not used:
+            return value
+        if info.data.get("simulators", True) and not info.data.get("openai_base_url"):
+            return secrets.token_urlsafe(24)  # shared with the in-process simulator
+        raise ValueError(
+            "is required for ASSISTANT_ENABLED / TRANSCRIPTION_ENABLED "
+            "unless the embedded simulator is the Realtime API"
+        )
 
     def settings(self) -> Settings:
-        simulators = self.boolean("SIMULATORS", True)
-        data_dir = Path(self.text("RELAY_DATA_DIR", "relay-data"))
-        database_url = self.text("RELAY_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir}/relay.db"
-        if "+" not in database_url.split(":", 1)[0]:
-            self.problems.append(
-                "RELAY_DATABASE_URL must name an async driver, e.g. sqlite+aiosqlite:///relay.db "
-                f"or postgresql+asyncpg://..., not {database_url!r}"
-            )
-        secrets_ = {
-            name: self.text(name)
-            for name in ("WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN")
-        }
-        for name, value in secrets_.items():
-            if not value:
-                if simulators:
-                    # The simulator shares them in-process, so random ones are enough.
-                    secrets_[name] = secrets.token_urlsafe(24)
-                else:
-                    self.problems.append(f"{name} is required when SIMULATORS=off")
-        phone_number_id = self.text("WHATSAPP_PHONE_NUMBER_ID", "100000000000001")
-        if not simulators and not self.text("WHATSAPP_PHONE_NUMBER_ID"):
-            self.problems.append("WHATSAPP_PHONE_NUMBER_ID is required when SIMULATORS=off")
-        greeting_raw = self.text("GREETING_FILE")
-        greeting = Path(greeting_raw) if greeting_raw else None
-        if greeting is not None and not greeting.is_file():
-            self.problems.append(f"GREETING_FILE {greeting_raw!r} does not exist")
-        media = tuple(a.strip() for a in self.text("RELAY_MEDIA_ADDRESSES", "127.0.0.1").split(","))
-        assistant = self.boolean("ASSISTANT_ENABLED", False)
-        transcription = self.boolean("TRANSCRIPTION_ENABLED", False)
-        openai_key = self.text("OPENAI_API_KEY")
-        if not openai_key and (assistant or transcription):
-            if simulators and not self.text("OPENAI_BASE_URL"):
-                openai_key = secrets.token_urlsafe(24)  # shared with the in-process simulator
-            else:
-                self.problems.append(
-                    "OPENAI_API_KEY is required for ASSISTANT_ENABLED / TRANSCRIPTION_ENABLED "
-                    "unless the embedded simulator is the Realtime API"
-                )
-        settings = Settings(
-            host=self.text("RELAY_HOST", "127.0.0.1"),
-            port=self.integer("RELAY_PORT", 8080, 0, 65535),
-            public_url=self.text("RELAY_PUBLIC_URL"),
-            data_dir=data_dir,
-            database_url=database_url,
+        """The validated values as the service's :class:`Settings`."""
+        media = tuple(a.strip() for a in self.media_addresses.split(","))
+        values = self.model_dump(exclude={"media_addresses", "replica_id", "diagnostics_dir"})
+        return Settings(
+            **values,
+            diagnostics_dir=self.diagnostics_dir or self.data_dir / "diagnostics",
             media_addresses=None if media == ("*",) else tuple(a for a in media if a),
-            udp_port_range=self.port_range("RELAY_UDP_PORT_RANGE"),
-            whatsapp_verify_token=secrets_["WHATSAPP_VERIFY_TOKEN"],
-            whatsapp_app_secret=secrets_["WHATSAPP_APP_SECRET"],
-            whatsapp_access_token=secrets_["WHATSAPP_ACCESS_TOKEN"],
-            whatsapp_phone_number_id=phone_number_id,
-            whatsapp_graph_base_url=self.text("WHATSAPP_GRAPH_BASE_URL"),
-            whatsapp_graph_version=self.text("WHATSAPP_GRAPH_VERSION", "v23.0"),
-            graph_timeout=self.number("WHATSAPP_GRAPH_TIMEOUT", 10.0),
-            greeting_file=greeting,
-            simulators=simulators,
-            agents=self.agents("RELAY_AGENTS"),
-            no_media_timeout=self.number("RELAY_NO_MEDIA_TIMEOUT", 20.0),
-            ring_timeout=self.number("RELAY_RING_TIMEOUT", 60.0),
-            openai_base_url=self.text("OPENAI_BASE_URL"),
-            openai_api_key=openai_key,
-            assistant_enabled=assistant,
-            assistant_instructions=self.text("ASSISTANT_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
-            transcription_enabled=transcription,
-            case_directory=self.cases("CASE_DIRECTORY"),
-            keypad_pause=self.number("KEYPAD_PAUSE", 3.0),
-            ice_nomination=self.choice("RELAY_ICE_NOMINATION", ("aggressive", "regular")),
-            media_bridge=self.choice("RELAY_MEDIA_BRIDGE", ("rtp", "decoded")),
+            replica_id=self.replica_id or f"{socket.gethostname()}-{os.getpid()}",
         )
-        if self.problems:
-            raise SettingsError(self.problems)
-        return settings
+
+
+_ALIASES = {name: str(info.alias) for name, info in _Environment.model_fields.items()}
+ENVIRONMENT_VARIABLES = frozenset(_ALIASES.values())
+"""The name of every environment variable the service reads."""

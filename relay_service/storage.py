@@ -5,16 +5,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from . import schema
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(content)
+    partial.replace(path)
 
 
 def utcnow() -> dt.datetime:
@@ -63,7 +74,11 @@ class Diagnostic(Base):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
     leg: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(256))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The file itself when small; ``None`` when it is kept at ``path``."""
+    path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    """Where a large file is kept, relative to the diagnostics directory."""
+    size: Mapped[int | None] = mapped_column(nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -93,12 +108,14 @@ class ToolCallRecord(Base):
 
 @dataclass(frozen=True)
 class DiagnosticFile:
-    """A stored diagnostic file."""
+    """A stored diagnostic file: its bytes in the row, or a path in the diagnostics directory."""
 
     id: int
     leg: str
     filename: str
-    content: bytes
+    size: int
+    content: bytes | None
+    path: Path | None
 
 
 P = ParamSpec("P")
@@ -126,24 +143,38 @@ def _write(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 class Storage:
     """Async access to the call tables."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, diagnostics_dir: Path | None = None, inline_max: int = 65536
+    ) -> None:
         self.url = url
+        self.diagnostics_dir = diagnostics_dir
+        """Where diagnostic files over ``inline_max`` bytes are written (``None``: in rows)."""
+        self.inline_max = inline_max
         self.write_error: str | None = None
         """Why the last write failed; ``None`` once a write succeeds (``/healthz`` shows it)."""
-        self.engine: AsyncEngine = create_async_engine(url)
+        # A pooled connection a PostgreSQL restart closed is noticed and replaced, not used.
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self) -> None:
-        """Create the SQLite directory if needed and the tables if missing."""
+        """Create the SQLite directory if needed and migrate the schema to the newest revision."""
         if self.url.startswith("sqlite") and ":///" in self.url:
             path = self.url.split(":///", 1)[1]
             if "uri=true" in path:  # an SQLite URI filename: file:PATH?mode=ro&uri=true
                 path = path.split("?", 1)[0].removeprefix("file:")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        await schema.upgrade(self.engine)
+
+    async def revision(self) -> str:
+        """The schema revision the database is at."""
+        return await schema.current_revision(self.engine) or "none"
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -161,10 +192,11 @@ class Storage:
         """Insert a call; ``None`` if a call with this WhatsApp id already exists."""
         record = CallRecord(
             wa_call_id=wa_call_id,
-            from_number=from_number,
-            to_number=to_number,
+            # PostgreSQL enforces column lengths (SQLite does not): display fields are cut to fit.
+            from_number=from_number[:64],
+            to_number=to_number[:64],
             direction=direction,
-            caller_name=caller_name,
+            caller_name=None if caller_name is None else caller_name[:256],
             timeline=[{"at": utcnow().isoformat(), "event": "created", "direction": direction}],
         )
         try:
@@ -255,8 +287,18 @@ class Storage:
 
     @_write
     async def save_diagnostic(self, call_id: int, leg: str, filename: str, content: bytes) -> int:
-        """Store one leg's diagnostic file; returns its id."""
-        row = Diagnostic(call_id=call_id, leg=leg, filename=filename, content=content)
+        """Store one leg's diagnostic file; returns its id.
+
+        A file over ``inline_max`` bytes is written to ``diagnostics_dir`` first (a long call's
+        file would bloat the row and every backup), and the row keeps its path.
+        """
+        row = Diagnostic(call_id=call_id, leg=leg, filename=filename, size=len(content))
+        if self.diagnostics_dir is not None and len(content) > self.inline_max:
+            relative = Path(str(call_id)) / f"{uuid.uuid4().hex}-{Path(filename).name}"
+            await asyncio.to_thread(_write_file, self.diagnostics_dir / relative, content)
+            row.path = relative.as_posix()
+        else:
+            row.content = content
         async with self._sessions.begin() as session:
             session.add(row)
         self.write_error = None
@@ -296,7 +338,36 @@ class Storage:
             rows = await session.scalars(
                 select(Diagnostic).where(Diagnostic.call_id == call_id).order_by(Diagnostic.id)
             )
-            return [DiagnosticFile(r.id, r.leg, r.filename, r.content) for r in rows]
+            return [
+                DiagnosticFile(
+                    r.id,
+                    r.leg,
+                    r.filename,
+                    r.size if r.size is not None else len(r.content or b""),
+                    r.content,
+                    None if r.path is None else self._diagnostic_path(r.path),
+                )
+                for r in rows
+            ]
+
+    def _diagnostic_path(self, relative: str) -> Path | None:
+        if self.diagnostics_dir is None:
+            return None
+        path = (self.diagnostics_dir / relative).resolve()
+        if not path.is_relative_to(self.diagnostics_dir.resolve()):
+            return None  # a row naming a path outside the directory is never followed
+        return path
+
+    async def read_diagnostic(self, item: DiagnosticFile) -> bytes | None:
+        """The bytes of a stored diagnostic file; ``None`` if its file is gone."""
+        if item.content is not None:
+            return item.content
+        if item.path is None:
+            return None
+        try:
+            return await asyncio.to_thread(item.path.read_bytes)
+        except OSError:
+            return None
 
     async def count_calls(self) -> int:
         """How many calls are stored."""

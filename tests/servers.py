@@ -1,4 +1,5 @@
-"""Real third-party servers started by the tests: coturn (Debian's ``turnserver``) on loopback."""
+"""Real third-party servers started by the tests on loopback: coturn (Debian's ``turnserver``)
+and PostgreSQL (Debian's ``postgresql``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import itertools
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,3 +175,108 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
                 return
         time.sleep(0.05)
     raise RuntimeError(f"turnserver did not listen on {port}: {log.read_text()[-2000:]}")
+
+
+def _postgres_bin(name: str) -> str | None:
+    """A binary of Debian's newest installed PostgreSQL (they live outside PATH)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return str(found[-1]) if found else shutil.which(name)
+
+
+_DATABASE_NUMBERS = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class PostgreSQL:
+    """A running PostgreSQL on 127.0.0.1 (trust authentication, superuser ``relay``)."""
+
+    port: int
+    user: str = "relay"
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy async URL of ``database`` on this server."""
+        return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        """The libpq/asyncpg DSN of ``database``."""
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "test") -> str:
+        """A new empty database; returns its SQLAlchemy async URL."""
+        name = f"{prefix}_{next(_DATABASE_NUMBERS)}"
+        self.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def execute(self, sql: str) -> None:
+        """Run one SQL statement as the superuser (``psql``)."""
+        psql = _postgres_bin("psql")
+        assert psql is not None
+        subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn(), "-c", sql],
+            check=True,
+            capture_output=True,
+        )
+
+
+@contextlib.contextmanager
+def postgresql() -> Iterator[PostgreSQL]:
+    """Run Debian's PostgreSQL on loopback in a scratch directory, stopped on exit.
+
+    ``initdb`` and ``postgres`` refuse to run as root, so as root (CI) they run as the ``postgres``
+    user the Debian package creates, in a directory it owns.
+    """
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if initdb is None or postgres is None:
+        pytest.skip("PostgreSQL (Debian package postgresql) is not installed")
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] | None = None
+    directory = Path(tempfile.mkdtemp(prefix="relay-pg-"))
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        uid, gid, groups = account.pw_uid, account.pw_gid, []
+        os.chown(directory, uid, gid)
+    data, log_path = directory / "data", directory / "postgres.log"
+    port = free_port(socket.SOCK_STREAM)
+    env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(directory)}
+    subprocess.run(
+        [initdb, "-D", str(data), "-U", "relay", "--auth=trust", "-E", "UTF8", "--no-locale"],
+        check=True, capture_output=True, env=env, user=uid, group=gid, extra_groups=groups,
+    )  # fmt: skip
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+            "-k", str(directory), "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, env=env, user=uid, group=gid, extra_groups=groups,
+    )  # fmt: skip
+    try:
+        _wait_accepting(port, process, log_path)
+        yield PostgreSQL(port=port)
+    finally:
+        process.send_signal(signal.SIGINT)  # "fast" shutdown: disconnect clients, stop
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"postgres exited: {log.read_text()[-2000:]}")
+        if "ready to accept connections" in log.read_text():
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+        time.sleep(0.05)
+    raise RuntimeError(f"postgres did not start on {port}: {log.read_text()[-2000:]}")

@@ -11,9 +11,9 @@ import asyncio
 import concurrent.futures
 from typing import Any
 
-import aioice.ice
 import aiortc
 import aiortc.rtcsctptransport
+from aioice import Candidate
 
 #: aiortc.RTCPeerConnection private members read or replaced (name-mangled ``__name``).
 PEER_CONNECTION_PRIVATE = (
@@ -79,54 +79,6 @@ RTP_RECEIVER_PRIVATE = (
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
 STREAM_STATISTICS_ATTRIBUTES = ("_jitter_q4", "_last_arrival", "_last_timestamp")
-
-#: aioice.Connection methods that webrtc_ext.ice.IceConnection overrides or calls.
-ICE_CONNECTION_MEMBERS = (
-    "_check_list_maybe_complete",
-    "_check_list_maybe_fail",
-    "_find_pair",
-    "_pair_remote_candidate",
-    "_remote_candidates_expected",
-    "_unfreeze_initial",
-    "add_remote_candidate",
-    "build_request",
-    "check_complete",
-    "check_incoming",
-    "check_start",
-    "check_start_task",
-    "check_state",
-    "close",
-    "connect",
-    "gather_candidates",
-    "get_component_candidates",
-    "query_consent",
-    "request_received",
-    "sort_check_list",
-    "switch_role",
-)
-
-#: aioice.Connection instance attributes that IceConnection reads or writes.
-ICE_CONNECTION_ATTRIBUTES = (
-    "_check_list",
-    "_check_list_done",
-    "_check_list_state",
-    "_closing",
-    "_components",
-    "_early_checks",
-    "_early_checks_done",
-    "_local_candidates",
-    "_local_candidates_end",
-    "_local_candidates_start",
-    "_nominated",
-    "_nominating",
-    "_protocols",
-    "_query_consent_task",
-    "_remote_candidates",
-    "_transport_policy",
-    "_use_ipv4",
-    "_use_ipv6",
-)
-
 
 #: Private members of other aiortc objects read or wrapped by webrtc_ext.stats (which also
 #: reads RTCRtpReceiver.__remote_streams and __rtx_ssrc, listed in RTP_RECEIVER_PRIVATE).
@@ -271,13 +223,6 @@ def missing_internals() -> list[str]:
             missing.append(f"aiortc.RTCPeerConnection.__{name}")
     if not hasattr(aiortc.RTCIceTransport, "_RTCIceTransport__setState"):
         missing.append("aiortc.RTCIceTransport.__setState")
-    for name in ICE_CONNECTION_MEMBERS:
-        if not hasattr(aioice.ice.Connection, name):
-            missing.append(f"aioice.Connection.{name}")
-    probe = aioice.ice.Connection(ice_controlling=True)
-    for name in ICE_CONNECTION_ATTRIBUTES:
-        if not hasattr(probe, name):
-            missing.append(f"aioice.Connection().{name}")
     gatherer = aiortc.RTCIceGatherer(iceServers=[])
     transport = aiortc.RTCIceTransport(gatherer)
     for name in ICE_TRANSPORT_ATTRIBUTES:
@@ -331,3 +276,17 @@ def _probe_rtp_internals() -> list[str]:
         if not hasattr(RtpRouter(), name):
             missing.append(f"aiortc.rtcdtlstransport.RtpRouter().{name}")
     return missing
+
+
+def candidate_network_host(candidate: Candidate) -> str:
+    """The address aioice reaches a candidate at (private ``Candidate._network_host``).
+
+    The candidate's host, or the address its mDNS name resolved to; aioice's
+    ``Candidate.can_pair_with`` compares it.
+    """
+    return str(candidate._network_host)
+
+
+def set_candidate_network_host(candidate: Candidate, address: str) -> None:
+    """Set the address a remote candidate is reached at (an mDNS name's resolved address)."""
+    candidate._network_host = address

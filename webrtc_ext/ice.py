@@ -1,8 +1,10 @@
-"""ICE on top of aioice: configurable nomination, every STUN/TURN server, a port range, ICE-lite.
+"""ICE: configurable nomination, every STUN/TURN server, a port range, ICE-lite, counters.
 
-:class:`IceConnection` subclasses :class:`aioice.Connection`. Everything it overrides is an
-aioice internal; the list lives in ``docs/internals.md`` and ``tests/unit/test_internals.py``
-fails loudly when an aioice upgrade moves one of them.
+:class:`IceConnection` subclasses the forked aioice ``Connection``
+(:mod:`webrtc_ext._vendor.aioice.ice`), whose check list, nomination and consent are the
+sans-I/O :class:`webrtc_ext.ice_engine.IceCheckList`. This module adds what aioice has no
+option for: host addresses and a port range, every STUN and TURN server, the datagram fast
+path and the candidate-pair grid for stats.
 """
 
 from __future__ import annotations
@@ -20,45 +22,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import aioice.ice
-from aioice import Candidate, Connection, TransportPolicy, stun
+from aioice import Candidate, TransportPolicy, stun
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import (
-    ICE_COMPLETED,
-    ICE_FAILED,
-    CandidatePair,
+from aioice.turn import UDP_SOCKET_BUFFER_SIZE
+from aiortc import RTCIceServer
+from aiortc.rtcicetransport import parse_stun_turn_uri
+
+from ._vendor.aioice.ice import (
+    Connection,
     StunProtocol,
-    candidate_pair_priority,
     get_host_addresses,
     relayed_candidate,
     server_reflexive_candidate,
 )
-from aioice.turn import UDP_SOCKET_BUFFER_SIZE
-from aioice.utils import random_string
-from aiortc import RTCIceServer
-from aiortc.rtcicetransport import parse_stun_turn_uri
-
-from .config import NominationMode, PeerConnectionConfig
+from .config import PeerConnectionConfig
+from .ice_engine import CandidatePair
 
 logger = logging.getLogger(__name__)
 
-#: Pacing of new checks (the Ta timer of RFC 8445 §6.1.4.2), in seconds.
-CHECK_INTERVAL = 0.02
-#: How long an ICE-lite agent waits for the full agent's first nomination, in seconds.
-LITE_CONNECT_TIMEOUT = 30.0
 #: Datagrams read from a socket per event-loop wake-up, at most (the first one included + this).
 DRAIN_BATCH = 32
 #: How long gathering waits for STUN and TURN servers, in seconds.
 GATHER_TIMEOUT = 5.0
-
-#: W3C RTCStatsIceCandidatePairState names of aioice's pair states.
-PAIR_STATE_NAMES = {
-    CandidatePair.State.FROZEN: "frozen",
-    CandidatePair.State.WAITING: "waiting",
-    CandidatePair.State.IN_PROGRESS: "in-progress",
-    CandidatePair.State.SUCCEEDED: "succeeded",
-    CandidatePair.State.FAILED: "failed",
-}
 
 
 class TurnTransport(enum.Enum):
@@ -196,26 +181,8 @@ class CandidatePairInfo:
     last_packet_received_timestamp: float | None
 
 
-class IceCandidatePair(CandidatePair):
-    """aioice's candidate pair with the counters webrtc-stats needs."""
-
-    def __init__(self, protocol: StunProtocol, remote_candidate: Candidate) -> None:
-        super().__init__(protocol, remote_candidate)
-        self.id = random_string(8)
-        self.requests_sent = 0
-        self.requests_received = 0
-        self.responses_sent = 0
-        self.responses_received = 0
-        self.consent_requests_sent = 0
-        self.current_round_trip_time: float | None = None
-        self.total_round_trip_time = 0.0
-        self.round_trip_time_measurements = 0
-
-    def record_round_trip(self, seconds: float) -> None:
-        """Account one measured STUN round trip."""
-        self.current_round_trip_time = seconds
-        self.total_round_trip_time += seconds
-        self.round_trip_time_measurements += 1
+#: A pair of the check list, with its counters (the engine's pair).
+IceCandidatePair = CandidatePair
 
 
 class _PeerCounters:
@@ -340,7 +307,7 @@ class IceProtocol(StunProtocol):
 
 
 class IceConnection(Connection):
-    """An aioice connection with configurable nomination, ICE-lite and complete gathering."""
+    """The forked aioice connection with gathering on chosen addresses, every server, counters."""
 
     def __init__(
         self,
@@ -351,8 +318,6 @@ class IceConnection(Connection):
         local_username: str | None = None,
         local_password: str | None = None,
     ) -> None:
-        self._lite = config.ice_lite
-        self._controlling = False
         servers = parse_ice_servers(config.ice_servers)
         super().__init__(
             ice_controlling=ice_controlling,
@@ -361,14 +326,14 @@ class IceConnection(Connection):
             transport_policy=TransportPolicy[config.ice_transport_policy.name],
             local_username=local_username,
             local_password=local_password,
+            ice_lite=config.ice_lite,
+            nomination=config.nomination,
+            regular_nomination_timeout=config.regular_nomination_timeout,
+            upgrade_window=config.upgrade_window,
         )
         self._config = config
         self._servers = servers
         self._turn_ssl_context = turn_ssl_context
-        self._pacer: asyncio.Task[None] | None = None
-        self._completed_at: float | None = None
-        self._first_valid_at: dict[int, float] = {}
-        self.selected_pair_changes = 0
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
         self.data_callback: Callable[[bytes, int], bool] | None = None
         """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
@@ -394,31 +359,10 @@ class IceConnection(Connection):
 
     def send_datagram(self, data: bytes, component: int = 1) -> None:
         """Send one datagram on the selected pair now (the synchronous form of ``sendto``)."""
-        pair = self._nominated.get(component)
+        pair = self._engine.selected.get(component)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
-        cast(IceProtocol, pair.protocol).send_datagram(data, pair.remote_addr)
-
-    # -- role -----------------------------------------------------------------------------
-
-    @property
-    def ice_controlling(self) -> bool:
-        """Whether we are the controlling agent; an ICE-lite agent never is (RFC 8445 §6.1.1)."""
-        return self._controlling
-
-    @ice_controlling.setter
-    def ice_controlling(self, value: bool) -> None:
-        self._controlling = bool(value) and not self._lite
-
-    @property
-    def ice_lite(self) -> bool:
-        """Whether we act as an ICE-lite agent."""
-        return self._lite
-
-    @property
-    def nomination(self) -> NominationMode:
-        """The nomination mode used when controlling."""
-        return self._config.nomination
+        cast(IceProtocol, pair.local_socket).send_datagram(data, pair.remote_addr)
 
     # -- gathering ------------------------------------------------------------------------
 
@@ -443,7 +387,7 @@ class IceConnection(Connection):
         results = await asyncio.gather(
             *(
                 self.get_component_candidates(component=component, addresses=addresses)
-                for component in sorted(self._components)
+                for component in sorted(self._engine.components)
             )
         )
         for candidates in results:
@@ -501,7 +445,7 @@ class IceConnection(Connection):
             host_protocols.append(protocol)
             candidates.append(protocol.local_candidate)
         self._protocols += host_protocols
-        if self._lite:
+        if self.ice_lite:
             return candidates
 
         jobs: list[tuple[str, asyncio.Task[tuple[Candidate, StunProtocol | None]]]] = []
@@ -568,12 +512,7 @@ class IceConnection(Connection):
         logger.warning("ICE server %s gave no candidate: %s %s", url, code, text)
         self.gathering_errors.append(IceGatheringError(url, None, None, code, text))
 
-    # -- checks and nomination ------------------------------------------------------------
-
-    def _pair_priority(self, pair: CandidatePair) -> int:
-        return candidate_pair_priority(
-            pair.local_candidate, pair.remote_candidate, self.ice_controlling
-        )
+    # -- checks --------------------------------------------------------------------------
 
     async def add_remote_candidate(self, remote_candidate: Candidate | None) -> None:
         """aioice's ``add_remote_candidate``, dropping candidates that can never be checked.
@@ -588,374 +527,41 @@ class IceConnection(Connection):
                 return
         await super().add_remote_candidate(remote_candidate)
 
-    def _pair_remote_candidate(self, remote_candidate: Candidate) -> None:
-        for protocol in self._protocols:
-            if protocol.local_candidate.can_pair_with(remote_candidate) and not self._find_pair(
-                protocol, remote_candidate
-            ):
-                self._check_list.append(IceCandidatePair(protocol, remote_candidate))
-
-    async def connect(self) -> None:
-        """Check pairs until every component has a selected one; else raise ConnectionError."""
-        if not self._local_candidates_end:
-            raise ConnectionError("Local candidates gathering was not performed")
-        if self.remote_username is None or self.remote_password is None:
-            raise ConnectionError("Remote username or password is missing")
-
-        for remote_candidate in self._remote_candidates:
-            self._pair_remote_candidate(remote_candidate)
-        self.sort_check_list()
-        if not self._lite:
-            self._unfreeze_initial()
-        for early_check in self._early_checks:
-            self.check_incoming(*early_check)
-        self._early_checks.clear()
-        self._early_checks_done = True
-
-        if self._lite:
-            try:
-                result = await asyncio.wait_for(self._check_list_state.get(), LITE_CONNECT_TIMEOUT)
-            except TimeoutError:
-                result = ICE_FAILED
-        else:
-            self._pacer = asyncio.create_task(self._pace_checks())
-            result = await self._check_list_state.get()
-        if result != ICE_COMPLETED:
-            self._stop_checks()
-            raise ConnectionError("ICE negotiation failed")
-        self._completed_at = time.monotonic()
-        if not self._lite:
-            self._query_consent_task = asyncio.create_task(self.query_consent())
-
-    async def close(self) -> None:
-        """Stop checking and close every socket."""
-        if self._pacer is not None:
-            self._pacer.cancel()
-            self._pacer = None
-        await super().close()
-
-    def _stop_checks(self) -> None:
-        if self._pacer is not None:
-            self._pacer.cancel()
-            self._pacer = None
-        for pair in self._check_list:
-            if pair.task is not None:
-                pair.task.cancel()
-
-    async def _pace_checks(self) -> None:
-        """Start one check every CHECK_INTERVAL, as long as a check can still matter."""
-        while not self._closing:
-            if self._completed_at is not None and (
-                self.nomination is NominationMode.REGULAR
-                or time.monotonic() - self._completed_at > self._config.upgrade_window
-            ):
-                return
-            if self._check_list_done and self._completed_at is None and not self._nominated:
-                return
-            pair = self._next_check()
-            if pair is not None:
-                self.check_start_task(pair)
-            elif self._completed_at is None:
-                # Nothing left to start: fail now if nothing can succeed any more.
-                self._check_list_maybe_fail()
-            elif not any(p.task is not None for p in self._check_list):
-                return
-            self._maybe_nominate_regular()
-            await asyncio.sleep(CHECK_INTERVAL)
-
-    def _next_check(self) -> CandidatePair | None:
-        """The highest-priority Waiting pair, else Frozen one, that could still be selected."""
-        candidates = [
-            p
-            for p in self._check_list
-            if p.task is None
-            and p.state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
-            and self._could_replace_selected(p)
-        ]
-        for state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN):
-            for pair in candidates:
-                if pair.state == state:
-                    return pair
-        return None
-
-    def _could_replace_selected(self, pair: CandidatePair) -> bool:
-        selected = self._nominated.get(pair.component)
-        return selected is None or self._pair_priority(pair) > self._pair_priority(selected)
-
-    def build_request(self, pair: CandidatePair, nominate: bool) -> stun.Message:
-        """A Binding request for a check, counted on the pair."""
-        request = super().build_request(pair, nominate)
-        if isinstance(pair, IceCandidatePair):
-            pair.requests_sent += 1
-        return request
-
-    async def check_start(self, pair: CandidatePair) -> None:
-        """Run one connectivity check, nominating at once in aggressive mode."""
-        assert self.remote_password is not None
-        self.check_state(pair, CandidatePair.State.IN_PROGRESS)
-        nominate = self.ice_controlling and self.nomination is NominationMode.AGGRESSIVE
-        request = self.build_request(pair, nominate=nominate)
-        sent_at = time.monotonic()
-        try:
-            _, addr = await pair.protocol.request(
-                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
-            )
-        except stun.TransactionError as exc:
-            if exc.response is not None and exc.response.error_code == 487:
-                # Role conflict (RFC 8445 §7.2.5.1): switch and check again.
-                self.switch_role(ice_controlling="ICE-CONTROLLED" in request.attributes)
-                return await self.check_start(pair)
-            self.check_state(pair, CandidatePair.State.FAILED)
-            self.check_complete(pair)
-            return
-        if isinstance(pair, IceCandidatePair):
-            pair.responses_received += 1
-            pair.record_round_trip(time.monotonic() - sent_at)
-        if addr != pair.remote_addr:
-            logger.info("check %s failed: source address mismatch", pair)
-            self.check_state(pair, CandidatePair.State.FAILED)
-            self.check_complete(pair)
-            return
-        if nominate or pair.remote_nominated:
-            pair.nominated = True
-        self.check_state(pair, CandidatePair.State.SUCCEEDED)
-        self.check_complete(pair)
-
-    def _maybe_nominate_regular(self, all_checks_done: bool = False) -> None:
-        """Regular nomination: nominate the best valid pair once better ones cannot win."""
-        if not self.ice_controlling or self.nomination is not NominationMode.REGULAR:
-            return
-        now = time.monotonic()
-        for component in self._components:
-            if component in self._nominated or component in self._nominating:
-                continue
-            pairs = [p for p in self._check_list if p.component == component]
-            best = next((p for p in pairs if p.state == CandidatePair.State.SUCCEEDED), None)
-            if best is None:
-                continue
-            first_valid = self._first_valid_at.setdefault(component, now)
-            better_pending = any(
-                p.state
-                in (
-                    CandidatePair.State.FROZEN,
-                    CandidatePair.State.WAITING,
-                    CandidatePair.State.IN_PROGRESS,
-                )
-                for p in pairs[: pairs.index(best)]
-            )
-            waited = now - first_valid >= self._config.regular_nomination_timeout
-            if better_pending and not waited and not all_checks_done:
-                continue
-            self._nominating.add(component)
-            best.task = asyncio.create_task(self._nominate(best))
-
-    async def _nominate(self, pair: CandidatePair) -> None:
-        assert self.remote_password is not None
-        logger.info("nominating %s", pair)
-        request = self.build_request(pair, nominate=True)
-        sent_at = time.monotonic()
-        try:
-            await pair.protocol.request(
-                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
-            )
-        except stun.TransactionError:
-            logger.info("could not nominate %s", pair)
-            self._nominating.discard(pair.component)
-            self.check_state(pair, CandidatePair.State.FAILED)
-            self.check_complete(pair)
-            return
-        if isinstance(pair, IceCandidatePair):
-            pair.responses_received += 1
-            pair.record_round_trip(time.monotonic() - sent_at)
-        pair.nominated = True
-        self.check_complete(pair)
-
-    def check_complete(self, pair: CandidatePair) -> None:
-        """Account a finished check: select a nominated pair, unfreeze, complete or fail."""
-        pair.task = None
-        if pair.state == CandidatePair.State.SUCCEEDED:
-            if pair.nominated:
-                self._select(pair)
-            if self._check_list_maybe_complete():
-                return
-            # RFC 8445 §7.2.5.3.3: unfreeze the pairs sharing the foundation.
-            for other in self._check_list:
-                if (
-                    other.local_candidate.foundation == pair.local_candidate.foundation
-                    and other.state == CandidatePair.State.FROZEN
-                ):
-                    self.check_state(other, CandidatePair.State.WAITING)
-            self._maybe_nominate_regular()
-        self._check_list_maybe_fail()
-
-    def _check_list_maybe_fail(self) -> None:
-        if self._nominating - set(self._nominated):
-            return
-        if (
-            self.ice_controlling
-            and self.nomination is NominationMode.REGULAR
-            and not self._remote_candidates_expected()
-            and any(p.state == CandidatePair.State.SUCCEEDED for p in self._check_list)
-            and all(
-                p.state in (CandidatePair.State.SUCCEEDED, CandidatePair.State.FAILED)
-                for p in self._check_list
-            )
-        ):
-            self._maybe_nominate_regular(all_checks_done=True)
-            return
-        super()._check_list_maybe_fail()
-
-    def _select(self, pair: CandidatePair) -> None:
-        """Select a nominated pair unless one of higher priority is already selected."""
-        current = self._nominated.get(pair.component)
-        if current is pair:
-            return
-        if current is not None and self._pair_priority(current) >= self._pair_priority(pair):
-            logger.info("keeping %s: nominated %s has lower priority", current, pair)
-            return
-        self._nominated[pair.component] = pair
-        self.selected_pair_changes += 1
-        logger.info("selected %s", pair)
-        # RFC 8445 §8.1.2: pairs that can no longer be selected are not checked.
-        selected_priority = self._pair_priority(pair)
-        for other in list(self._check_list):
-            if (
-                other.component == pair.component
-                and other.state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
-                and (
-                    self.nomination is NominationMode.REGULAR
-                    or self._pair_priority(other) < selected_priority
-                )
-            ):
-                if other.task is not None:
-                    other.task.cancel()
-                self._check_list.remove(other)
-        if self.on_selected_pair_change is not None and isinstance(pair, IceCandidatePair):
+    def _selected_pair_changed(self, pair: CandidatePair) -> None:
+        if self.on_selected_pair_change is not None:
             self.on_selected_pair_change(pair)
-
-    def check_incoming(
-        self, message: stun.Message, addr: tuple[str, int], protocol: StunProtocol
-    ) -> None:
-        """Handle an authenticated incoming check (RFC 8445 §7.3.1)."""
-        component = protocol.local_candidate.component
-        remote_candidate = next(
-            (
-                c
-                for c in self._remote_candidates
-                if c._network_host == addr[0] and c.port == addr[1]
-            ),
-            None,
-        )
-        if remote_candidate is None:
-            priority = message.attributes.get("PRIORITY")
-            if not isinstance(priority, int):
-                logger.info("dropped check from %s without PRIORITY", addr)
-                return
-            # Learning peer-reflexive candidates (RFC 8445 §7.3.1.3).
-            remote_candidate = Candidate(
-                foundation=random_string(10),
-                component=component,
-                transport="udp",
-                priority=priority,
-                host=addr[0],
-                port=addr[1],
-                type="prflx",
-            )
-            self._remote_candidates.append(remote_candidate)
-            logger.info("discovered peer-reflexive candidate %s", remote_candidate)
-
-        pair = self._find_pair(protocol, remote_candidate)
-        if pair is None:
-            pair = IceCandidatePair(protocol, remote_candidate)
-            pair.state = CandidatePair.State.WAITING
-            self._check_list.append(pair)
-            self.sort_check_list()
-        if isinstance(pair, IceCandidatePair):
-            pair.requests_received += 1
-            pair.responses_sent += 1
-        use_candidate = "USE-CANDIDATE" in message.attributes and not self.ice_controlling
-
-        if self._lite:
-            # RFC 8445 §7.3.1.5 for a lite agent: a nominating check selects the pair.
-            if pair.state != CandidatePair.State.SUCCEEDED:
-                self.check_state(pair, CandidatePair.State.SUCCEEDED)
-            if use_candidate:
-                pair.remote_nominated = pair.nominated = True
-                self.check_complete(pair)
-            return
-
-        # Triggered check (RFC 8445 §7.3.1.4).
-        if pair.state in (CandidatePair.State.FROZEN, CandidatePair.State.FAILED):
-            self.check_state(pair, CandidatePair.State.WAITING)
-        if pair.state == CandidatePair.State.WAITING:
-            self.check_start_task(pair)
-        if use_candidate:
-            pair.remote_nominated = True
-            if pair.state == CandidatePair.State.SUCCEEDED:
-                pair.nominated = True
-                self.check_complete(pair)
-
-    async def query_consent(self) -> None:
-        """Consent freshness (RFC 7675) on the selected pairs, measuring round trips."""
-        assert self.remote_password is not None
-        failures = 0
-        while True:
-            # aioice's module settings, read each time so that they can be tuned (as aiortc's
-            # own tests do).
-            await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
-            for pair in list(self._nominated.values()):
-                request = self.build_request(pair, nominate=False)
-                if isinstance(pair, IceCandidatePair):
-                    pair.consent_requests_sent += 1
-                sent_at = time.monotonic()
-                try:
-                    await pair.protocol.request(
-                        request,
-                        pair.remote_addr,
-                        integrity_key=self.remote_password.encode("utf8"),
-                        retransmissions=0,
-                    )
-                except stun.TransactionError:
-                    failures += 1
-                else:
-                    failures = 0
-                    if isinstance(pair, IceCandidatePair):
-                        pair.responses_received += 1
-                        pair.record_round_trip(time.monotonic() - sent_at)
-                if failures >= aioice.ice.CONSENT_FAILURES:
-                    logger.info("consent to send expired")
-                    self._query_consent_task = None
-                    await self.close()
-                    return
 
     # -- the grid -------------------------------------------------------------------------
 
     @property
     def selected_pair(self) -> IceCandidatePair | None:
         """The selected pair of component 1, if any."""
-        pair = self._nominated.get(1)
-        return pair if isinstance(pair, IceCandidatePair) else None
+        return self._engine.selected.get(1)
+
+    @property
+    def selected_pair_changes(self) -> int:
+        """How many times a selected pair changed."""
+        return self._engine.selected_pair_changes
 
     def candidate_pairs(self) -> list[CandidatePairInfo]:
         """Every pair of the grid (the check list plus the selected pairs), with counters."""
-        pairs: list[CandidatePair] = list(self._check_list)
-        pairs += [p for p in self._nominated.values() if p not in pairs]
-        selected = set(map(id, self._nominated.values()))
+        engine = self._engine
+        pairs = list(engine.pairs)
+        pairs += [p for p in engine.selected.values() if p not in pairs]
+        selected = set(map(id, engine.selected.values()))
         infos = []
         for pair in pairs:
-            if not isinstance(pair, IceCandidatePair):
-                continue
-            counters = cast(IceProtocol, pair.protocol).counters.get(pair.remote_addr)
+            counters = cast(IceProtocol, pair.local_socket).counters.get(pair.remote_addr)
             infos.append(
                 CandidatePairInfo(
                     id=pair.id,
                     local=pair.local_candidate,
                     remote=pair.remote_candidate,
                     component=pair.component,
-                    state=PAIR_STATE_NAMES[pair.state],
+                    state=pair.state.value,
                     nominated=pair.nominated,
                     selected=id(pair) in selected,
-                    priority=self._pair_priority(pair),
+                    priority=engine.priority(pair),
                     requests_sent=pair.requests_sent,
                     requests_received=pair.requests_received,
                     responses_sent=pair.responses_sent,

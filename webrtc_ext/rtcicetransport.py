@@ -45,7 +45,8 @@ class IceGatherer(RTCIceGatherer):
         super().__init__(
             iceServers=[], local_username=local_username, local_password=local_password
         )
-        self._connection: IceConnection = IceConnection(
+        # The forked aioice Connection: the same interface as aioice's, another class.
+        self._connection: IceConnection = IceConnection(  # type: ignore[assignment]
             ice_controlling=False,
             config=config,
             turn_ssl_context=turn_ssl_context,
@@ -74,7 +75,7 @@ class IceTransport(RTCIceTransport):
 
     def __init__(self, gatherer: IceGatherer) -> None:
         super().__init__(gatherer)
-        self._connection: IceConnection = gatherer._connection
+        self._connection: IceConnection = gatherer._connection  # type: ignore[assignment]
         self._connection.on_selected_pair_change = self._selected_pair_changed
         gatherer.on("statechange", self._gathering_state_changed)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
+from structlog.contextvars import bound_contextvars
 
 from relay_service.assistant.keypad import KeypadEntry
 from relay_service.assistant.tools import Toolbox, ToolCall
@@ -57,15 +58,19 @@ class _Leg(AsyncIOEventEmitter):
         """Whether the leg is connected and has not stopped."""
         return self._pump is not None and self.stopped_reason is None
 
+    leg = "realtime"
+    """The ``leg`` this leg's log lines (and its tasks') carry."""
+
     async def start(self, audio: MediaStreamTrack | None = None) -> None:
         """Connect; on failure the leg is stopped and :class:`RealtimeError` is raised."""
-        try:
-            await self.client.connect(audio)
-        except RealtimeError as exc:
-            self._stopped(str(exc))
-            raise
-        self._pump = asyncio.create_task(self._run())
-        await self._started()
+        with bound_contextvars(leg=self.leg):
+            try:
+                await self.client.connect(audio)
+            except RealtimeError as exc:
+                self._stopped(str(exc))
+                raise
+            self._pump = asyncio.create_task(self._run())
+            await self._started()
 
     async def _started(self) -> None:
         """Hook: the leg just connected."""
@@ -125,6 +130,7 @@ class TranscriptionLeg(_Leg):
         # Nobody listens to a transcription session: it is asked to send no audio at all.
         super().__init__(settings, session, listen=False)
         self.speaker = speaker
+        self.leg = f"{speaker}_transcription"
 
     async def _handle(self, event: Event) -> None:
         kind = event["type"]
@@ -142,6 +148,8 @@ class AssistantLeg(_Leg):
     Emits ``segment`` for what the caller said (speaker ``caller``) and what the assistant
     said (``assistant``), and ``toolcall`` with each :class:`ToolCall`.
     """
+
+    leg = "assistant"
 
     def __init__(
         self,

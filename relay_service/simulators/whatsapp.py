@@ -73,6 +73,21 @@ def graph_error(
     return web.json_response(body, status=status)
 
 
+class Faults(dict[str, str]):
+    """Action → the fault its next request meets: ``"timeout"``, ``"error:<code>"`` or
+    ``"unavailable"`` (HTTP 503, Graph code 2); ``"<fault>*N"``: the next N requests."""
+
+    def pop(self, action: str, default: Any = None) -> Any:
+        """Take the fault for one request of ``action``, keeping the rest of a ``*N``."""
+        fault = super().pop(action, default)
+        if isinstance(fault, str) and "*" in fault:
+            kind, _, times = fault.rpartition("*")
+            if int(times) > 1:
+                self[action] = f"{kind}*{int(times) - 1}"
+            fault = kind
+        return fault
+
+
 class WhatsAppSimulator:
     """Meta's side of WhatsApp calling, for one business phone number."""
 
@@ -97,7 +112,7 @@ class WhatsAppSimulator:
         self.calls: dict[str, SimulatedCall] = {}
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
-        self.faults: dict[str, str] = {}
+        self.faults: dict[str, str] = Faults()
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
@@ -201,6 +216,8 @@ class WhatsAppSimulator:
             return graph_error(503, 1, "Simulated timeout released.")
         if fault is not None and fault.startswith("error:"):
             return graph_error(400, int(fault[6:]), f"Simulated failure of {action}.")
+        if fault == "unavailable":
+            return graph_error(503, 2, "Service temporarily unavailable.")
         if action == "connect":
             return await self._connect(body)
         call = self.calls.get(str(body.get("call_id")))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -39,6 +42,39 @@ class GraphTimeout(GraphApiError):
     """The Graph API did not answer within the configured timeout."""
 
 
+TRANSIENT_CODES = frozenset({1, 2, 4, 17, 341, 613, 80007, 130429, 131016})
+"""Graph error codes Meta documents as temporary (unknown/service errors, rate limits)."""
+ALREADY_ENDED = 138004
+"""The call was not found or has already ended."""
+
+
+def is_transient(error: GraphApiError) -> bool:
+    """Whether trying the same request again may succeed (timeouts, transport, 5xx, 429, ...)."""
+    if isinstance(error, GraphTimeout) or error.status is None:
+        return True
+    if error.status >= 500 or error.status == 429:
+        return True
+    return error.code in TRANSIENT_CODES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for the idempotent actions (``terminate``, ``reject``).
+
+    Attempt ``n`` (from 1) waits a random time in ``[0, min(cap, base * 2**(n-1))]`` before the
+    next; no attempt starts after ``budget`` seconds (``None``: twice the request timeout).
+    """
+
+    attempts: int = 4
+    base: float = 0.25
+    cap: float = 2.0
+    budget: float | None = None
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** (attempt - 1)))
+
+
 class GraphClient:
     """Calls actions (``pre_accept``, ``accept``, ``reject``, ``terminate``, ``connect``)."""
 
@@ -51,11 +87,14 @@ class GraphClient:
         *,
         timeout: float = 10.0,
         metrics: Metrics | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/{version}/{phone_number_id}/calls"
         self._token = access_token
         self._timeout = timeout
         self._metrics = metrics
+        self.retry = retry or RetryPolicy()
+        self._random = random.Random()
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -75,12 +114,35 @@ class GraphClient:
         await self._call_action(call_id, "accept", sdp, biz_opaque_callback_data)
 
     async def reject(self, call_id: str) -> None:
-        """Decline a ringing call."""
-        await self._call_action(call_id, "reject")
+        """Decline a ringing call (retried with backoff: declining twice is harmless)."""
+        await self._with_retries(call_id, "reject")
 
     async def terminate(self, call_id: str) -> None:
-        """End a call."""
-        await self._call_action(call_id, "terminate")
+        """End a call (retried with backoff: ending twice is harmless)."""
+        await self._with_retries(call_id, "terminate")
+
+    async def _with_retries(self, call_id: str, action: str) -> None:
+        policy = self.retry
+        budget = policy.budget if policy.budget is not None else 2 * self._timeout
+        deadline = time.monotonic() + budget
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                await self._call_action(call_id, action, timeout=deadline - time.monotonic())
+                return
+            except GraphApiError as exc:
+                if attempt > 1 and exc.code == ALREADY_ENDED:
+                    return  # an earlier attempt ended it; only its reply was lost
+                wait = policy.delay(attempt, self._random)
+                last = attempt == policy.attempts or time.monotonic() + wait >= deadline
+                if last or not is_transient(exc):
+                    raise
+                logger.warning(
+                    "graph %s of %s failed (attempt %d of %d): %s; retrying in %.2f s",
+                    action, call_id, attempt, policy.attempts, exc, wait,
+                )  # fmt: skip
+                if self._metrics is not None:
+                    self._metrics.graph_retries.inc(action=action)
+                await asyncio.sleep(wait)
 
     async def connect(self, to: str, sdp: str, biz_opaque_callback_data: str | None = None) -> str:
         """Start a business-initiated call with our SDP offer; returns the new call id."""
@@ -104,6 +166,8 @@ class GraphClient:
         action: str,
         sdp: str | None = None,
         biz_opaque_callback_data: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
@@ -114,17 +178,21 @@ class GraphClient:
             body["session"] = {"sdp_type": "answer", "sdp": sdp}
         if biz_opaque_callback_data is not None:
             body["biz_opaque_callback_data"] = biz_opaque_callback_data
-        reply = await self._post(action, body)
+        reply = await self._post(action, body, timeout)
         if reply.get("success") is not True:
             raise GraphApiError(f"{action} was not successful: {reply!r}", status=200)
 
-    async def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(
+        self, action: str, body: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"Authorization": f"Bearer {self._token}"}
+        limit = self._timeout if timeout is None else max(0.001, min(timeout, self._timeout))
         outcome = "error"
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(limit):
                 async with self._session.post(self.url, json=body, headers=headers) as response:
                     status = response.status
                     try:
@@ -139,13 +207,16 @@ class GraphClient:
             return reply
         except TimeoutError:
             outcome = "timeout"
-            raise GraphTimeout(f"{action}: no answer within {self._timeout} s") from None
+            raise GraphTimeout(f"{action}: no answer within {limit:g} s") from None
         except aiohttp.ClientError as exc:
             raise GraphApiError(f"{action}: {exc}") from exc
         finally:
             logger.info("graph %s -> %s", action, outcome)
             if self._metrics is not None:
                 self._metrics.graph_requests.inc(action=action, outcome=outcome)
+                self._metrics.graph_seconds.labels(action=action).observe(
+                    time.monotonic() - started
+                )
 
 
 def _error_from(action: str, status: int, reply: dict[str, Any]) -> GraphApiError:

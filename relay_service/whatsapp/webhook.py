@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..logs import bound_call
 from ..metrics import Metrics
 from . import signature
 from .events import Deduplicator, MalformedWebhook, WebhookEvent, dedup_key, parse_webhook
@@ -79,6 +80,7 @@ class WhatsAppWebhook:
                 self.metrics.webhooks.inc(result="duplicate")
                 continue
             self.metrics.webhooks.inc(result="accepted")
-            # Meta wants a quick 200; setting up media takes longer.
-            self.spawn(self.handle(event))
+            # Meta wants a quick 200; setting up media takes longer. The task's logs name the call.
+            with bound_call(getattr(event, "call_id", None)):
+                self.spawn(self.handle(event))
         return web.Response(text="ok")

@@ -82,7 +82,14 @@ async def running_service(tmp_path: Path, **environ: str) -> AsyncIterator[Runni
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    """The service with the WhatsApp simulator, a 20 s no-media rule."""
-    async with running_service(tmp_path) as running:
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    """The service with the WhatsApp simulator, a 20 s no-media rule.
+
+    On SQLite; ``@pytest.mark.parametrize("running", ["sqlite", "postgresql"], indirect=True)``
+    runs a test on a real PostgreSQL too.
+    """
+    environ: dict[str, str] = {}
+    if getattr(request, "param", "sqlite") == "postgresql":
+        environ["RELAY_DATABASE_URL"] = request.getfixturevalue("postgres_server").create_database()
+    async with running_service(tmp_path, **environ) as running:
         yield running

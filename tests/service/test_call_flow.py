@@ -14,6 +14,7 @@ from .conftest import Running
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("running", ["sqlite", "postgresql"], indirect=True)
 async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_path: Path) -> None:
     simulator = running.service.simulator
     assert simulator is not None
@@ -28,6 +29,12 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_pat
         await until(lambda: agent.loud_frames >= 25, what="caller's tone at the agent")
         await until(lambda: sim_call.peer.loud_frames >= 25, what="agent's tone at the caller")
         assert sim_call.state == "accepted"
+        during = await metrics_text(running)
+        replica = running.service.settings.replica_id
+        assert f'relay_replica_calls_active{{replica="{replica}"}} 1.0' in during
+        assert 'relay_answer_seconds_count{by="agent",direction="USER_INITIATED"} 1.0' in during
+        assert 'relay_first_media_seconds_count{direction="USER_INITIATED"} 1.0' in during
+        assert 'relay_graph_request_seconds_count{action="accept"} 1.0' in during
         kinds = [r["action"] for r in simulator.requests]
         assert kinds[:2] == ["pre_accept", "accept"]
 
@@ -37,6 +44,9 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_pat
         assert sim_call.end_status == "COMPLETED"
     finally:
         await agent.close()
+    after = await metrics_text(running)
+    assert f'relay_replica_calls_active{{replica="{replica}"}} 0.0' in after
+    assert 'relay_graph_request_seconds_count{action="terminate"} 1.0' in after
 
     storage = running.service.storage
     record = await storage.find_call(call_id)
@@ -45,7 +55,10 @@ async def test_agent_answers_hears_speaks_and_hangs_up(running: Running, tmp_pat
     assert record.end_reason == "hung up by alice"
     events = [e["event"] for e in record.timeline]
     assert events[:1] == ["created"] and "agent_answered" in events and events[-1] == "ended"
-    files = {d.leg: stored_dump(d.content, tmp_path) for d in await storage.diagnostics(record.id)}
+    files = {
+        d.leg: stored_dump(await storage.read_diagnostic(d) or b"", tmp_path)
+        for d in await storage.diagnostics(record.id)
+    }
     assert set(files) == {"whatsapp", "browser"}
     whatsapp = files["whatsapp"].connections["whatsapp"]
     (remote,) = whatsapp.events_of("setRemoteDescription")
@@ -98,6 +111,9 @@ async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
         sim_call = simulator.calls[call_id]
         await until(lambda: agent.loud_frames >= 25, what="user's audio at the agent")
         await until(lambda: sim_call.peer.loud_frames >= 25, what="agent's audio at the user")
+        during = await metrics_text(running)
+        assert 'relay_answer_seconds_count{by="user",direction="BUSINESS_INITIATED"} 1.0' in during
+        assert 'relay_first_media_seconds_count{direction="BUSINESS_INITIATED"} 1.0' in during
         await agent.hangup(call_id)
         await agent.wait_for(lambda m: m["type"] == "ended" and m["call_id"] == call_id)
         await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
@@ -153,3 +169,10 @@ def stored_dump(content: bytes, directory: Path) -> DiagnosticFile:
     path = directory / f"diagnostic-{len(list(directory.iterdir()))}.json.gz"
     path.write_bytes(content)
     return load_diagnostic_file(path)
+
+
+async def metrics_text(running: Running) -> str:
+    async with running.session.get(f"{running.url}/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return await response.text()

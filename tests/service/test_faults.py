@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from relay_service.whatsapp.graph import RetryPolicy
+
 from .agent import Agent, until
 from .conftest import Running, running_service
 
@@ -170,3 +172,29 @@ async def test_simulator_ends_a_call_without_media_like_meta(running: Running) -
         assert call.end_status == "FAILED"
     finally:
         await business.close()
+
+
+async def test_hangup_reaches_whatsapp_through_a_failing_graph_api(running: Running) -> None:
+    """terminate is idempotent: it is retried with backoff until WhatsApp takes it."""
+    simulator = running.service.simulator
+    assert simulator is not None
+    running.service.graph.retry = RetryPolicy(base=0.05, cap=0.2)
+    agent = await running.agent()
+    try:
+        call_id = await simulator.place_call(audio="tone")
+        await agent.wait_for_call("ringing")
+        await agent.answer(call_id)
+        await agent.wait_for_call("human")
+        simulator.faults["terminate"] = "unavailable*2"
+        await agent.hangup(call_id)
+        sim_call = simulator.calls[call_id]
+        await until(lambda: sim_call.state == "ended", what="WhatsApp leg ended")
+        assert sim_call.end_status == "COMPLETED"
+    finally:
+        await agent.close()
+    terminates = [r for r in simulator.requests if r["action"] == "terminate"]
+    assert len(terminates) == 3
+    metrics = running.service.metrics
+    assert metrics.graph_retries.value(action="terminate") == 2
+    assert metrics.graph_requests.value(action="terminate", outcome="error") == 2
+    assert metrics.graph_requests.value(action="terminate", outcome="ok") == 1

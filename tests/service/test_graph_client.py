@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay_service.simulators.caller import CallerPeer
-from relay_service.whatsapp.graph import GraphApiError, GraphClient, GraphTimeout
+from relay_service.whatsapp.graph import (
+    GraphApiError,
+    GraphClient,
+    GraphTimeout,
+    RetryPolicy,
+    is_transient,
+)
 from relay_service.whatsapp.sdp import answer_problems, fingerprint_count, prepare_answer
 from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
 
@@ -100,7 +109,7 @@ async def test_errors_carry_the_graph_code(sim: Running) -> None:
 
 async def test_timeout_is_a_typed_error(sim: Running) -> None:
     assert sim.service.simulator is not None
-    sim.service.simulator.faults["terminate"] = "timeout"
+    sim.service.simulator.faults["terminate"] = "timeout*4"  # every retry times out too
     graph = client(sim, timeout=0.5)
     try:
         with pytest.raises(GraphTimeout):
@@ -126,3 +135,70 @@ async def test_business_initiated_connect_returns_a_call_id(sim: Running) -> Non
     finally:
         await graph.close()
         await pc.close()
+
+
+async def test_terminate_gives_up_after_the_policy_s_attempts(sim: Running) -> None:
+    simulator = sim.service.simulator
+    assert simulator is not None
+    simulator.faults["reject"] = "unavailable*10"
+    graph = client(sim)
+    graph.retry = RetryPolicy(attempts=3, base=0.01, cap=0.02)
+    try:
+        with pytest.raises(GraphApiError) as failed:
+            await graph.reject("wacid.DOWN")
+        assert (failed.value.status, failed.value.code) == (503, 2)
+        assert [r["action"] for r in simulator.requests] == ["reject"] * 3
+    finally:
+        await graph.close()
+
+
+async def test_a_permanent_error_is_not_retried(sim: Running) -> None:
+    simulator = sim.service.simulator
+    assert simulator is not None
+    simulator.faults["terminate"] = "error:131009*3"
+    graph = client(sim)
+    graph.retry = RetryPolicy(base=0.01)
+    try:
+        with pytest.raises(GraphApiError) as failed:
+            await graph.terminate("wacid.BAD")
+        assert failed.value.code == 131009
+        assert len(simulator.requests) == 1
+    finally:
+        await graph.close()
+
+
+async def test_accept_is_not_retried(sim: Running) -> None:
+    """Only idempotent actions are retried: accepting twice is not harmless."""
+    simulator = sim.service.simulator
+    assert simulator is not None
+    simulator.faults["accept"] = "unavailable*3"
+    graph = client(sim)
+    try:
+        with pytest.raises(GraphApiError):
+            await graph.accept("wacid.ONCE", "v=0")
+        assert len(simulator.requests) == 1
+    finally:
+        await graph.close()
+
+
+@given(
+    attempt=st.integers(1, 30),
+    base=st.floats(0.001, 5),
+    cap=st.floats(0.001, 60),
+    seed=st.integers(0, 2**32),
+)
+def test_backoff_is_jittered_within_the_exponential_bound(
+    attempt: int, base: float, cap: float, seed: int
+) -> None:
+    policy = RetryPolicy(base=base, cap=cap)
+    delay = policy.delay(attempt, random.Random(seed))
+    assert 0.0 <= delay <= min(cap, base * 2 ** (attempt - 1))
+
+
+def test_transient_errors_are_the_ones_worth_repeating() -> None:
+    assert is_transient(GraphTimeout("slow"))
+    assert is_transient(GraphApiError("reset"))  # transport failure: no HTTP status
+    assert is_transient(GraphApiError("x", code=2, status=503))
+    assert is_transient(GraphApiError("x", code=130429, status=400))  # rate limited
+    assert not is_transient(GraphApiError("x", code=190, status=401))
+    assert not is_transient(GraphApiError("x", code=138004, status=400))

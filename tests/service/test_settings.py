@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay_service.settings import Settings, SettingsError
 
@@ -139,3 +141,67 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
         "RELAY_MEDIA_BRIDGE",
     ):
         assert name in text
+
+
+def test_operations_settings_for_replicas_and_logs() -> None:
+    settings = Settings.from_env(
+        {
+            "RELAY_DRAIN_TIMEOUT": "0",
+            "RELAY_REDIS_URL": "redis://redis.example:6379/0",
+            "RELAY_REPLICA_ID": "relay-0",
+            "RELAY_LOG_FORMAT": "JSON",
+        },
+        dotenv=None,
+    )
+    assert settings.drain_timeout == 0 and settings.lease_ttl == 10.0
+    assert (settings.redis_url, settings.replica_id) == ("redis://redis.example:6379/0", "relay-0")
+    assert settings.log_format == "json"
+    assert Settings.from_env({}, dotenv=None).replica_id  # host name and process id
+
+
+def test_dotenv_quotes_unknown_keys_and_blank_values(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        'RELAY_PUBLIC_URL="https://relay.example"\nSOMETHING_ELSE=1\nRELAY_PORT=\n'
+        "RELAY_UDP_PORT_RANGE=40000-40009\n"
+    )
+    settings = Settings.from_env({}, dotenv=dotenv)
+    assert settings.base_url == "https://relay.example"
+    assert settings.port == 8080  # a blank value means the default
+    assert settings.udp_port_range == (40000, 40009)
+
+
+def test_serve_prints_one_line_per_problem_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay_service.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_PORT", "http")
+    monkeypatch.setenv("RELAY_LOG_FORMAT", "xml")
+    assert main(["serve"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "relay-service: invalid configuration:"
+    assert sorted(line.split()[1] for line in lines[1:]) == ["RELAY_LOG_FORMAT", "RELAY_PORT"]
+
+
+@given(low=st.integers(-5, 70000), high=st.integers(-5, 70000))
+def test_udp_port_range_is_accepted_exactly_when_it_is_a_valid_range(low: int, high: int) -> None:
+    environ = {"RELAY_UDP_PORT_RANGE": f"{low}-{high}"}
+    if 1 <= low <= high <= 65535:
+        assert Settings.from_env(environ, dotenv=None).udp_port_range == (low, high)
+    else:
+        with pytest.raises(SettingsError, match="RELAY_UDP_PORT_RANGE"):
+            Settings.from_env(environ, dotenv=None)
+
+
+@given(raw=st.text(max_size=40))
+def test_any_agents_value_is_parsed_or_named_in_one_line(raw: str) -> None:
+    try:
+        settings = Settings.from_env({"RELAY_AGENTS": raw}, dotenv=None)
+    except SettingsError as exc:
+        assert len(exc.problems) == 1 and exc.problems[0].startswith("RELAY_AGENTS ")
+    else:
+        assert settings.agents and all(
+            name and password for name, password in settings.agents.items()
+        )
