@@ -44,7 +44,14 @@ from aiortc.utils import random32
 
 from .ice import IceConnection
 from .munger import RtpMunger
-from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id, ntp_now
+from .rtp import (
+    HISTORY_SIZE,
+    URI_AUDIO_LEVEL,
+    OutboundRtpStream,
+    RawRtpPacket,
+    extension_id,
+    ntp_now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +165,10 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             _put_dropping_oldest(queue, packet)
 
 
+def _nack_negotiated(codec: RTCRtpCodecParameters) -> bool:
+    return any(feedback.type == "nack" for feedback in codec.rtcpFeedback)
+
+
 def _stream_statistics(clock_rate: int) -> Any:
     from aiortc.rtcrtpreceiver import StreamStatistics
 
@@ -237,6 +248,8 @@ class RawRtpSenderMixin(RTCRtpSender):
                 payload_type=codec.payloadType,
                 mid=parameters.muxId,
                 header_extensions=parameters.headerExtensions,
+                # No NACK negotiated (Opus with Chromium, WhatsApp): nothing to keep.
+                history_size=HISTORY_SIZE if _nack_negotiated(codec) else 0,
             )
         await super().send(parameters)
 
