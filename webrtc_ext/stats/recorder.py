@@ -264,6 +264,7 @@ class _Watched:
         self.pc = pc
         self.core = core
         self.descriptions: dict[str, str | None] = {"local": None, "remote": None}
+        self.description_changes: int | None = None
         self.dtls_states: dict[int, str] = {}
         self.dtmf_senders: set[int] = set()
         self.final_sampled = False
@@ -331,15 +332,10 @@ class StatsRecorder:
     def _check(self, watched: _Watched) -> None:
         """Log SDPs and DTLS/ICE transports that are new since the last look."""
         pc, now = watched.pc, self._now_ms()
-        for side, description in (
-            ("local", pc.localDescription),
-            ("remote", pc.remoteDescription),
-        ):
-            text = f"type: {description.type}, sdp: {description.sdp}" if description else None
-            if text is not None and text != watched.descriptions[side]:
-                watched.descriptions[side] = text
-                event = "setLocalDescription" if side == "local" else "setRemoteDescription"
-                watched.core.event(now, event, text)
+        changes = getattr(pc, "_description_changes", None)
+        if changes is None or changes != watched.description_changes:
+            watched.description_changes = changes
+            self._check_descriptions(watched, now)
         for transceiver in pc.getTransceivers():
             self._watch_dtmf_sender(watched, transceiver.sender)
         for number, dtls in pc._stats.numbered_transports():
@@ -355,6 +351,18 @@ class StatsRecorder:
             if watched.dtls_states.get(id(dtls)) != dtls.state:
                 watched.dtls_states[id(dtls)] = dtls.state
                 watched.core.event(now, "dtlsstatechange", f"T{number:02d}: {dtls.state}")
+
+    def _check_descriptions(self, watched: _Watched, now: float) -> None:
+        pc = watched.pc
+        for side, description in (
+            ("local", pc.localDescription),
+            ("remote", pc.remoteDescription),
+        ):
+            text = f"type: {description.type}, sdp: {description.sdp}" if description else None
+            if text is not None and text != watched.descriptions[side]:
+                watched.descriptions[side] = text
+                event = "setLocalDescription" if side == "local" else "setRemoteDescription"
+                watched.core.event(now, event, text)
 
     def _watch_dtmf_sender(self, watched: _Watched, sender: Any) -> None:
         """Log the tones an ``RTCDTMFSender`` plays (W3C ``tonechange``), once per sender."""
