@@ -17,7 +17,11 @@ reports the service's CPU seconds per call-second during the hold, its memory pe
 after the calls end, loss and delay variation of the packets the relay carried, and call setup
 time (the ``connect`` webhook sent → media flowing both ways).
 
-Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]``.
+Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
+[--profile FILE] [--tracemalloc DIR]`` (``--profile``: py-spy raw stacks of the service during
+the hold; ``--tracemalloc``: the service's allocations, snapshots after the warm-up call, with
+the calls and after they end, for ``tracemalloc.Snapshot.load``). Method and figures:
+docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
 ``jitter_p99_ms``, ``setup_p50_ms``, ``setup_p95_ms``, ``rss_growth_mb_after``.
 """
