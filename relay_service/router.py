@@ -694,8 +694,8 @@ class CallRouter:
         started = time.perf_counter()
         freed = gc.collect()
         _return_free_memory()
-        logger.debug(
-            "cycle collector: %d objects freed in %.1f ms",
+        logger.info(
+            "cycle collector after calls ended: %d objects freed in %.1f ms",
             freed,
             1000 * (time.perf_counter() - started),
         )
