@@ -25,9 +25,9 @@ from aiortc.rtp import RtpPacket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.baselines import MarkerBitDecoder
 from webrtc_ext.dtmf.rfc4733 import (
     DTMF_EVENTS,
-    MarkerBitDecoder,
     TelephoneEvent,
     TelephoneEventDecoder,
 )

@@ -4,7 +4,8 @@ The relay (this process) receives SRTP on one connection and sends SRTP on anoth
 and sink peers run in a child process, so the relay's CPU time (``time.process_time()``, all
 threads) is its own. The same Opus stream crosses the relay twice, once per path:
 
-- raw: ``RtpReceiver.on_rtp`` -> ``RtpFanOut`` -> ``RtpSender.send_rtp`` (munge, rewrite, SRTP);
+- raw: ``RTCRtpReceiver.on_rtp`` -> ``RtpFanOut`` -> ``RTCRtpSender.send_rtp``
+  (munge, rewrite, SRTP);
 - track: aiortc's ``RemoteStreamTrack`` added to the outgoing connection (decode -> encode).
 
 Usage: ``python benchmarks/forwarding.py [--quick] [--profile]``. Last line: JSON.
@@ -28,7 +29,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpFanOut, RtpReceiver, RtpSender
+from webrtc_ext import (
+    PeerConnectionConfig,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RtpFanOut,
+)
 from webrtc_ext.rtp import RawRtpPacket
 
 LOOPBACK = PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",))
@@ -96,7 +103,7 @@ async def run_peers(pipe: Connection, packets: list[bytes], count: int, rate: in
     await source.setRemoteDescription(RTCSessionDescription(*pipe.recv()))
     await sink.setRemoteDescription(RTCSessionDescription(*pipe.recv()))
     receiver = sink.getTransceivers()[0].receiver
-    assert isinstance(receiver, RtpReceiver)
+    assert isinstance(receiver, RTCRtpReceiver)
     received = 0
 
     def count_packet(packet: RawRtpPacket) -> None:
@@ -108,7 +115,7 @@ async def run_peers(pipe: Connection, packets: list[bytes], count: int, rate: in
     pipe.send(description(sink))
     await wait_connected(source, sink)
     sender = source.getTransceivers()[0].sender
-    assert isinstance(sender, RtpSender)
+    assert isinstance(sender, RTCRtpSender)
     while sender.codec is None:
         await asyncio.sleep(0.01)
     pipe.send("ready")
@@ -155,7 +162,7 @@ async def relay(mode: str, count: int, rate: int, profile: bool = False) -> tupl
     try:
         await relay_in.setRemoteDescription(RTCSessionDescription(*parent.recv()))
         receiver = relay_in.getTransceivers()[0].receiver
-        assert isinstance(receiver, RtpReceiver)
+        assert isinstance(receiver, RTCRtpReceiver)
         if mode == "raw":
             receiver.enable_raw()
             relay_out.addTransceiver("audio", direction="sendonly")
@@ -169,7 +176,7 @@ async def relay(mode: str, count: int, rate: int, profile: bool = False) -> tupl
         await wait_connected(relay_in, relay_out)
         if mode == "raw":
             sender = relay_out.getTransceivers()[0].sender
-            assert isinstance(sender, RtpSender)
+            assert isinstance(sender, RTCRtpSender)
             RtpFanOut(receiver).add(sender)
         await readable(parent)
         parent.recv()  # ready

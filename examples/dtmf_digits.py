@@ -23,7 +23,7 @@ from webrtc_ext.dtmf import DtmfSenderMixin, RTCDTMFToneChangeEvent
 async def print_digits(callee: RTCPeerConnection) -> None:
     """The part an application writes: iterate over the key presses of the call."""
     (transceiver,) = callee.getTransceivers()
-    async for event in callee.dtmfEvents(transceiver):
+    async for event in callee.dtmf_events(transceiver):
         print(
             f"  pressed {event.digit}  ({1000 * event.duration:.0f} ms, "
             f"-{event.volume} dBm0, ended by {event.end_reason})",

@@ -49,8 +49,8 @@ async def call(nomination: str, lite: bool, seconds: float) -> None:
     arrived = await asyncio.wait_for(first_audio, 10)
     print(f"nomination={nomination} callee ice-lite={lite}")
     print(f"first audio frame {1000 * (arrived - started):.1f} ms after applying the answer")
-    for transport in caller.iceTransports:
-        for pair in transport.getCandidatePairs():
+    for transport in caller.ice_transports:
+        for pair in transport.candidate_pairs():
             print(
                 f"  pair {pair.local.host}:{pair.local.port}"
                 f" -> {pair.remote.host}:{pair.remote.port}"

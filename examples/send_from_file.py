@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aiortc import RTCSessionDescription
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpReceiver, RtpSender
+from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from webrtc_ext.media import OggOpusRecorder, open_source, play
 
 CONFIG = PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",))
@@ -47,7 +47,7 @@ document.getElementById("start").onclick = async () => {
 async def stream_to(pc: RTCPeerConnection, path: str) -> int:
     """Wait until ``pc`` is connected, then play the file through its first sender."""
     sender = pc.getTransceivers()[0].sender
-    assert isinstance(sender, RtpSender)
+    assert isinstance(sender, RTCRtpSender)
     while sender.codec is None:
         if pc.connectionState in ("failed", "closed"):
             return 0
@@ -64,7 +64,7 @@ async def loopback(path: str, output: str) -> None:
             await sender_pc.setLocalDescription(await sender_pc.createOffer())
             await receiver_pc.setRemoteDescription(sender_pc.localDescription)
             receiver = receiver_pc.getTransceivers()[0].receiver
-            assert isinstance(receiver, RtpReceiver)
+            assert isinstance(receiver, RTCRtpReceiver)
             recorder = OggOpusRecorder(receiver, file)
             await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
             await sender_pc.setRemoteDescription(receiver_pc.localDescription)

@@ -22,7 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import itertools
 
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpFanOut, RtpReceiver, RtpSender
+from webrtc_ext import (
+    PeerConnectionConfig,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RtpFanOut,
+)
 from webrtc_ext.media import OggOpusRecorder, packetize, play
 from webrtc_ext.rtp import RawRtpPacket
 
@@ -52,23 +58,23 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
     await answerer.setLocalDescription(await answerer.createAnswer())
     await offerer.setRemoteDescription(answerer.localDescription)
     sender = offerer.getTransceivers()[0].sender
-    assert isinstance(sender, RtpSender)
+    assert isinstance(sender, RTCRtpSender)
     while sender.codec is None or answerer.connectionState != "connected":
         await asyncio.sleep(0.05)
 
 
-def first_receiver(pc: RTCPeerConnection) -> RtpReceiver:
+def first_receiver(pc: RTCPeerConnection) -> RTCRtpReceiver:
     """The first transceiver's receiver, raw."""
     receiver = pc.getTransceivers()[0].receiver
-    assert isinstance(receiver, RtpReceiver)
+    assert isinstance(receiver, RTCRtpReceiver)
     receiver.enable_raw()
     return receiver
 
 
-def first_sender(pc: RTCPeerConnection) -> RtpSender:
+def first_sender(pc: RTCPeerConnection) -> RTCRtpSender:
     """The first transceiver's sender."""
     sender = pc.getTransceivers()[0].sender
-    assert isinstance(sender, RtpSender)
+    assert isinstance(sender, RTCRtpSender)
     return sender
 
 

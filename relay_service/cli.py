@@ -5,17 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+#: Modules of the ``[service]`` extra (some are imported only when a call needs them). The
+#: service's own modules are imported after checking them, so that ``relay-service`` without
+#: the extra says what to install instead of failing with a traceback.
+SERVICE_MODULES = (
+    "aiohttp",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "pydantic_settings",
+    "prometheus_client",
+    "structlog",
+    "openai",
+    "pocketsphinx",
+)
 
-from . import logs
-from .settings import Settings, SettingsError
-from .storage import Storage
+SERVICE_EXTRA_HINT = (
+    "the service's dependencies come with the [service] extra: "
+    "pip install 'webrtc-relay[service]' (from a checkout: pip install '.[service]')"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,9 +91,29 @@ def demo_environment(host: str, port: int, data_dir: str) -> dict[str, str]:
     return environ
 
 
+def missing_service_module() -> str | None:
+    """The first module of the ``[service]`` extra that is not installed, if any."""
+    for name in SERVICE_MODULES:
+        if importlib.util.find_spec(name) is None:
+            return name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
+    missing = missing_service_module()
+    try:
+        if missing is None:
+            from . import logs
+            from .settings import Settings, SettingsError
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in ("relay_service", "webrtc_ext"):
+            raise
+        missing = exc.name
+    if missing is not None:
+        print(f"relay-service: {missing} is not installed; {SERVICE_EXTRA_HINT}", file=sys.stderr)
+        return 2
     with contextlib.ExitStack() as stack:
         try:
             if args.command == "demo":
@@ -101,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def migrate(database_url: str) -> int:
     """``relay-service migrate``: upgrade the schema to the newest revision, say which."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .storage import Storage
 
     async def upgrade() -> str:
         storage = Storage(database_url)

@@ -24,8 +24,8 @@ T = TypeVar("T")
 CHATTY = {
     # aioice logs every connectivity check's state change and failure at INFO.
     "aioice.ice": ("%s Check ",),
-    # webrtc_ext's ICE agent: a nomination that does not replace the selected pair.
-    "webrtc_ext.ice": ("keeping ",),
+    # webrtc_ext's ICE check list: a failed check, a nomination that keeps the selected pair.
+    "webrtc_ext.ice_engine.checklist": ("check ", "keeping "),
 }
 """Logger name → message prefixes that are per-check detail: shown at DEBUG, not INFO."""
 

@@ -361,7 +361,8 @@ class CallRouter:
         return prepare_answer(pc.localDescription.sdp)
 
     def _whatsapp_pc(self, call: Call) -> RTCPeerConnection:
-        pc = RTCPeerConnection(self.peer_config())
+        # Meta refuses a description with more than one fingerprint (error 138008).
+        pc = RTCPeerConnection(self.peer_config().with_changes(fingerprint_algorithms=("sha-256",)))
         call.legs["whatsapp"] = LegRecorder("whatsapp", pc)
 
         @pc.on("track")

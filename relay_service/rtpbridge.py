@@ -34,7 +34,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 from av.packet import Packet
 
-from webrtc_ext import RawRtpPacket, RtpReceiver, RtpSender
+from webrtc_ext import RawRtpPacket
+from webrtc_ext import RTCRtpReceiver as RtpReceiver
+from webrtc_ext import RTCRtpSender as RtpSender
 from webrtc_ext.media import open_source, play
 from webrtc_ext.rawrtp import RtpFanOut
 

@@ -92,6 +92,40 @@ STATS_ATTRIBUTES = {
 }
 
 
+#: aiortc internals that Pipecat's SmallWebRTC transport (pipecat-ai 1.14,
+#: ``pipecat/transports/smallwebrtc/connection.py``) uses on the connection it builds, which is
+#: the library's once installed (:func:`webrtc_ext.install`). The library's classes must keep
+#: each one working: ``tests/integration/test_framework_internals.py`` checks their behaviour
+#: on its connections, and :func:`missing_internals` that the names still exist.
+FRAMEWORK_INTERNALS = {
+    "aiortc.RTCRtpReceiver().__jitter_buffer": (
+        "replaced by a JitterBuffer of larger capacity (screen-share video)"
+    ),
+    "aiortc.RTCRtpReceiver()._enabled": (
+        "set False so that packets are dropped before decoding while nobody reads the track"
+    ),
+    "aiortc.rtcrtpreceiver.RemoteStreamTrack()._queue": (
+        "the decoded frames (an asyncio.Queue), drained to discard old ones"
+    ),
+    "aiortc.rtcsctptransport.USERDATA_MAX_LENGTH": (
+        "lowered to 1100 at import so that SCTP packets fit a 1280-byte path"
+    ),
+}
+
+
+def _missing_framework_internals(receiver: aiortc.RTCRtpReceiver) -> list[str]:
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+    missing = []
+    if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
+        missing.append("aiortc.RTCRtpReceiver().__jitter_buffer")
+    if not isinstance(getattr(receiver, "_enabled", None), bool):
+        missing.append("aiortc.RTCRtpReceiver()._enabled")
+    if not isinstance(getattr(RemoteStreamTrack("audio"), "_queue", None), asyncio.Queue):
+        missing.append("aiortc.rtcrtpreceiver.RemoteStreamTrack()._queue")
+    return missing
+
+
 def _missing_stats_internals() -> list[str]:
     from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
     from aiortc.rtcrtpreceiver import StreamStatistics
@@ -267,7 +301,7 @@ def _probe_rtp_internals() -> list[str]:
     sender = aiortc.RTCRtpSender("audio", dtls)
     receiver = aiortc.RTCRtpReceiver("audio", dtls)
     probes = {"RTCRtpSender": sender, "RTCRtpReceiver": receiver, "RTCDtlsTransport": dtls}
-    missing = missing_rtp_internals(sender, receiver)
+    missing = missing_rtp_internals(sender, receiver) + _missing_framework_internals(receiver)
     for cls, probe in probes.items():
         for name in RTP_MEMBERS[cls]:
             if not hasattr(probe, name):

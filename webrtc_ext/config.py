@@ -23,6 +23,10 @@ class NominationMode(enum.Enum):
     second check (RFC 8445 §8.1.1)."""
 
 
+#: The hash functions aiortc can fingerprint a certificate with (RFC 8122 §5).
+FINGERPRINT_ALGORITHMS = ("sha-256", "sha-384", "sha-512")
+
+
 class ConfigurationError(ValueError):
     """A :class:`PeerConnectionConfig` value is out of range or inconsistent."""
 
@@ -83,6 +87,11 @@ class PeerConnectionConfig:
     dtls_handshake_timeout: float = 30.0
     """Seconds the DTLS handshake may take, retransmissions included, before it fails."""
 
+    fingerprint_algorithms: Sequence[str] = FINGERPRINT_ALGORITHMS
+    """Hash functions of the ``a=fingerprint`` lines in our descriptions, in order, from
+    ``sha-256``, ``sha-384`` and ``sha-512``. All three by default (aiortc's behaviour); a peer
+    that accepts only one line, such as WhatsApp (error 138008), wants ``("sha-256",)``."""
+
     audio_codecs: Sequence[str] | None = None
     """Restrict and order audio codecs by MIME type, e.g. ``("audio/opus",)``. ``None`` keeps
     aiortc's list."""
@@ -113,6 +122,14 @@ class PeerConnectionConfig:
             raise ConfigurationError("dtls_handshake_timeout must be positive")
         if self.regular_nomination_timeout < 0 or self.upgrade_window < 0:
             raise ConfigurationError("nomination timeouts must not be negative")
+        algorithms = tuple(str(a).lower() for a in self.fingerprint_algorithms)
+        unknown = [a for a in algorithms if a not in FINGERPRINT_ALGORITHMS]
+        if not algorithms or unknown or len(set(algorithms)) != len(algorithms):
+            raise ConfigurationError(
+                f"fingerprint_algorithms must name each of {list(FINGERPRINT_ALGORITHMS)} at "
+                f"most once, and at least one, not {list(self.fingerprint_algorithms)}"
+            )
+        object.__setattr__(self, "fingerprint_algorithms", algorithms)
         if not (self.use_ipv4 or self.use_ipv6):
             raise ConfigurationError("at least one of use_ipv4 and use_ipv6 must be true")
 

@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 
+from ._deprecated import renamed
 from ._internals import pc_private
 from .composed import DtlsTransport, RtpReceiver, RtpSender
 from .config import PeerConnectionConfig
@@ -95,6 +96,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
             list(self._config.certificates[:1]) or certificates,
             mtu=self._config.dtls_mtu,
             handshake_timeout=self._config.dtls_handshake_timeout,
+            fingerprint_algorithms=self._config.fingerprint_algorithms,
         )
 
     def _create_rtp_sender(
@@ -192,23 +194,26 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
 
     def _report_gathering_errors(self, gatherer: IceGatherer) -> None:
         if gatherer.state == "completed":
-            for error in gatherer.gatheringErrors:
+            for error in gatherer.gathering_errors:
                 self.emit("icecandidateerror", error)
 
     @property
-    def iceTransports(self) -> list[IceTransport]:
+    def ice_transports(self) -> list[IceTransport]:
         """The ICE transports of this connection (one per bundle group)."""
         transports: set[IceTransport] = pc_private(self, "iceTransports")
         return sorted(transports, key=id)
 
     @property
-    def gatheringErrors(self) -> list[IceGatheringError]:
+    def gathering_errors(self) -> list[IceGatheringError]:
         """Every STUN/TURN server failure seen while gathering, with the reason."""
         return [
             error
-            for t in self.iceTransports
-            for error in cast(IceGatherer, t.iceGatherer).gatheringErrors
+            for t in self.ice_transports
+            for error in cast(IceGatherer, t.iceGatherer).gathering_errors
         ]
+
+    iceTransports = renamed("ice_transports")
+    gatheringErrors = renamed("gathering_errors")
 
     async def setRemoteDescription(self, sessionDescription: RTCSessionDescription) -> None:
         """aiortc's ``setRemoteDescription``, dropping malformed candidate lines with a log line."""

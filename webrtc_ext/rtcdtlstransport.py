@@ -33,7 +33,7 @@ from OpenSSL._util import lib as openssl
 
 from ._internals import dtls_private_add, lower_sctp_user_data_limit
 from .certificates import RTCCertificate
-from .config import ConfigurationError
+from .config import FINGERPRINT_ALGORITHMS, ConfigurationError
 from .dtls_packer import DatagramPacker, DtlsRecordError, check_inbound_datagram
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         *,
         mtu: int = 1200,
         handshake_timeout: float = 30.0,
+        fingerprint_algorithms: Sequence[str] = FINGERPRINT_ALGORITHMS,
     ) -> None:
         if not (MIN_MTU <= mtu <= 65507):
             raise ConfigurationError(f"DTLS MTU must be between {MIN_MTU} and 65507, not {mtu}")
@@ -115,12 +116,27 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         super().__init__(transport, [certificate])
         self._mtu = mtu
         self._handshake_timeout = handshake_timeout
+        self._fingerprint_algorithms = tuple(a.lower() for a in fingerprint_algorithms)
+        if not set(self._fingerprint_algorithms) <= set(FINGERPRINT_ALGORITHMS) or not (
+            self._fingerprint_algorithms
+        ):
+            raise ConfigurationError(
+                f"fingerprint algorithms must be among {list(FINGERPRINT_ALGORITHMS)}, "
+                f"not {list(fingerprint_algorithms)}"
+            )
         self._packer = DatagramPacker(mtu)
         self._remote_fingerprints: list[RTCDtlsFingerprint] = []
         self._fingerprint_error: str | None = None
         self._handshake_done = False
         self.counters = DtlsCounters()
         self.error: RTCDtlsError | None = None
+
+    def getLocalParameters(self) -> RTCDtlsParameters:
+        """aiortc's, with the fingerprints of the configured hash functions only, in order."""
+        fingerprints = {f.algorithm: f for f in super().getLocalParameters().fingerprints}
+        return RTCDtlsParameters(
+            fingerprints=[fingerprints[a] for a in self._fingerprint_algorithms]
+        )
 
     @property
     def mtu(self) -> int:
@@ -178,25 +194,33 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         while not self.encrypted:
             try:
                 ssl.do_handshake()
+                self.encrypted = True
+                break
             except SSL.WantReadError:
+                pass  # waits below, outside this handler, so its errors are handled too
+            except SSL.Error as exc:
+                await self._handshake_failed(exc)
+                return
+            try:
                 await self._write_ssl()
                 await self._recv_next()
-            except SSL.Error as exc:
-                await self._flush_quietly()  # the alert tells the peer why
-                if self._fingerprint_error is not None:
-                    self._fail("fingerprint-failure", self._fingerprint_error)
-                else:
-                    self._fail("dtls-failure", f"DTLS handshake failed: {_ssl_reason(exc)}")
+            except SSL.Error as exc:  # OpenSSL gave up retransmitting
+                await self._handshake_failed(exc)
                 return
-            except ConnectionError as exc:
+            except ConnectionError as exc:  # the ICE transport closed (close(), consent)
                 self._fail("dtls-failure", f"DTLS handshake failed: transport closed ({exc})")
                 return
-            else:
-                self.encrypted = True
         # An SCTP packet goes into one record: size SCTP so that the record fits the MTU.
         lower_sctp_user_data_limit(openssl.DTLS_get_data_mtu(ssl._ssl))
         # The server's final flight is written by the call that completes the handshake.
         await self._flush_quietly()
+
+    async def _handshake_failed(self, exc: SSL.Error) -> None:
+        await self._flush_quietly()  # the alert tells the peer why
+        if self._fingerprint_error is not None:
+            self._fail("fingerprint-failure", self._fingerprint_error)
+        else:
+            self._fail("dtls-failure", f"DTLS handshake failed: {_ssl_reason(exc)}")
 
     def _validate_peer_identity(self, remoteParameters: RTCDtlsParameters) -> None:
         certificate = self._connection.get_peer_certificate(as_cryptography=True)

@@ -14,6 +14,7 @@ from aiortc.rtcicetransport import (
     candidate_from_aioice,
 )
 
+from ._deprecated import renamed
 from ._internals import ice_transport_set_state
 from .config import PeerConnectionConfig
 from .ice import CandidatePairInfo, IceCandidatePair, IceConnection, IceGatheringError
@@ -62,9 +63,11 @@ class IceGatherer(RTCIceGatherer):
         return parameters
 
     @property
-    def gatheringErrors(self) -> list[IceGatheringError]:
+    def gathering_errors(self) -> list[IceGatheringError]:
         """The STUN/TURN servers that gave no candidate, with the reason."""
         return list(self._connection.gathering_errors)
+
+    gatheringErrors = renamed("gathering_errors")
 
 
 class IceTransport(RTCIceTransport):
@@ -106,9 +109,11 @@ class IceTransport(RTCIceTransport):
             remote=candidate_from_aioice(pair.remote_candidate),
         )
 
-    def getCandidatePairs(self) -> list[CandidatePairInfo]:
+    def candidate_pairs(self) -> list[CandidatePairInfo]:
         """Every pair of the grid with its state, nominated flag, priority and counters."""
         return self._connection.candidate_pairs()
+
+    getCandidatePairs = renamed("candidate_pairs")
 
     @property
     def selectedCandidatePairChanges(self) -> int:

@@ -45,9 +45,7 @@ class _Leg(AsyncIOEventEmitter):
         self, settings: RealtimeSettings, session: dict[str, Any], *, listen: bool = True
     ) -> None:
         super().__init__()
-        self.client = RealtimeClient(
-            settings, session, decode_audio=listen, receive_audio=listen
-        )
+        self.client = RealtimeClient(settings, session, decode_audio=listen, receive_audio=listen)
         self.segments: list[TranscriptSegment] = []
         self.stopped_reason: str | None = None
         self._pump: asyncio.Task[None] | None = None

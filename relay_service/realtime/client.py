@@ -20,7 +20,12 @@ from openai import AsyncOpenAI
 from pyee.asyncio import AsyncIOEventEmitter
 
 from relay_service.realtime.events import Event, parse_event
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription, RtpReceiver
+from webrtc_ext import (
+    PeerConnectionConfig,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ class RealtimeClient(AsyncIOEventEmitter):
         self.remote_track = track
         if not self.decode_audio:
             for receiver in self.pc.getReceivers():
-                if receiver.track is track and isinstance(receiver, RtpReceiver):
+                if receiver.track is track and isinstance(receiver, RTCRtpReceiver):
                     receiver.enable_raw()  # packets still counted by statistics, never decoded
 
     async def _on_state(self) -> None:

@@ -17,21 +17,13 @@ def _join(lines: list[str]) -> str:
 
 
 def prepare_answer(sdp: str) -> str:
-    """Our answer as Meta wants it: one sha-256 fingerprint, ``setup:active``, ``ptime:20``."""
-    lines = _lines(sdp)
-    fingerprints = [line for line in lines if _FINGERPRINT.match(line)]
-    keep = next(
-        (line for line in fingerprints if line.lower().startswith("a=fingerprint:sha-256 ")),
-        fingerprints[0] if fingerprints else None,
-    )
+    """Our answer as Meta wants it: ``setup:active``, ``ptime:20``.
+
+    The single sha-256 fingerprint Meta accepts comes from the WhatsApp leg's
+    ``PeerConnectionConfig.fingerprint_algorithms``.
+    """
     result: list[str] = []
-    kept_fingerprint = False
-    for line in lines:
-        if _FINGERPRINT.match(line):
-            if line == keep and not kept_fingerprint:
-                result.append(line)
-                kept_fingerprint = True
-            continue
+    for line in _lines(sdp):
         if line.startswith("a=setup:"):
             result.append("a=setup:active")
             continue
@@ -57,7 +49,7 @@ def add_to_audio_section(lines: list[str], extra: list[str]) -> list[str]:
 
 
 def prepare_offer(sdp: str) -> str:
-    """Our business-initiated offer as Meta wants it: one fingerprint, ``actpass``, ptime 20."""
+    """Our business-initiated offer as Meta wants it: ``actpass``, ptime 20."""
     return prepare_answer(sdp).replace("a=setup:active", "a=setup:actpass")
 
 

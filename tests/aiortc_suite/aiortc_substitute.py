@@ -4,8 +4,8 @@ Loaded with ``-p aiortc_substitute`` by ``test_aiortc_suite.py`` in a separate p
 Before any test module is imported it replaces, in ``aiortc`` and its submodules:
 
 - ``RTCPeerConnection`` by a :class:`webrtc_ext.RTCPeerConnection` gathering on loopback only;
-- ``RTCIceGatherer`` / ``RTCIceTransport`` by :class:`webrtc_ext.IceGatherer` /
-  :class:`webrtc_ext.IceTransport` with aiortc's constructor signatures, gathering on loopback.
+- ``RTCIceGatherer`` / ``RTCIceTransport`` by :class:`webrtc_ext.RTCIceGatherer` /
+  :class:`webrtc_ext.RTCIceTransport` with aiortc's constructor signatures, gathering on loopback.
 
 It also guards the rule that tests talk only to loopback: a datagram to any other address, or
 a name lookup of anything but an IP literal or ``localhost``, is refused and recorded in the
@@ -50,7 +50,7 @@ class RTCPeerConnection(webrtc_ext.RTCPeerConnection):
         super().__init__(config.with_changes(host_addresses=LOOPBACK_HOSTS))
 
 
-class RTCIceGatherer(webrtc_ext.IceGatherer):
+class RTCIceGatherer(webrtc_ext.RTCIceGatherer):
     """webrtc_ext's gatherer with aiortc's constructor, gathering on loopback."""
 
     def __init__(
@@ -68,7 +68,7 @@ class RTCIceGatherer(webrtc_ext.IceGatherer):
         super().__init__(config, local_username=local_username, local_password=local_password)
 
 
-class RTCIceTransport(webrtc_ext.IceTransport):
+class RTCIceTransport(webrtc_ext.RTCIceTransport):
     """webrtc_ext's ICE transport with aiortc's constructor."""
 
     def __init__(self, gatherer: RTCIceGatherer) -> None:

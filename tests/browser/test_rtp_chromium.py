@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, serve_page
 from tests.integration.test_munger_switching import tone
-from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RtpSender
+from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCRtpSender
 from webrtc_ext.media import packetize, play
 
 pytestmark = [pytest.mark.browser, pytest.mark.interop]
@@ -58,7 +58,7 @@ async def test_chromium_decodes_one_stream_across_five_switches(page_url: str) -
             answer = json.dumps({"type": "answer", "sdp": pc.localDescription.sdp})
             await page.evaluate(f"pc.setRemoteDescription({answer})")
             sender = pc.getTransceivers()[0].sender
-            assert isinstance(sender, RtpSender)
+            assert isinstance(sender, RTCRtpSender)
             for _ in range(300):
                 if sender.codec is not None:
                     break

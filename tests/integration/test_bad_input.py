@@ -45,8 +45,8 @@ def loop_errors() -> Iterator[list[dict[str, Any]]]:
 
 
 def _selected_packets(pc: RTCPeerConnection) -> int:
-    (transport,) = pc.iceTransports
-    return sum(p.packets_received for p in transport.getCandidatePairs() if p.selected)
+    (transport,) = pc.ice_transports
+    return sum(p.packets_received for p in transport.candidate_pairs() if p.selected)
 
 
 async def assert_media_flows(receiver: RTCPeerConnection, packets: int = 25) -> None:
@@ -105,7 +105,7 @@ def malformed_datagrams(seed: int = 7) -> list[bytes]:
 
 def authenticated_request_without_priority(receiver: RTCPeerConnection, sender: str) -> bytes:
     """A Binding request ``receiver`` can authenticate, but without PRIORITY (RFC 8445 §7.1.1)."""
-    (transport,) = receiver.iceTransports
+    (transport,) = receiver.ice_transports
     local = transport.iceGatherer.getLocalParameters()
     request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
     request.attributes["USERNAME"] = f"{local.usernameFragment}:{sender}"
@@ -120,10 +120,10 @@ async def test_malformed_stun_datagrams_are_dropped(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.INFO)
     async with audio_call() as call:
         with loop_errors() as errors:
-            (transport,) = call.answerer.iceTransports
+            (transport,) = call.answerer.ice_transports
             (candidate,) = transport.iceGatherer.getLocalCandidates()
             target = (candidate.ip, candidate.port)
-            (offerer_transport,) = call.offerer.iceTransports
+            (offerer_transport,) = call.offerer.ice_transports
             sender = offerer_transport.iceGatherer.getLocalParameters().usernameFragment
             datagrams = malformed_datagrams()
             datagrams.append(authenticated_request_without_priority(call.answerer, sender))
@@ -192,8 +192,8 @@ async def test_malformed_candidate_lines_in_sdp_are_dropped(
     with loop_errors() as errors:
         async with _call_with_offer(signal) as (_, answerer):
             await assert_media_flows(answerer)
-            (transport,) = answerer.iceTransports
-            ports = {p.remote.port for p in transport.getCandidatePairs()}
+            (transport,) = answerer.ice_transports
+            ports = {p.remote.port for p in transport.candidate_pairs()}
             assert not ports & {0, -7, 99999}
     assert errors == []
     assert "dropped malformed ICE candidate 'a=candidate:garbage'" in caplog.text

@@ -18,8 +18,8 @@ async def test_consent_expires_when_the_peer_goes_away(monkeypatch: pytest.Monke
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 2)
     monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.1)
     async with audio_call() as call:
-        (transport,) = call.answerer.iceTransports
-        (gone,) = call.offerer.iceTransports
+        (transport,) = call.answerer.ice_transports
+        (gone,) = call.offerer.ice_transports
         # The offerer vanishes without a word (no DTLS close_notify): only consent can tell.
         for protocol in gone.connection._protocols:
             protocol.transport.close()

@@ -94,3 +94,24 @@ async def test_tampered_fingerprint_in_the_answer_fails_the_call_with_a_clear_er
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_one_fingerprint_when_configured_and_the_peer_still_verifies_it() -> None:
+    one = LOOPBACK.with_changes(fingerprint_algorithms=("sha-256",))
+    async with audio_call(one, LOOPBACK.with_changes(fingerprint_algorithms=["sha-512"])) as call:
+        offer, answer = call.offerer.localDescription.sdp, call.answerer.localDescription.sdp
+        assert [line.split()[0] for line in offer.splitlines() if "fingerprint" in line] == [
+            "a=fingerprint:sha-256"
+        ]
+        assert [line.split()[0] for line in answer.splitlines() if "fingerprint" in line] == [
+            "a=fingerprint:sha-512"
+        ]
+        for pc in (call.offerer, call.answerer):
+            assert dtls_transport(pc).state == "connected"
+
+
+async def test_all_three_fingerprints_by_default() -> None:
+    async with audio_call() as call:
+        sdp = call.offerer.localDescription.sdp
+        algorithms = [line.split()[0] for line in sdp.splitlines() if "fingerprint" in line]
+        assert algorithms == [f"a=fingerprint:{a}" for a in ("sha-256", "sha-384", "sha-512")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import struct
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 
 from tests.dtls_support import Link, carries_media, handshake, make_transport, parameters
-from webrtc_ext import RTCCertificate, RTCDtlsTransport
+from tests.stats_support import install_filter
+from tests.support import LOOPBACK
+from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +124,43 @@ async def test_wrong_fingerprint_fails_both_sides_cleanly(checker: str) -> None:
     assert refused.state == "failed"
     assert refused.error is not None and "alert" in refused.error.message
     assert errors == []
+
+
+@pytest.mark.parametrize("closing", ["offerer", "answerer"])
+async def test_close_during_the_handshake_ends_the_transport_without_stray_errors(
+    closing: str,
+) -> None:
+    """aiortc's ``close()`` while DTLS waits for the peer: no "Task exception was never
+    retrieved … ConnectionError", and the transport ends ``closed`` or ``failed``, not stuck in
+    ``connecting``."""
+    errors = loop_errors()
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    offerer.addTransceiver("audio")
+    try:
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        for pc in (offerer, answerer):  # ICE connects, DTLS never gets a datagram through
+            install_filter(pc, lambda data: not 19 < data[0] < 64)
+        await offerer.setRemoteDescription(answerer.localDescription)
+        pc = offerer if closing == "offerer" else answerer
+        transport = pc.getTransceivers()[0].receiver.transport
+        for _ in range(500):
+            if transport.state == "connecting":
+                break
+            await asyncio.sleep(0.01)
+        assert transport.state == "connecting"
+        await pc.close()
+        for _ in range(100):  # the handshake task notices the closed transport
+            if transport.state in ("closed", "failed"):
+                break
+            await asyncio.sleep(0.01)
+        assert transport.state in ("closed", "failed")
+        assert pc.connectionState == "closed"
+    finally:
+        await offerer.close()
+        await answerer.close()
+    await asyncio.sleep(0.1)
+    gc.collect()  # a failed, never-awaited task reports its exception when collected
+    await asyncio.sleep(0)
+    assert [e.get("exception") or e.get("message") for e in errors] == []

@@ -16,7 +16,7 @@ async def test_host_candidates_have_unique_priorities_in_address_order() -> None
     try:
         pc.addTransceiver("audio")
         await pc.setLocalDescription(await pc.createOffer())
-        (transport,) = pc.iceTransports
+        (transport,) = pc.ice_transports
         candidates = transport.iceGatherer.getLocalCandidates()
         assert [c.ip for c in candidates] == addresses
         priorities = [c.priority for c in candidates]

@@ -69,7 +69,7 @@ def authenticated_checks(username: str, password: str) -> st.SearchStrategy[byte
 
 async def test_datagram_received_never_raises() -> None:
     async with audio_call() as call:
-        (transport,) = call.answerer.iceTransports
+        (transport,) = call.answerer.ice_transports
         protocols = [p for p in transport.connection._protocols if isinstance(p, IceProtocol)]
         assert protocols
         with (
@@ -79,7 +79,7 @@ async def test_datagram_received_never_raises() -> None:
             silent_peer.bind(("127.0.0.1", 0))
             source = silent_peer.getsockname()
             local = transport.iceGatherer.getLocalParameters()
-            (offerer_transport,) = call.offerer.iceTransports
+            (offerer_transport,) = call.offerer.ice_transports
             remote = offerer_transport.iceGatherer.getLocalParameters()
             username = f"{local.usernameFragment}:{remote.usernameFragment}"
             checks = authenticated_checks(username, local.password)

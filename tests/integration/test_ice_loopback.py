@@ -13,15 +13,15 @@ MODES = [NominationMode.AGGRESSIVE, NominationMode.REGULAR]
 
 
 def _selected(pc):  # type: ignore[no-untyped-def]
-    (transport,) = pc.iceTransports
-    return [p for p in transport.getCandidatePairs() if p.selected]
+    (transport,) = pc.ice_transports
+    return [p for p in transport.candidate_pairs() if p.selected]
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 async def test_controlling_library_connects_to_full_peer(mode: NominationMode) -> None:
     config = LOOPBACK.with_changes(nomination=mode)
     async with audio_call(config, LOOPBACK) as call:
-        (transport,) = call.offerer.iceTransports
+        (transport,) = call.offerer.ice_transports
         assert transport.role == "controlling"
         (pair,) = _selected(call.offerer)
         assert pair.nominated and pair.state == "succeeded"
@@ -34,7 +34,7 @@ async def test_controlling_library_connects_to_full_peer(mode: NominationMode) -
 async def test_controlled_library_connects_to_full_peer(mode: NominationMode) -> None:
     remote = LOOPBACK.with_changes(nomination=mode)
     async with audio_call(remote, LOOPBACK.with_changes(nomination=mode)) as call:
-        (transport,) = call.answerer.iceTransports
+        (transport,) = call.answerer.ice_transports
         assert transport.role == "controlled"
         (pair,) = _selected(call.answerer)
         assert pair.nominated and pair.requests_received >= 1
@@ -47,7 +47,7 @@ async def test_controlling_library_connects_to_lite_answerer(mode: NominationMod
         LOOPBACK.with_changes(nomination=mode), LOOPBACK.with_changes(ice_lite=True)
     ) as call:
         assert "a=ice-lite" in call.answerer.localDescription.sdp
-        (lite,) = call.answerer.iceTransports
+        (lite,) = call.answerer.ice_transports
         assert lite.role == "controlled"
         (pair,) = _selected(call.answerer)
         assert pair.requests_sent == 0, "an ICE-lite agent sends no checks"
@@ -60,7 +60,7 @@ async def test_library_answering_a_lite_offer_takes_control(mode: NominationMode
     async with audio_call(
         LOOPBACK.with_changes(ice_lite=True), LOOPBACK.with_changes(nomination=mode)
     ) as call:
-        (transport,) = call.answerer.iceTransports
+        (transport,) = call.answerer.ice_transports
         assert transport.role == "controlling"
         (pair,) = _selected(call.answerer)
         assert pair.nominated
@@ -70,5 +70,5 @@ async def test_port_range_is_honoured() -> None:
     config = LOOPBACK.with_changes(port_range=(42100, 42103))
     async with audio_call(config, config) as call:
         for pc in (call.offerer, call.answerer):
-            for candidate in pc.iceTransports[0].iceGatherer.getLocalCandidates():
+            for candidate in pc.ice_transports[0].iceGatherer.getLocalCandidates():
                 assert 42100 <= candidate.port <= 42103

@@ -9,24 +9,24 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from av import AudioFrame
 
 from tests.support import LOOPBACK
-from webrtc_ext import RTCPeerConnection, RtpReceiver
+from webrtc_ext import RTCPeerConnection, RTCRtpReceiver
 
 from .raw_support import connect
 
 pytestmark = pytest.mark.integration
 
 
-async def _receiving_call() -> tuple[RTCPeerConnection, RTCPeerConnection, RtpReceiver]:
+async def _receiving_call() -> tuple[RTCPeerConnection, RTCPeerConnection, RTCRtpReceiver]:
     offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
     offerer.addTrack(AudioStreamTrack())
     answerer.addTransceiver("audio", direction="recvonly")
     await connect(offerer, answerer)
     receiver = answerer.getTransceivers()[0].receiver
-    assert isinstance(receiver, RtpReceiver)
+    assert isinstance(receiver, RTCRtpReceiver)
     return offerer, answerer, receiver
 
 
-async def _packets_received(receiver: RtpReceiver, at_least: int) -> None:
+async def _packets_received(receiver: RTCRtpReceiver, at_least: int) -> None:
     for _ in range(600):
         report = await receiver.getStats()
         inbound = [s for s in report.values() if s.type == "inbound-rtp"]

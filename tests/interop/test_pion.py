@@ -66,9 +66,9 @@ async def test_library_controlling_gets_media_from_pion(
 
             await _wait_frames(frames)
 
-            (transport,) = pc.iceTransports
+            (transport,) = pc.ice_transports
             assert transport.role == "controlling"
-            (selected,) = [p for p in transport.getCandidatePairs() if p.selected]
+            (selected,) = [p for p in transport.candidate_pairs() if p.selected]
             assert selected.nominated and selected.state == "succeeded"
             assert selected.remote.host == "127.0.0.1"
             assert selected.packets_received > FRAMES
@@ -91,9 +91,9 @@ async def test_pion_controlling_library_controlled_gets_media(pion_executable: P
 
             await _wait_frames(frames)
 
-            (transport,) = pc.iceTransports
+            (transport,) = pc.ice_transports
             assert transport.role == "controlled"
-            (selected,) = [p for p in transport.getCandidatePairs() if p.selected]
+            (selected,) = [p for p in transport.candidate_pairs() if p.selected]
             assert selected.nominated
             assert transport.getSelectedCandidatePair() is not None
             await pion.wait_for_state("connectionstatechange", "connected")
@@ -125,13 +125,13 @@ async def test_pion_and_library_agree_on_the_selected_pair(
             await pc.setRemoteDescription(await pion.description())
 
             await _wait_frames(frames, count=5)
-            (transport,) = pc.iceTransports
+            (transport,) = pc.ice_transports
             # With aggressive nomination Pion may answer the first DTLS flight on a pair it
             # selected a moment before switching; what must stay on one pair is the media.
-            before = {_key(p): p.packets_received for p in transport.getCandidatePairs()}
+            before = {_key(p): p.packets_received for p in transport.candidate_pairs()}
             await _wait_frames(frames, count=25)
 
-            pairs = transport.getCandidatePairs()
+            pairs = transport.candidate_pairs()
             assert len(pairs) >= len(addresses)
             (selected,) = [p for p in pairs if p.selected]
             assert selected.local.host == "127.0.0.1", "the first address is preferred"

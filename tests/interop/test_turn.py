@@ -33,7 +33,7 @@ def tls_context(server: Coturn) -> ssl.SSLContext:
 
 
 def selected_types(pc: RTCPeerConnection) -> tuple[str, str]:
-    (transport,) = pc.iceTransports
+    (transport,) = pc.ice_transports
     pair = transport.getSelectedCandidatePair()
     assert pair is not None
     return pair.local.type, pair.remote.type
@@ -45,7 +45,7 @@ async def test_relay_only_call_carries_media(turn: Coturn, transport: str) -> No
     async with audio_call(config, config, timeout=20) as call:
         assert selected_types(call.offerer) == ("relay", "relay")
         assert selected_types(call.answerer) == ("relay", "relay")
-        for candidate in call.offerer.iceTransports[0].iceGatherer.getLocalCandidates():
+        for candidate in call.offerer.ice_transports[0].iceGatherer.getLocalCandidates():
             assert candidate.type == "relay"
 
 
@@ -78,13 +78,13 @@ async def test_every_turn_server_is_used(turn: Coturn) -> None:
     try:
         pc.addTransceiver("audio")
         await pc.setLocalDescription(await pc.createOffer())
-        candidates = pc.iceTransports[0].iceGatherer.getLocalCandidates()
+        candidates = pc.ice_transports[0].iceGatherer.getLocalCandidates()
         assert len(candidates) == 3, candidates
         assert {c.type for c in candidates} == {"relay"}
         # UDP relays are preferred to TCP ones, TCP to TLS (RFC 8445 §5.1.2.1).
         priorities = [c.priority for c in candidates]
         assert priorities == sorted(priorities, reverse=True)
-        assert pc.gatheringErrors == []
+        assert pc.gathering_errors == []
     finally:
         await pc.close()
 
@@ -105,7 +105,7 @@ async def test_wrong_password_fails_with_a_clear_error(turn: Coturn) -> None:
     try:
         offerer.addTransceiver("audio")
         await offerer.setLocalDescription(await offerer.createOffer())
-        (error,) = offerer.gatheringErrors
+        (error,) = offerer.gathering_errors
         assert error.errorCode == 401
         assert "credential" in error.errorText
         assert error.url.startswith("turn:127.0.0.1")

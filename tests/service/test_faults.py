@@ -150,7 +150,9 @@ async def test_simulator_ends_a_call_without_media_like_meta(running: Running) -
     caller = CallerPeer("tone")
     call = SimulatedCall("wacid.SILENT", "491", "USER_INITIATED", caller)
     simulator.calls[call.call_id] = call
-    business = RTCPeerConnection(PeerConnectionConfig(host_addresses=["127.0.0.1"]))
+    business = RTCPeerConnection(
+        PeerConnectionConfig(host_addresses=["127.0.0.1"], fingerprint_algorithms=("sha-256",))
+    )
     try:
         await business.setRemoteDescription(
             RTCSessionDescription(sdp=await caller.offer(), type="offer")

@@ -1,7 +1,7 @@
 """The RTP bridge decodes nothing: payloads cross the service byte for byte.
 
 Taps on the simulated caller's and the Python agent's peers record the Opus payloads each one
-sends (its ``RtpSender.send_rtp``) and receives (aiortc's ``_handle_rtp_packet``, the hook the
+sends (its ``RTCRtpSender.send_rtp``) and receives (aiortc's ``_handle_rtp_packet``, the hook the
 library's receivers extend); every payload that arrives must be one the other side sent.
 """
 

@@ -16,7 +16,11 @@ def media_section(sdp: str) -> list[str]:
 async def test_answer_to_a_meta_offer_follows_the_rules() -> None:
     caller = CallerPeer("silence")
     ours = RTCPeerConnection(
-        PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",))
+        PeerConnectionConfig(
+            host_addresses=["127.0.0.1"],
+            audio_codecs=("audio/opus",),
+            fingerprint_algorithms=("sha-256",),  # as the service's WhatsApp leg
+        )
     )
     try:
         offer = await caller.offer()
@@ -33,7 +37,7 @@ async def test_answer_to_a_meta_offer_follows_the_rules() -> None:
         assert section[1].startswith("c=")  # attributes stay after the c= line
         assert "a=ptime:20" in section
         # We are the controlling agent toward the ICE-lite caller.
-        assert ours.iceTransports[0].role == "controlling"
+        assert ours.ice_transports[0].role == "controlling"
     finally:
         await ours.close()
         await caller.close()

@@ -37,3 +37,13 @@ def test_aiortc_configuration_is_accepted() -> None:
     assert list(pc.config.ice_servers) == [server]
     with pytest.raises(TypeError):
         PeerConnectionConfig.from_any("stun:example.org")  # type: ignore[arg-type]
+
+
+def test_fingerprint_algorithms_default_to_all_three_and_are_validated() -> None:
+    assert PeerConnectionConfig().fingerprint_algorithms == ("sha-256", "sha-384", "sha-512")
+    assert PeerConnectionConfig(fingerprint_algorithms=["SHA-512"]).fingerprint_algorithms == (
+        "sha-512",
+    )
+    for bad in ((), ("md5",), ("sha-256", "sha-256")):
+        with pytest.raises(ConfigurationError, match="fingerprint_algorithms"):
+            PeerConnectionConfig(fingerprint_algorithms=bad)

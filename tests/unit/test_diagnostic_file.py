@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -406,3 +407,16 @@ def test_any_schema_3_objects_load_or_raise_the_dedicated_error(objects: object)
     except DiagnosticFileError:
         return
     format_summary(loaded)
+
+
+def test_cli_charts_without_matplotlib_names_the_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    for name in [m for m in list(sys.modules) if m.partition(".")[0] == "matplotlib"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what a missing package looks like
+    assert webrtc_diag([str(path), "--charts", str(tmp_path / "png")]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "pip install 'webrtc-relay[diag]'" in err
+    assert not (tmp_path / "png").exists() or not any((tmp_path / "png").iterdir())

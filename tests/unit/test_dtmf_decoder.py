@@ -10,10 +10,10 @@ from aiortc.rtp import RtpPacket
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.baselines import MarkerBitDecoder
 from webrtc_ext.dtmf.rfc4733 import (
     MAX_DURATION,
     SEGMENT_LATENESS,
-    MarkerBitDecoder,
     TelephoneEvent,
     TelephoneEventDecoder,
     TelephoneEventPayload,

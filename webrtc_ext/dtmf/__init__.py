@@ -1,7 +1,7 @@
 """DTMF over RTP (RFC 4733): negotiation, a loss-proof decoder, and the W3C RTCDTMFSender."""
 
 from .receiver import DtmfReceiver, DtmfReceiverMixin
-from .rfc4733 import MarkerBitDecoder, TelephoneEvent, TelephoneEventDecoder, TelephoneEventPayload
+from .rfc4733 import TelephoneEvent, TelephoneEventDecoder, TelephoneEventPayload
 from .sender import DtmfSenderMixin, InvalidCharacterError, RTCDTMFSender, RTCDTMFToneChangeEvent
 from .tones import TonePlayer
 
@@ -10,7 +10,6 @@ __all__ = [
     "DtmfReceiverMixin",
     "DtmfSenderMixin",
     "InvalidCharacterError",
-    "MarkerBitDecoder",
     "RTCDTMFSender",
     "RTCDTMFToneChangeEvent",
     "TelephoneEvent",

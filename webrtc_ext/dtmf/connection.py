@@ -8,6 +8,7 @@ import aiortc
 from aiortc import RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from .._deprecated import renamed
 from .negotiation import offered_codecs, remote_telephone_events
 from .receiver import DtmfReceiverMixin
 from .rfc4733 import TelephoneEvent
@@ -17,7 +18,7 @@ class DtmfPeerConnectionMixin(aiortc.RTCPeerConnection):
     """Negotiates telephone-event when ``config.dtmf`` is true and re-emits key presses.
 
     The connection emits ``dtmf`` with a :class:`TelephoneEvent` (its ``mid`` names the
-    transceiver) for every key press received; :meth:`dtmfEvents` iterates over them.
+    transceiver) for every key press received; :meth:`dtmf_events` iterates over them.
     """
 
     _dtmf_enabled = True
@@ -45,12 +46,14 @@ class DtmfPeerConnectionMixin(aiortc.RTCPeerConnection):
     def _wire_dtmf_receiver(self, receiver: DtmfReceiverMixin) -> None:
         receiver.dtmf.on("dtmf", lambda event: self.emit("dtmf", event))
 
-    def dtmfEvents(self, transceiver: RTCRtpTransceiver) -> AsyncIterator[TelephoneEvent]:
+    def dtmf_events(self, transceiver: RTCRtpTransceiver) -> AsyncIterator[TelephoneEvent]:
         """The key presses received on ``transceiver`` from now on, until it stops.
 
-        ``async for event in pc.dtmfEvents(transceiver): ...``
+        ``async for event in pc.dtmf_events(transceiver): ...``
         """
         receiver = transceiver.receiver
         if not isinstance(receiver, DtmfReceiverMixin):
             raise TypeError("this transceiver was not created by webrtc_ext")
         return receiver.dtmf.events()
+
+    dtmfEvents = renamed("dtmf_events")

@@ -295,20 +295,3 @@ class TelephoneEventDecoder:
             return []
         press.reported = True
         return [press.result(reason)]
-
-
-class MarkerBitDecoder:
-    """The common naive decoder: a new digit on every packet with the marker bit.
-
-    Kept as the baseline that ``benchmarks/dtmf_accuracy.py`` measures against.
-    """
-
-    def receive(self, packet: RtpPacket) -> str | None:
-        """The digit this packet starts, if it carries the marker bit."""
-        if not packet.marker:
-            return None
-        try:
-            payload = TelephoneEventPayload.parse(packet.payload)
-        except ValueError:
-            return None
-        return DTMF_EVENTS[payload.event] if payload.event < len(DTMF_EVENTS) else None

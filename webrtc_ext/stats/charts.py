@@ -78,7 +78,10 @@ def draw_charts(diagnostic: DiagnosticFile, directory: str | Path) -> list[Path]
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ChartsUnavailable("drawing charts needs matplotlib") from exc
+        raise ChartsUnavailable(
+            "drawing charts needs matplotlib, which comes with the [diag] extra: "
+            "pip install 'webrtc-relay[diag]'"
+        ) from exc
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []

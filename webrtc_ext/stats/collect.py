@@ -257,7 +257,7 @@ def _transport_input(
     remote_candidates: list[Candidate] = []
     changes = 0
     if isinstance(ice, IceTransport):
-        pairs = ice.getCandidatePairs()
+        pairs = ice.candidate_pairs()
         local_candidates = list(ice.connection.local_candidates)
         remote_candidates = list(ice.connection.remote_candidates)
         changes = ice.selectedCandidatePairChanges
