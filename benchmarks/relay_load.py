@@ -58,9 +58,9 @@ from webrtc_ext import (  # noqa: E402
     PeerConnectionConfig,
     RTCPeerConnection,
     RTCSessionDescription,
-    RtpReceiver,
-    RtpSender,
 )
+from webrtc_ext import RTCRtpReceiver as RtpReceiver  # noqa: E402
+from webrtc_ext import RTCRtpSender as RtpSender  # noqa: E402
 from webrtc_ext.rtp import RawRtpPacket  # noqa: E402
 
 APP_SECRET = "load-app-secret"
