@@ -206,7 +206,8 @@ class RtpMediaBridge:
             self._silence = asyncio.ensure_future(self._send_silence(self._sender))
         elif running and not silent:
             assert self._silence is not None
-            self._silence.cancel()
+            self._silence.cancel()  # it ends at its next step; a new one may start before
+            self._silence = None
 
     async def _send_silence(self, sender: RtpSender) -> None:
         loop = asyncio.get_running_loop()
