@@ -71,9 +71,7 @@ class Service:
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
         self.router.listeners.append(CallTimes(self.metrics))
         self.access = AccessPolicy.from_settings(settings)
-        self.console = AgentConsole(
-            settings.agents, self.router, self.access, settings.supervisors
-        )
+        self.console = AgentConsole(settings.agents, self.router, self.access, settings.supervisors)
         self.console.features = {
             "assistant": settings.assistant_enabled,
             "simulator": settings.simulators,
