@@ -17,7 +17,11 @@ reports the service's CPU seconds per call-second during the hold, its memory pe
 after the calls end, loss and delay variation of the packets the relay carried, and call setup
 time (the ``connect`` webhook sent → media flowing both ways).
 
-Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]``.
+Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
+[--profile FILE] [--tracemalloc DIR]`` (``--profile``: py-spy raw stacks of the service during
+the hold; ``--tracemalloc``: the service's allocations, snapshots after the warm-up call, with
+the calls and after they end, for ``tracemalloc.Snapshot.load``). Method and figures:
+docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
 ``jitter_p99_ms``, ``setup_p50_ms``, ``setup_p95_ms``, ``rss_growth_mb_after``.
 """
@@ -31,6 +35,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -53,9 +58,9 @@ from webrtc_ext import (  # noqa: E402
     PeerConnectionConfig,
     RTCPeerConnection,
     RTCSessionDescription,
-    RtpReceiver,
-    RtpSender,
 )
+from webrtc_ext import RTCRtpReceiver as RtpReceiver  # noqa: E402
+from webrtc_ext import RTCRtpSender as RtpSender  # noqa: E402
 from webrtc_ext.rtp import RawRtpPacket  # noqa: E402
 
 APP_SECRET = "load-app-secret"
@@ -124,6 +129,7 @@ def realtime_main(port: int) -> None:
             receiver = next(
                 t.receiver for t in call.pc.getTransceivers() if t.receiver.track is track
             )
+            assert isinstance(receiver, RtpReceiver)
             receiver.on_rtp(lambda packet: None)
             await call.closed.wait()
 
@@ -408,7 +414,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -> dict[str, Any]:
+TRACING_SERVICE = """
+import os, signal, sys, tracemalloc
+folder, taken = sys.argv[1], [0]
+def snapshot(*_):
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(int(os.environ.get("LOAD_TRACE_FRAMES", "12")))
+    taken[0] += 1
+    tracemalloc.take_snapshot().dump(os.path.join(folder, f"snapshot-{taken[0]}"))
+signal.signal(signal.SIGUSR1, snapshot)
+sys.argv = ["relay-service", *sys.argv[2:]]
+from relay_service.cli import main
+main()
+"""
+"""The service with ``tracemalloc`` on ``SIGUSR1``: the first starts tracing (imports and
+start-up are not traced), each writes ``snapshot-<n>`` into a folder."""
+
+
+async def take_snapshot(pid: int, folder: str | None, number: int) -> None:
+    """Snapshot ``number`` of a traced service (nothing without ``--tracemalloc``)."""
+    if folder is None:
+        return
+    target = Path(folder) / f"snapshot-{number}"
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):
+        if target.exists():
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # the dump is written
+
+
+async def run(
+    calls: int, hold: float, ramp_per_s: float, profile: str | None, trace: str | None = None
+) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
     service_url = f"http://127.0.0.1:{service_port}"
@@ -429,6 +467,9 @@ async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
         )  # fmt: skip
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
+        if trace is not None:
+            Path(trace).mkdir(parents=True, exist_ok=True)
+            command[1:3] = ["-c", TRACING_SERVICE, trace]
         log = stack.enter_context(open(Path(data) / "log", "w"))
         service = subprocess.Popen(
             command, env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=log
@@ -446,6 +487,7 @@ async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -
             generator.calls.clear()
             await until_idle(generator.session, service_url)
             await asyncio.sleep(3)
+            await take_snapshot(service.pid, trace, 1)  # after a warm-up call
             rss_start = rss_mb(service.pid)
             print(f"service RSS after a warm-up call: {rss_start:.1f} MB")
 
@@ -479,6 +521,7 @@ async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -
                 spy.wait(30)
             await asyncio.sleep(0.5)  # the last packets of the window arrive
             rss_active = max(rss_samples)
+            await take_snapshot(service.pid, trace, 2)  # with the calls
 
             await generator.hang_up_all()
             ended = time.monotonic()
@@ -486,6 +529,7 @@ async def run(calls: int, hold: float, ramp_per_s: float, profile: str | None) -
             teardown = time.monotonic() - ended
             await asyncio.sleep(5)
             rss_after = rss_mb(service.pid)
+            await take_snapshot(service.pid, trace, 3)  # after they ended
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -547,10 +591,17 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="py-spy the service during the hold (raw stacks)"
     )
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        help="run the service under tracemalloc; snapshots after warm-up, during, after into DIR",
+    )
     args = parser.parse_args()
     calls = args.calls or (8 if args.quick else 30)
     hold = args.hold or (15.0 if args.quick else 30.0)
-    result = asyncio.run(run(calls, hold, ramp_per_s=4.0, profile=args.profile))
+    result = asyncio.run(
+        run(calls, hold, ramp_per_s=4.0, profile=args.profile, trace=args.tracemalloc)
+    )
     print(
         f"{calls} calls (caller ↔ agent, two transcription legs each, statistics recorded), "
         f"held {result['hold_s']} s"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from openai import AsyncOpenAI
+
 from webrtc_ext import PeerConnectionConfig
 
 from .bridge import MediaBridge
@@ -40,6 +42,10 @@ class CallAiHost:
     def peer_config(self) -> PeerConnectionConfig:
         """The configuration of a new leg."""
         return self._router.peer_config()
+
+    def openai_client(self) -> AsyncOpenAI:
+        """The router's one ``openai`` client."""
+        return self._router.openai_client()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> object:
         """Run ``coroutine`` in the background."""

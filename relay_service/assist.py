@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamTrack
+from openai import AsyncOpenAI
 
 from webrtc_ext import PeerConnectionConfig
 
@@ -55,6 +56,9 @@ class AiHost(Protocol):
 
     def peer_config(self) -> PeerConnectionConfig:
         """The configuration of a new leg."""
+
+    def openai_client(self) -> AsyncOpenAI:
+        """The service's ``openai`` client, shared by every Realtime leg (the host closes it)."""
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> object:
         """Run ``coroutine`` in the background (its failure is logged)."""
@@ -105,6 +109,7 @@ class CallAi:
             self.settings.realtime_base_url,
             self.settings.openai_api_key,
             self.host.peer_config(),
+            client=self.host.openai_client(),
         )
 
     # -- transcription ------------------------------------------------------------------------

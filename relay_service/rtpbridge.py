@@ -12,7 +12,8 @@ so WhatsApp sees one stream (no sequence gap, timestamps advancing by real time)
 - hold music: ``hold_music`` (a file) played in a loop, each round under a new name, while
   the caller is on hold or waits for an agent (``"hold"``);
 - silence: a fixed Opus silence frame every 20 ms (``"silence"``), so WhatsApp (which ends a
-  call after ~20 s without media) always has a stream while the caller waits.
+  call after ~20 s without media) always has a stream while the caller waits; its timer runs
+  only while silence is the source.
 
 The caller's packets go through an ``RtpFanOut`` of the WhatsApp leg's receiver to each
 consumer's sender (agent leg, assistant, caller transcription). A consumer gets a placeholder
@@ -100,6 +101,7 @@ class RtpMediaBridge:
         self._assistant: RtpReceiver | None = None
         self._current: Hashable = SILENCE
         self._silence: asyncio.Task[None] | None = None
+        self._silence_sent = 0
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_done = asyncio.Event()
         self._greeting_done.set()
@@ -194,22 +196,35 @@ class RtpMediaBridge:
         if self._agent_fan is not None:
             self._agent_fan.add(sender, switch=False)
         self._switch(self._current)
-        self._silence = asyncio.ensure_future(self._send_silence(sender))
+
+    def _silence_while_silent(self) -> None:
+        """The silence task runs only while silence is the source: no timer per call otherwise."""
+        silent = self._current == SILENCE and self._sender is not None
+        running = self._silence is not None and not self._silence.done()
+        if silent and not running:
+            assert self._sender is not None
+            self._silence = asyncio.ensure_future(self._send_silence(self._sender))
+        elif running and not silent:
+            assert self._silence is not None
+            self._silence.cancel()  # it ends at its next step; a new one may start before
+            self._silence = None
 
     async def _send_silence(self, sender: RtpSender) -> None:
         loop = asyncio.get_running_loop()
-        start, count = loop.time(), 0
+        start, ticks = loop.time(), 0
         while True:
-            if self._current == SILENCE:
-                packet = RawRtpPacket.create(
-                    SILENCE_FRAME,
-                    payload_type=111,
-                    sequence_number=count % 65536,
-                    timestamp=(count * 960) % 2**32,
-                )
-                sender.send_rtp(packet, source=SILENCE)
-            count += 1
-            await asyncio.sleep(max(0.0, start + count * FRAME_SECONDS - loop.time()))
+            # Numbers go on across pauses: the munger drops a source's numbers it has seen.
+            count = self._silence_sent
+            packet = RawRtpPacket.create(
+                SILENCE_FRAME,
+                payload_type=111,
+                sequence_number=count % 65536,
+                timestamp=(count * 960) % 2**32,
+            )
+            sender.send_rtp(packet, source=SILENCE)
+            self._silence_sent = count + 1
+            ticks += 1
+            await asyncio.sleep(max(0.0, start + ticks * FRAME_SECONDS - loop.time()))
 
     def play_greeting(self, path: Path) -> None:
         """Play ``path`` toward the caller (Ogg/Opus as stored); silence follows when it ends."""
@@ -350,6 +365,7 @@ class RtpMediaBridge:
         self._current = target
         if self._sender is not None:
             self._sender.switch_source(target)
+        self._silence_while_silent()
 
     async def close(self) -> None:
         """Stop forwarding, the greeting, the hold music and the silence."""
@@ -368,7 +384,8 @@ class RtpMediaBridge:
         for fork in [*self._caller_forks, *self._agent_forks]:
             self.release(fork)
         self.to_whatsapp.stop()
-        if self._silence is not None:
-            self._silence.cancel()
+        silence, self._silence, self._sender = self._silence, None, None
+        if silence is not None:
+            silence.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._silence
+                await silence

@@ -81,7 +81,14 @@ RTP_METHODS = ((aiortc.RTCRtpReceiver, "_handle_rtp_packet"),)
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
-RTP_RECEIVER_PRIVATE = ("codecs", "jitter_buffer", "remote_streams", "rtx_ssrc", "stop_decoder")
+RTP_RECEIVER_PRIVATE = (
+    "codecs",
+    "decoder_thread",
+    "jitter_buffer",
+    "remote_streams",
+    "rtx_ssrc",
+    "stop_decoder",
+)
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
@@ -219,6 +226,12 @@ def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
     """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
     assert name in RTP_RECEIVER_PRIVATE, name
     return getattr(receiver, "_RTCRtpReceiver__" + name)
+
+
+def set_receiver_private(receiver: aiortc.RTCRtpReceiver, name: str, value: Any) -> None:
+    """Write aiortc's private ``RTCRtpReceiver.__<name>`` member."""
+    assert name in RTP_RECEIVER_PRIVATE, name
+    setattr(receiver, "_RTCRtpReceiver__" + name, value)
 
 
 def missing_rtp_internals(sender: Any, receiver: aiortc.RTCRtpReceiver) -> list[str]:

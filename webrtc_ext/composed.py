@@ -2,7 +2,8 @@
 
 Each capability subclasses the same aiortc class as a mixin; the classes here put them
 together, so one sender both forwards raw RTP and sends DTMF in the same sequence space,
-one receiver both delivers raw RTP and decodes DTMF, and one transport both packs DTLS to
+one receiver both delivers raw RTP and decodes DTMF (and decodes audio only for a track that
+is read), and one transport both packs DTLS to
 the MTU and takes the SRTP fast path.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from .dtmf.receiver import DtmfReceiverMixin
 from .dtmf.sender import DtmfSenderMixin
+from .lazydecode import LazyDecoderReceiverMixin
 from .rawrtp import RawRtpReceiverMixin, RawRtpSenderMixin, RtpFastPathMixin
 from .rtcdtlstransport import RTCDtlsTransport
 
@@ -18,8 +20,9 @@ class RtpSender(DtmfSenderMixin, RawRtpSenderMixin):
     """aiortc's ``RTCRtpSender`` with raw RTP sending, DTMF and one owned sequence space."""
 
 
-class RtpReceiver(DtmfReceiverMixin, RawRtpReceiverMixin):
-    """aiortc's ``RTCRtpReceiver`` with raw RTP access and DTMF reception."""
+class RtpReceiver(DtmfReceiverMixin, RawRtpReceiverMixin, LazyDecoderReceiverMixin):
+    """aiortc's ``RTCRtpReceiver`` with raw RTP access, DTMF reception, and a decoder that
+    runs only once the track is read."""
 
 
 class DtlsTransport(RtpFastPathMixin, RTCDtlsTransport):

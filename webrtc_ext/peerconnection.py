@@ -67,6 +67,9 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         self._before_close: list[Callable[[], Awaitable[None]]] = []
         self._after_close: list[Callable[[], Awaitable[None]]] = []
         self._closing: asyncio.Future[None] | None = None
+        #: How many local/remote descriptions were applied: the call recorder re-reads the
+        #: SDPs (aiortc re-serialises them on every read) only when this moves.
+        self._description_changes = 0
         self.on("datachannel", self._stats.track_channel)
 
     @property
@@ -238,7 +241,19 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         if cleaned != sessionDescription.sdp:
             sessionDescription = RTCSessionDescription(sdp=cleaned, type=sessionDescription.type)
         self._note_remote_description(sessionDescription.sdp)
-        await super().setRemoteDescription(sessionDescription)
+        try:
+            await super().setRemoteDescription(sessionDescription)
+        finally:
+            self._description_changes += 1
+
+    async def setLocalDescription(
+        self, sessionDescription: RTCSessionDescription | None = None
+    ) -> None:
+        """aiortc's ``setLocalDescription``."""
+        try:
+            await super().setLocalDescription(sessionDescription)
+        finally:
+            self._description_changes += 1
 
     # -- statistics (docs/stats.md) ---------------------------------------------------------
 

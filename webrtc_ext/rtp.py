@@ -198,8 +198,11 @@ class OutboundRtpStream:
         payload_type: int,
         mid: str | None = None,
         header_extensions: Iterable[RTCRtpHeaderExtensionParameters] = (),
+        history_size: int = HISTORY_SIZE,
     ) -> None:
         extensions = list(header_extensions)
+        #: Sent packets kept for NACK; 0 when the peer negotiated none (audio, usually).
+        self.history_size = history_size
         self.ssrc = ssrc
         self.payload_type = payload_type
         mid_id = extension_id(extensions, URI_MID)
@@ -250,12 +253,15 @@ class OutboundRtpStream:
         self.packet_count += 1
         self.octet_count += packet.payload_end - packet.payload_start
         self.last_timestamp = timestamp
-        self.history[sequence_number % HISTORY_SIZE] = data
+        if self.history_size:
+            self.history[sequence_number % self.history_size] = data
         return data
 
     def sent(self, sequence_number: int) -> bytes | None:
         """The bytes of a recently sent packet, for retransmission."""
-        data = self.history.get(sequence_number % HISTORY_SIZE)
+        if not self.history_size:
+            return None
+        data = self.history.get(sequence_number % self.history_size)
         if data is not None and int.from_bytes(data[2:4], "big") == sequence_number:
             return data
         return None

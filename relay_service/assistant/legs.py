@@ -42,10 +42,10 @@ class _Leg(AsyncIOEventEmitter):
     """What both legs share: the client, its event loop, and a clean stop."""
 
     def __init__(
-        self, settings: RealtimeSettings, session: dict[str, Any], *, decode_audio: bool = True
+        self, settings: RealtimeSettings, session: dict[str, Any], *, listen: bool = True
     ) -> None:
         super().__init__()
-        self.client = RealtimeClient(settings, session, decode_audio=decode_audio)
+        self.client = RealtimeClient(settings, session, decode_audio=listen, receive_audio=listen)
         self.segments: list[TranscriptSegment] = []
         self.stopped_reason: str | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -125,8 +125,8 @@ class TranscriptionLeg(_Leg):
         }
         if prompt:
             session["audio"]["input"]["transcription"]["prompt"] = prompt
-        # Nobody listens to what a transcription session sends back.
-        super().__init__(settings, session, decode_audio=False)
+        # Nobody listens to a transcription session: it is asked to send no audio at all.
+        super().__init__(settings, session, listen=False)
         self.speaker = speaker
         self.leg = f"{speaker}_transcription"
 

@@ -45,6 +45,9 @@ class RealtimeSettings:
     connect_timeout: float = 15.0
     max_retries: int = 1
     """SDK retries of a failed SDP exchange (each one delays the call's first audio)."""
+    client: AsyncOpenAI | None = field(default=None, compare=False)
+    """An ``openai`` client to share (its owner closes it); by default each call makes its
+    own. One per service saves ~0.8 MB per leg (an HTTP pool and a TLS context each)."""
 
 
 class RealtimeClient(AsyncIOEventEmitter):
@@ -55,15 +58,22 @@ class RealtimeClient(AsyncIOEventEmitter):
     """
 
     def __init__(
-        self, settings: RealtimeSettings, session: dict[str, Any], *, decode_audio: bool = True
+        self,
+        settings: RealtimeSettings,
+        session: dict[str, Any],
+        *,
+        decode_audio: bool = True,
+        receive_audio: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.session = session
         self.decode_audio = decode_audio
         """Whether the remote audio is decoded for :attr:`remote_track`. A leg that never
-        reads it (transcription) must say ``False``: aiortc queues decoded frames that nobody
-        takes without bound (tens of MB per call-minute)."""
+        reads it (transcription) says ``False``: its packets are only counted."""
+        self.receive_audio = receive_audio
+        """Whether the Realtime side may send audio at all: ``False`` offers ``sendonly``, so
+        no packet comes back to be decrypted and dropped (a transcription session's)."""
         self.pc = RTCPeerConnection(settings.peer_config)
         self.call_id: str | None = None
         self.remote_track: MediaStreamTrack | None = None
@@ -73,9 +83,8 @@ class RealtimeClient(AsyncIOEventEmitter):
         self._opened = asyncio.Event()
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._closed = False
-        self._openai = AsyncOpenAI(
-            api_key=settings.api_key, base_url=settings.base_url, max_retries=settings.max_retries
-        )
+        self._owns_openai = settings.client is None
+        self._openai = settings.client or new_openai_client(settings)
         self._channel.on("open", self._on_open)
         self._channel.on("message", self._on_message)
         self._channel.on("close", lambda: asyncio.ensure_future(self.close()))
@@ -105,7 +114,8 @@ class RealtimeClient(AsyncIOEventEmitter):
 
     async def connect(self, audio: MediaStreamTrack | None = None) -> None:
         """Offer audio (``audio`` or nothing yet) and the channel; wait until it is open."""
-        transceiver = self.pc.addTransceiver("audio", direction="sendrecv")
+        direction = "sendrecv" if self.receive_audio else "sendonly"
+        transceiver = self.pc.addTransceiver("audio", direction=direction)
         self.sender = transceiver.sender
         if audio is not None:
             transceiver.sender.replaceTrack(audio)
@@ -170,5 +180,13 @@ class RealtimeClient(AsyncIOEventEmitter):
         self._closed = True
         self._queue.put_nowait(None)
         await self.pc.close()
-        await self._openai.close()
+        if self._owns_openai:
+            await self._openai.close()
         self.emit("closed")
+
+
+def new_openai_client(settings: RealtimeSettings) -> AsyncOpenAI:
+    """An ``openai`` client for the Realtime API that ``settings`` point at."""
+    return AsyncOpenAI(
+        api_key=settings.api_key, base_url=settings.base_url, max_retries=settings.max_retries
+    )

@@ -7,6 +7,7 @@ library's receivers extend); every payload that arrives must be one the other si
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class Received:
 
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.payloads: list[bytes] = []
+        self.sequence_numbers: list[int] = []
         self.recording = False
         receiver: Any = pc.getTransceivers()[0].receiver
         original = receiver._handle_rtp_packet
@@ -54,6 +56,7 @@ class Received:
         async def tap(packet: Any, arrival_time_ms: int) -> None:
             if self.recording:
                 self.payloads.append(bytes(packet.payload))
+                self.sequence_numbers.append(packet.sequence_number)
             await original(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = tap
@@ -118,6 +121,39 @@ async def test_an_ogg_opus_greeting_reaches_the_caller_as_stored(tmp_path: Path)
     assert set(received) <= set(payloads), "the greeting was re-encoded"
     runs = (payloads[i : i + PACKETS] for i in range(len(payloads) - PACKETS + 1))
     assert received in runs, "packets lost, added or reordered"
+
+
+async def test_silence_stops_for_the_greeting_and_resumes_after_it(tmp_path: Path) -> None:
+    wav, greeting = tmp_path / "greeting.wav", tmp_path / "greeting.opus"
+    write_wav(wav, seconds=1.0)
+    stored = [p for p, _ in EncodedFileSource(wav).opus_packets()]
+    writer = OggOpusWriter()
+    greeting.write_bytes(
+        writer.start() + b"".join(writer.packet(p, 960) for p in stored) + writer.end()
+    )
+    async with running_service(tmp_path, GREETING_FILE=str(greeting)) as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        call_id = await simulator.place_call(audio="silence")
+        at_caller = Received(simulator.calls[call_id].peer.pc)
+        at_caller.start()
+
+        def silence_after_greeting() -> int:
+            payloads = at_caller.payloads
+            if stored[-1] not in payloads:
+                return 0
+            return payloads[payloads.index(stored[-1]) :].count(SILENCE_FRAME)
+
+        await until(lambda: silence_after_greeting() >= 25, 30, "silence after the greeting")
+        await simulator.hangup(call_id)
+    payloads, numbers = at_caller.payloads, at_caller.sequence_numbers
+    end = start = payloads.index(stored[-1]) + 1
+    while start > 0 and payloads[start - 1] != SILENCE_FRAME:
+        start -= 1
+    heard = payloads[start:end]  # the greeting (its start may precede the recording)
+    assert len(heard) >= 10 and heard == stored[-len(heard) :], "greeting lost or mixed"
+    steps = {(b - a) % 65536 for a, b in itertools.pairwise(numbers)}
+    assert steps == {1}, "the caller's stream has a gap or a repeat across the switches"
 
 
 async def test_the_decoded_fallback_still_relays_both_ways(tmp_path: Path) -> None:

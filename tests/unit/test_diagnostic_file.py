@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,57 @@ def test_an_hour_of_samples_shares_repeated_columns_and_reads_back(tmp_path: Pat
     sent = conn.get("OT01A1", "packetsSent")
     assert sent is not None and sent.values[3599] == 50 * 3599 + 3599 % 3
     assert sent.times[1] == T0 + 1000 + (7919 % 13) / 1000
+
+
+def test_an_hour_of_unchanging_fields_costs_almost_no_memory() -> None:
+    constant = {f"f{n}": f"value-{n}" if n % 2 else n * 1000 for n in range(20)}
+    core = RecordingCore("pc", {})
+    core.sample(T0, {"X": {"id": "X", "type": "t", "count": 0, **constant}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, 3600):
+            core.sample(T0 + 1000 * i, {"X": {"id": "X", "type": "t", "count": i, **constant}})
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Times, "timestamp" and "count" change every second (8 bytes each); 20 fields do not.
+    assert grown < 3600 * 8 * 3 * 1.5, f"{grown} bytes for an hour"
+    assert core._objects["X"].columns["f3"].values() == ["value-3"] * 3600
+
+
+_field_values = st.none() | st.booleans() | st.sampled_from([0, 1, 7, 2**40, 0.5, 1.0, "a", "b"])
+
+
+@given(st.lists(st.dictionaries(st.sampled_from("xyz"), _field_values), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_any_sequence_of_samples_reads_back_as_recorded(
+    samples: list[dict[str, object]],
+) -> None:
+    # Fields come and go, repeat (kept as a count while unchanged) and change type.
+    core = RecordingCore("pc", {})
+    for i, fields in enumerate(samples):
+        core.sample(T0 + 1000 * i, {"X": {"id": "X", "type": "t", **fields}})
+    record = core._objects.get("X")
+    series = {name: (times, values) for name, times, values in record.series()} if record else {}
+    for name in "xyz":
+        seen = [i for i, fields in enumerate(samples) if name in fields]
+        if not seen:
+            assert name not in series
+            continue
+        times, values = series[name]
+        first = seen[0]
+        assert times == [T0 + 1000 * i for i in range(first, first + len(values))]
+        expected = [samples[i].get(name) for i in range(first, first + len(values))]
+        assert len(values) == seen[-1] - first + 1
+        assert [_kind(v) for v in values] == [_kind(v) for v in expected]
+
+
+def _kind(value: object) -> tuple[str, object]:
+    """A value as a series gives it back: a number column is all ints or all floats."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number", float(value)
+    return type(value).__name__, value
 
 
 #: A schema-1 file: no per-series "times", no numeric update-log "timestamp".

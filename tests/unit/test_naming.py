@@ -28,6 +28,7 @@ W3C_MEMBERS = {
     "insertDTMF",
     "replaceTrack",
     "selectedCandidatePairChanges",
+    "setLocalDescription",
     "setRemoteDescription",
     "toneBuffer",
 }

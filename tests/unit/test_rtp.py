@@ -77,6 +77,15 @@ def test_writes_the_senders_ssrc_payload_type_and_negotiated_extensions() -> Non
     assert (stream.packet_count, stream.octet_count, stream.last_timestamp) == (1, 4, 2000)
 
 
+def test_a_stream_without_nack_keeps_no_sent_packets() -> None:
+    stream = OutboundRtpStream(ssrc=42, payload_type=111, history_size=0)
+    packet = RawRtpPacket.create(b"opus", payload_type=111, sequence_number=5, timestamp=9)
+    for n in range(1000):
+        stream.write(packet, n, 960 * n)
+    assert stream.history == {} and stream.sent(999) is None
+    assert stream.packet_count == 1000
+
+
 def test_without_negotiated_extensions_no_extension_block() -> None:
     stream = OutboundRtpStream(ssrc=1, payload_type=0, mid="audio")
     data = stream.write(

@@ -64,7 +64,10 @@ class PeerConnectionStats(DataChannelInterceptor):
         self._clock = clock
         self._transports: dict[RTCDtlsTransport, tuple[int, RtpCounters]] = {}
         self._channels: dict[RTCDataChannel, _ChannelCounters] = {}
+        # A DTLS transport's certificates never change: each is read (DER, digest) once.
         self._remote_certificates: dict[RTCDtlsTransport, CertificateInput] = {}
+        self._local_certificates: dict[RTCDtlsTransport, CertificateInput] = {}
+        self._configured_certificate: CertificateInput | None = None
         self.data_channels_opened = 0
         self.data_channels_closed = 0
 
@@ -126,15 +129,26 @@ class PeerConnectionStats(DataChannelInterceptor):
         self, transceivers: list[RTCRtpTransceiver], certificates: list[RTCCertificate]
     ) -> PeerConnectionInput:
         """Plain values of everything the stats report is built from, taken now."""
-        local_certificate = _local_certificate(certificates)
+        if self._configured_certificate is None:
+            self._configured_certificate = _local_certificate(certificates)
         transports = []
         for dtls, (number, counters) in self._transports.items():
-            remote = _remote_certificate(dtls) or self._remote_certificates.get(dtls)
+            remote = self._remote_certificates.get(dtls) or _remote_certificate(dtls)
             if remote is not None:
                 # Kept after the transport closes: the last samples still show the peer's.
                 self._remote_certificates[dtls] = remote
+            local = self._local_certificates.get(dtls) or _transport_local_certificate(dtls)
+            if local is not None:
+                self._local_certificates[dtls] = local
             transports.append(
-                _transport_input(dtls, number, counters, transceivers, local_certificate, remote)
+                _transport_input(
+                    dtls,
+                    number,
+                    counters,
+                    transceivers,
+                    local or self._configured_certificate,
+                    remote,
+                )
             )
         channels = [
             DataChannelInput(
@@ -170,13 +184,11 @@ def _local_certificate(certificates: list[RTCCertificate]) -> CertificateInput |
     return _certificate_input(certificates[0]._cert) if certificates else None
 
 
-def _transport_local_certificate(
-    dtls: RTCDtlsTransport, fallback: CertificateInput | None
-) -> CertificateInput | None:
+def _transport_local_certificate(dtls: RTCDtlsTransport) -> CertificateInput | None:
     """The certificate this transport presents (it may come from the configuration)."""
     ssl = dtls._ssl
     cert = ssl.get_certificate(as_cryptography=True) if ssl is not None else None
-    return _certificate_input(cert) if cert is not None else fallback
+    return _certificate_input(cert) if cert is not None else None
 
 
 def _remote_certificate(dtls: RTCDtlsTransport) -> CertificateInput | None:
@@ -283,7 +295,7 @@ def _transport_input(
         pairs=pairs,
         local_candidates=local_candidates,
         remote_candidates=remote_candidates,
-        local_certificate=_transport_local_certificate(dtls, local_certificate),
+        local_certificate=local_certificate,
         remote_certificate=remote_certificate,
         rtp=counters,
         senders=senders,

@@ -44,21 +44,47 @@ class _Column:
     """One field of one stats object: its values from the object's sample ``start`` on.
 
     Numbers are kept in an ``array('d')`` (8 bytes a value, NaN for a missing one) until the
-    first value that is not a number, so a long call's counters cost little memory.
+    first value that is not a number, so a long call's counters cost little memory. A value
+    equal to the one before it is only counted (``repeats``) until a different one comes: most
+    fields (ids, SSRCs, codecs, addresses, states) never change over a call and cost nothing
+    per sample.
     """
 
-    __slots__ = ("floats", "numbers", "others", "start")
+    __slots__ = ("floats", "last", "numbers", "others", "repeats", "start")
+
+    _NOTHING = object()
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.numbers: array[float] | None = array("d")
         self.others: list[Any] | None = None
         self.floats = False
+        self.last: Any = _Column._NOTHING
+        self.repeats = 0
+        """How many copies of ``last`` follow the stored values."""
 
     def __len__(self) -> int:
-        return len(self.numbers if self.numbers is not None else self.others or ())
+        stored = self.numbers if self.numbers is not None else self.others or ()
+        return len(stored) + self.repeats
 
     def append(self, value: Any) -> None:
+        last = self.last
+        if value is last or (
+            type(value) is type(last) and value == last and value is not _Column._NOTHING
+        ):
+            self.repeats += 1
+            return
+        self._flush()
+        self.last = value
+        self._store(value)
+
+    def _flush(self) -> None:
+        if self.repeats:
+            repeats, self.repeats = self.repeats, 0
+            for _ in range(repeats):
+                self._store(self.last)
+
+    def _store(self, value: Any) -> None:
         if self.numbers is not None:
             if value is None:
                 self.numbers.append(math.nan)
@@ -67,17 +93,21 @@ class _Column:
                 self.floats = self.floats or isinstance(value, float)
                 self.numbers.append(float(value))
                 return
-            self.others = self.values()
+            self.others = self._stored_values()
             self.numbers = None
         assert self.others is not None
         self.others.append(value)
 
-    def values(self) -> list[Any]:
-        """The values as they were given (ints stay ints, NaN reads back as ``None``)."""
+    def _stored_values(self) -> list[Any]:
         if self.numbers is None:
             return list(self.others or ())
         cast = float if self.floats else int
         return [None if math.isnan(v) else cast(v) for v in self.numbers]
+
+    def values(self) -> list[Any]:
+        """The values as they were given (ints stay ints, NaN reads back as ``None``)."""
+        values = self._stored_values()
+        return values + values[-1:] * self.repeats if self.repeats else values
 
 
 class _StatsObject:
@@ -234,6 +264,7 @@ class _Watched:
         self.pc = pc
         self.core = core
         self.descriptions: dict[str, str | None] = {"local": None, "remote": None}
+        self.description_changes: int | None = None
         self.dtls_states: dict[int, str] = {}
         self.dtmf_senders: set[int] = set()
         self.final_sampled = False
@@ -301,15 +332,10 @@ class StatsRecorder:
     def _check(self, watched: _Watched) -> None:
         """Log SDPs and DTLS/ICE transports that are new since the last look."""
         pc, now = watched.pc, self._now_ms()
-        for side, description in (
-            ("local", pc.localDescription),
-            ("remote", pc.remoteDescription),
-        ):
-            text = f"type: {description.type}, sdp: {description.sdp}" if description else None
-            if text is not None and text != watched.descriptions[side]:
-                watched.descriptions[side] = text
-                event = "setLocalDescription" if side == "local" else "setRemoteDescription"
-                watched.core.event(now, event, text)
+        changes = getattr(pc, "_description_changes", None)
+        if changes is None or changes != watched.description_changes:
+            watched.description_changes = changes
+            self._check_descriptions(watched, now)
         for transceiver in pc.getTransceivers():
             self._watch_dtmf_sender(watched, transceiver.sender)
         for number, dtls in pc._stats.numbered_transports():
@@ -325,6 +351,18 @@ class StatsRecorder:
             if watched.dtls_states.get(id(dtls)) != dtls.state:
                 watched.dtls_states[id(dtls)] = dtls.state
                 watched.core.event(now, "dtlsstatechange", f"T{number:02d}: {dtls.state}")
+
+    def _check_descriptions(self, watched: _Watched, now: float) -> None:
+        pc = watched.pc
+        for side, description in (
+            ("local", pc.localDescription),
+            ("remote", pc.remoteDescription),
+        ):
+            text = f"type: {description.type}, sdp: {description.sdp}" if description else None
+            if text is not None and text != watched.descriptions[side]:
+                watched.descriptions[side] = text
+                event = "setLocalDescription" if side == "local" else "setRemoteDescription"
+                watched.core.event(now, event, text)
 
     def _watch_dtmf_sender(self, watched: _Watched, sender: Any) -> None:
         """Log the tones an ``RTCDTMFSender`` plays (W3C ``tonechange``), once per sender."""

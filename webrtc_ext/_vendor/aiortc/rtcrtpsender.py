@@ -59,7 +59,7 @@ from av import AudioFrame
 from av.frame import Frame
 
 from ...munger import RtpMunger
-from ...rtp import OutboundRtpStream, RawRtpPacket, ntp_now
+from ...rtp import HISTORY_SIZE, OutboundRtpStream, RawRtpPacket, ntp_now
 
 logger = logging.getLogger(__name__)
 
@@ -539,11 +539,14 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         )
         if self._pending_source is not None:
             self._munger.update(self._pending_source)
+        # No NACK negotiated (Opus with Chromium, WhatsApp): no sent packet is kept.
+        nack = any(feedback.type == "nack" for feedback in codec.rtcpFeedback)
         self._outbound = OutboundRtpStream(
             ssrc=self._ssrc,
             payload_type=codec.payloadType,
             mid=parameters.muxId,
             header_extensions=parameters.headerExtensions,
+            history_size=HISTORY_SIZE if nack else 0,
         )
 
     def send_rtp(

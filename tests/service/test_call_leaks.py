@@ -1,0 +1,95 @@
+"""Ended calls leave nothing behind: the service forgets every object a call made.
+
+Calls go through the real service (WhatsApp simulator, an agent answering in the browser's
+place, both transcription legs on the Realtime simulator); once they have ended, weak
+references to each call, its peer connections, media bridge and Realtime clients must be
+dead after a garbage collection. A leak shows as a growing service process (calls per day).
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .agent import until
+from .conftest import running_service
+
+pytestmark = pytest.mark.integration
+
+CALLS = 3
+
+
+def _holders(obj: Any) -> str:
+    """What refers to ``obj`` (type names), to make a failure say where the leak is."""
+    return ", ".join(sorted({type(r).__name__ for r in gc.get_referrers(obj)}))
+
+
+async def test_ended_calls_leave_no_objects_behind(tmp_path: Path) -> None:
+    refs: dict[str, weakref.ref[Any]] = {}
+    async with running_service(tmp_path, TRANSCRIPTION_ENABLED="on") as running:
+        simulator = running.service.simulator
+        router = running.service.router
+        assert simulator is not None
+        for n in range(CALLS):
+            agent = await running.agent()
+            try:
+                call_id = await simulator.place_call(audio="tone")
+                await agent.wait_for_call("ringing")
+                await agent.answer(call_id)
+                await agent.wait_for_call("human")
+                call = router.calls[call_id]
+                ai = call.ai
+                assert ai is not None
+                await until(
+                    lambda ai=ai: (
+                        all(leg.active for leg in ai.transcribers.values())
+                        and len(ai.transcribers) == 2
+                    ),
+                    what="both transcription legs",
+                )
+                refs[f"call {n}"] = weakref.ref(call)
+                refs[f"bridge {n}"] = weakref.ref(call.bridge)
+                for name, leg in call.legs.items():
+                    refs[f"{name} leg {n}"] = weakref.ref(leg.pc)
+                    refs[f"{name} recorder {n}"] = weakref.ref(leg)
+                for name, realtime in ai.transcribers.items():
+                    refs[f"{name} realtime {n}"] = weakref.ref(realtime.client.pc)
+                del call, ai, leg, realtime
+                await simulator.hangup(call_id)
+                await until(lambda: not router.calls, what="the call to end")
+            finally:
+                await agent.close()
+        gc.collect()
+        alive = {name: ref() for name, ref in refs.items() if ref() is not None}
+        assert not alive, "still referenced: " + "; ".join(
+            f"{name} (held by {_holders(obj)})" for name, obj in alive.items()
+        )
+
+
+async def test_the_service_frees_an_ended_call_without_waiting_for_the_collector(
+    tmp_path: Path,
+) -> None:
+    async with running_service(tmp_path, TRANSCRIPTION_ENABLED="on") as running:
+        simulator = running.service.simulator
+        router = running.service.router
+        assert simulator is not None
+        agent = await running.agent()
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await agent.wait_for_call("ringing")
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            call = weakref.ref(router.calls[call_id])
+            gc.disable()  # from here on only an explicit collection frees reference cycles
+            try:
+                await simulator.hangup(call_id)
+                await until(lambda: not router.calls, what="the call to end")
+                await until(lambda: call() is None, 15, "the service to free the ended call")
+            finally:
+                gc.enable()
+        finally:
+            await agent.close()
