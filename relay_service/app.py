@@ -116,6 +116,14 @@ class Service:
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 
+    async def end_calls(self) -> None:
+        """Stop being ready and end every call while the listening socket, the agents' sockets
+        and the embedded simulators still answer: each party hears why the call ended."""
+        self.ready = False
+        if self.simulator is not None:
+            self.simulator.release()
+        await self.router.close()
+
     async def _shutdown(self, app: web.Application) -> None:
         self.ready = False
         if self.simulator is not None:
@@ -263,4 +271,5 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
         await stop.wait()
     finally:
         logger.info("stopping: ending calls")
+        await service.end_calls()
         await runner.cleanup()
