@@ -75,16 +75,32 @@ def test_a_terminal_gets_plain_text() -> None:
     assert not text.lstrip().startswith("{")
 
 
-async def test_ice_connectivity_checks_are_debug_detail(captured: io.StringIO) -> None:
+def _routine(checklist_logger: logging.Logger) -> None:
+    """One line of each kind of routine detail, through the loggers that really write them."""
+    checklist_logger.info("check %s failed: %s", "pair A", "timeout")
+    checklist_logger.info("keeping %s: nominated %s has lower priority", "pair A", "pair B")
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "alembic.autogenerate")
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("alembic.runtime.migration").info("Will assume non-transactional DDL.")
+
+
+async def test_ice_checks_and_alembic_start_up_are_debug_detail(captured: io.StringIO) -> None:
+    from webrtc_ext.ice_engine import checklist
+
     async with audio_call():
         pass
+    _routine(checklist.logger)
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade  -> 0001, Initial")
     events = [line["event"] for line in lines(captured)]
-    assert not [e for e in events if " Check CandidatePair" in e], "per-check lines at INFO"
+    assert "ICE completed" in events  # the check list's own lines stay at INFO
+    assert not [e for e in events if e.startswith(("check ", "keeping ", "setup plugin "))]
+    assert not [e for e in events if e.startswith(("Context impl", "Will assume"))]
+    assert "Running upgrade  -> 0001, Initial" in events
     logging.getLogger().setLevel(logging.DEBUG)
-    async with audio_call():
-        pass
-    checks = [line for line in lines(captured) if " Check CandidatePair" in line["event"]]
-    assert checks and {line["level"] for line in checks} == {"debug"}
+    before = len(lines(captured))
+    _routine(checklist.logger)
+    detail = lines(captured)[before:]
+    assert len(detail) == 5 and {line["level"] for line in detail} == {"debug"}
 
 
 async def test_a_call_s_lines_carry_its_id_and_leg(running: Running, captured: io.StringIO) -> None:
