@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const relay = (window.relay = { pc: null, callId: null, ws: null, digits: "", ended: [] });
+const relay = (window.relay = { pc: null, callId: null, ws: null, digits: "", ended: [], simulated: null });
 
 async function api(path, options = {}) {
   const response = await fetch(path, {
@@ -73,6 +73,10 @@ function renderCalls(calls) {
   const body = $("calls").querySelector("tbody");
   body.replaceChildren();
   $("no-calls").hidden = calls.length > 0;
+  if (relay.simulated && calls.some((call) => call.id === relay.simulated)) {
+    $("simulate-result").textContent = "";  // the simulated call has its row now
+    relay.simulated = null;
+  }
   for (const call of calls) {
     const row = document.createElement("tr");
     row.dataset.callId = call.id;
@@ -276,9 +280,10 @@ async function showDetail(id) {
   timeline.textContent = call.timeline.map((e) => e.at + "  " + e.event + (e.reason ? "  " + e.reason : "")).join("\n");
   const transcript = document.createElement("pre");
   transcript.className = "stored-transcript";
+  // Spoken lines and tool calls in the order they happened (both carry ISO 8601 times).
   transcript.textContent = call.transcript.map((s) => s.at + "  " + s.speaker + ": " + s.text)
     .concat(call.tool_calls.map((t) => t.at + "  tool " + t.name + " " + JSON.stringify(t.arguments) + " → " + t.output))
-    .join("\n") || "(no transcript)";
+    .sort().join("\n") || "(no transcript)";
   const files = document.createElement("ul");
   for (const file of call.diagnostics) {
     const item = document.createElement("li");
@@ -294,6 +299,7 @@ async function showDetail(id) {
 
 async function simulate() {
   const result = await api("/api/simulator/calls", { method: "POST", body: "{}" });
+  relay.simulated = result.ok ? result.body.id : null;
   $("simulate-result").textContent = result.ok ? "Calling… (" + result.body.id + ")" : "Simulator is off";
 }
 

@@ -90,3 +90,40 @@ async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
             "whatsapp",
             "browser",
         }
+
+
+async def test_simulated_call_button_then_the_stored_conversation_in_order(
+    tmp_path: Path,
+    page: Any,  # noqa: F811
+) -> None:
+    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
+    async with running_service(tmp_path, **environ) as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        await sign_in(page, running.url, "alice", "wonderland")
+
+        await page.click("#simulate")
+        row = page.locator("#calls tbody tr")
+        await row.first.wait_for(timeout=20_000)
+        call_id = await row.first.get_attribute("data-call-id")
+        assert call_id and call_id.startswith("wacid.")
+        # "Calling…" gives way to the call's row instead of staying after the call ended.
+        await page.wait_for_function(
+            "() => document.querySelector('#simulate-result').textContent === ''",
+            timeout=10_000,
+        )
+        # The assistant looks the caller's reference up, then answers with what it found.
+        transcript = f'#transcripts [data-call-id="{call_id}"]'
+        await page.locator(f"{transcript} p.tool").first.wait_for(timeout=45_000)
+        await page.locator(f"{transcript} p.seg.speaker-assistant").nth(1).wait_for(timeout=30_000)
+        await simulator.hangup(call_id)
+        await page.wait_for_function(f"() => relay.ended.includes('{call_id}')", timeout=30_000)
+        record = await running.service.storage.find_call(call_id)
+        assert record is not None
+        await page.click("#refresh-history")
+        await page.click(f"#history a:text-is('{record.id}')")
+        stored = page.locator("#detail .stored-transcript")
+        await stored.wait_for(timeout=10_000)
+        stored_lines = (await stored.inner_text()).splitlines()
+        assert any("  tool lookup_case " in line for line in stored_lines)
+        assert stored_lines == sorted(stored_lines), "the history reads in the order it happened"
