@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .call import Call
+from .callstate import ACTIVE, Hold, Resume, SendKeys, TransferToAgent, controls
+from .callwords import WRAP_UP_CODES
+from .listen import listen_in, stop_listening
 from .router import CallRouter, CallUnavailable
+from .supervision import QualityWatch
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "relay_session"
+QUALITY_INTERVAL = 1.0
+"""Seconds between two call-quality updates to supervisors."""
 
 
 class AgentConsole:
     """Signed-in agents and their live connections."""
 
-    def __init__(self, agents: Mapping[str, str], router: CallRouter) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, str],
+        router: CallRouter,
+        supervisors: Mapping[str, str] | None = None,
+    ) -> None:
         self.agents = agents
+        self.supervisors: Mapping[str, str] = supervisors or {}
         self.router = router
         self.sessions: dict[str, str] = {}
         self.sockets: dict[web.WebSocketResponse, str] = {}
+        self.features: dict[str, Any] = {}
+        """What the page may offer besides calls (``assistant``, ``simulator``), set by the app."""
         router.listeners.append(self._on_call_event)
 
     def routes(self) -> list[web.RouteDef]:
@@ -59,7 +76,7 @@ class AgentConsole:
         if not isinstance(body, dict):
             return web.json_response({"error": "expected JSON {name, password}"}, status=400)
         name, password = str(body.get("name", "")), str(body.get("password", ""))
-        expected = self.agents.get(name)
+        expected = self.supervisors.get(name, self.agents.get(name))
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             logger.info("failed sign-in for %r", name)
             return web.json_response({"error": "wrong name or password"}, status=401)
@@ -77,8 +94,16 @@ class AgentConsole:
         return response
 
     async def me(self, request: web.Request) -> web.Response:
-        """Who is signed in."""
-        return web.json_response({"name": self.require_agent(request)})
+        """Who is signed in (``name`` null when nobody is: the page then shows the sign-in)."""
+        return web.json_response(
+            {
+                "name": self.agent_of(request),
+                "supervisor": self.agent_of(request) in self.supervisors,
+                "wrap_up_codes": list(WRAP_UP_CODES),
+                "agents": sorted({*self.agents, *self.supervisors}),
+                **self.features,
+            }
+        )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
@@ -89,7 +114,11 @@ class AgentConsole:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         self.sockets[ws] = agent
+        self._broadcast_calls()  # everyone sees who is online (to transfer to)
         answered: set[str] = set()
+        watch = None
+        if agent in self.supervisors:
+            watch = self.router.spawn(self._send_quality(ws))
         try:
             await ws.send_json(self._calls_message())
             for active in self.router.active_calls():
@@ -101,6 +130,12 @@ class AgentConsole:
                 await self._handle(ws, agent, message.data, answered)
         finally:
             self.sockets.pop(ws, None)
+            self._broadcast_calls()
+            if watch is not None:
+                watch.cancel()
+            for listened in self.router.active_calls():
+                if agent in listened.listeners:
+                    await stop_listening(self.router, listened, agent)
             # The agent's tab closed: the calls it held end cleanly.
             for call_id in answered:
                 await self.router.agent_left(call_id, agent)
@@ -135,6 +170,21 @@ class AgentConsole:
             elif kind == "hangup":
                 await self.router.hangup(call_id, agent)
                 answered.discard(call_id)
+            elif kind == "hold":
+                await self.router.control(call_id, Hold(agent))
+            elif kind == "resume":
+                await self.router.control(call_id, Resume(agent))
+            elif kind == "keys":
+                await self.router.control(call_id, SendKeys(agent, str(message["digits"])))
+            elif kind == "transfer":
+                target = str(message["to"])
+                if target not in self.sockets.values():
+                    raise CallUnavailable(f"{target} is not signed in")
+                await self.router.control(call_id, TransferToAgent(agent, target))
+                answered.discard(call_id)
+                await ws.send_json({"type": "transferred", "call_id": call_id, "to": target})
+            elif kind in ("listen", "stop_listening"):
+                await self._listen(ws, agent, kind, call_id, message)
             else:
                 await ws.send_json({"type": "error", "message": f"unknown type {kind!r}"})
         except KeyError as exc:
@@ -146,17 +196,88 @@ class AgentConsole:
             logger.exception("console message %r from %s failed", kind, agent)
             await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})
 
+    async def _listen(
+        self,
+        ws: web.WebSocketResponse,
+        supervisor: str,
+        kind: str,
+        call_id: str,
+        message: dict[str, Any],
+    ) -> None:
+        if supervisor not in self.supervisors:
+            raise CallUnavailable("only supervisors listen in")
+        call = self.router.calls.get(call_id)
+        if call is None or call.state not in ACTIVE:
+            raise CallUnavailable(f"no live call {call_id}")
+        if kind == "stop_listening":
+            await stop_listening(self.router, call, supervisor)
+            await ws.send_json({"type": "listening", "call_id": call_id, "on": False})
+        else:
+            sdp = await listen_in(self.router, call, supervisor, str(message["sdp"]))
+            await ws.send_json({"type": "listen_answer", "call_id": call_id, "sdp": sdp})
+        self.router.notify("call", call)
+
+    async def _send_quality(self, ws: web.WebSocketResponse) -> None:
+        """Every second, every live call's legs: RTT, loss, jitter, level (supervisors)."""
+        watch = QualityWatch()
+        while not ws.closed:
+            calls = await watch.sample(self.router.active_calls())
+            with contextlib.suppress(ConnectionError):
+                await ws.send_json({"type": "quality", "calls": calls, "now": time.time()})
+            await asyncio.sleep(QUALITY_INTERVAL)
+
     def _calls_message(self) -> dict[str, Any]:
-        return {"type": "calls", "calls": [c.summary() for c in self.router.active_calls()]}
+        calls = []
+        for call in self.router.active_calls():
+            summary = call.summary()
+            summary["needs_agent"] = self._needs_agent(call)
+            summary["listeners"] = sorted(call.listeners)
+            summary["controls"] = self._controls(call)
+            calls.append(summary)
+        online = sorted(set(self.sockets.values()))
+        return {"type": "calls", "calls": calls, "now": time.time(), "online": online}
+
+    def _broadcast_calls(self) -> None:
+        message = self._calls_message()
+        for ws in list(self.sockets):
+            self.router.spawn(_send(ws, [message]))
+
+    def _controls(self, call: Call) -> list[str]:
+        """What the agent holding the call can do now (the state machine decides)."""
+        assistant = self.router.settings.assistant_enabled and call.ai is not None
+        return controls(call.machine, assistant)
+
+    def _needs_agent(self, call: Call) -> bool:
+        """Whether the call waits for a person now (and the consoles ring)."""
+        if call.agent is not None:
+            return False
+        if call.state == "waiting":
+            return True
+        return (
+            call.state in ("ringing", "prerecorded") and not self.router.settings.assistant_enabled
+        )
 
     def _on_call_event(self, kind: str, call: Call, data: dict[str, Any]) -> None:
         messages: list[dict[str, Any]] = []
+        now = time.time()
         if kind in ("call", "dtmf", "ai"):
             messages.append(self._calls_message())
+        if kind == "keys_sent":
+            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
         if kind in ("transcript", "toolcall", "ai"):
-            messages.append({"type": kind, "call_id": call.wa_call_id, **data})
+            messages.append({"type": kind, "call_id": call.wa_call_id, "at": now, **data})
         if kind == "dtmf":
-            messages.append({"type": "dtmf", "call_id": call.wa_call_id, "digit": data["digit"]})
+            # Who heard the key: the assistant while it holds the call, else the agent.
+            receiver = "assistant" if call.state == "assistant" else (call.agent or "nobody")
+            messages.append(
+                {
+                    "type": "dtmf",
+                    "call_id": call.wa_call_id,
+                    "digit": data["digit"],
+                    "receiver": receiver,
+                    "at": now,
+                }
+            )
         if call.state == "ended":
             messages.append(
                 {"type": "ended", "call_id": call.wa_call_id, "reason": call.end_reason}

@@ -76,8 +76,11 @@ class CallAiHost:
         """Count a Realtime leg's outcome."""
         self._router.metrics.realtime_legs.inc(leg=leg, outcome=outcome)
 
-    async def transferred(self, reason: str) -> None:
-        """The assistant asked for a human."""
+    async def transferred(self, reason: str, summary: str) -> None:
+        """The assistant asked for a human; ``summary`` is for the person taking over."""
+        if summary:
+            self._call.handover = summary
+            await self.store_event("handover", summary=summary)
         await self._router.transfer(self._call, reason)
 
     async def assistant_lost(self, reason: str) -> None:

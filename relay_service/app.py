@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import itertools
 import logging
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,13 +17,15 @@ from aiohttp import web
 from webrtc_ext import PeerConnectionConfig
 
 from .agents import AgentConsole
+from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
+from .holdmusic import hold_music_file
 from .metrics import CONTENT_TYPE, CallTimes, Metrics
 from .router import CallRouter
 from .settings import Settings
 from .simulators.openai_realtime import RealtimeSimulator
 from .simulators.speech import write_speech_wav
 from .simulators.whatsapp import WhatsAppSimulator
-from .storage import CallRecord, Storage
+from .storage import CallFilter, CallRecord, Storage
 from .whatsapp.graph import GraphClient
 from .whatsapp.webhook import WhatsAppWebhook
 
@@ -32,6 +37,13 @@ SIMULATOR_PREFIX = "/whatsapp-sim"
 REALTIME_SIMULATOR_PREFIX = "/openai-sim"
 DEMO_REFERENCE = "my reference number is one two three four five"
 DEMO_HUMAN = "please connect me to a human agent"
+DEMO_CALLERS = [
+    ("Maria Lopez", "4915112345678"),
+    ("Jonas Berg", "4917623456789"),
+    ("Aisha Khan", "447700900123"),
+    ("Tom Novak", "15551234567"),
+]
+"""Who the simulated WhatsApp users placing demo calls are (profile name, number)."""
 HEALTH_DATABASE_TIMEOUT = 2.0
 """Seconds the database has to answer ``/healthz`` before it counts as unavailable."""
 
@@ -55,7 +67,11 @@ class Service:
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
         self.router.listeners.append(CallTimes(self.metrics))
-        self.console = AgentConsole(settings.agents, self.router)
+        self.console = AgentConsole(settings.agents, self.router, settings.supervisors)
+        self.console.features = {
+            "assistant": settings.assistant_enabled,
+            "simulator": settings.simulators,
+        }
         self.webhook = WhatsAppWebhook(
             settings.whatsapp_verify_token,
             settings.whatsapp_app_secret,
@@ -84,6 +100,7 @@ class Service:
                 ),
             )
         self.ready = False
+        self._demo_callers = itertools.cycle(DEMO_CALLERS)
 
     def app(self) -> web.Application:
         """The application with every route and the start/stop hooks."""
@@ -98,7 +115,10 @@ class Service:
                 web.get("/api/calls", self.list_calls),
                 web.get("/api/calls/{id}", self.call_detail),
                 web.get("/api/calls/{id}/diagnostics/{diag}", self.download_diagnostic),
+                web.post("/api/calls/{id}/disposition", self.set_disposition),
                 web.post("/api/simulator/calls", self.simulate_call),
+                web.post("/api/simulator/calls/{call}/keys", self.simulate_keys),
+                web.get("/favicon.ico", self.favicon),
                 web.static("/console", CONSOLE_DIR),
             ]
         )
@@ -113,6 +133,10 @@ class Service:
 
     async def _start(self, app: web.Application) -> None:
         await self.storage.start()
+        try:
+            await asyncio.to_thread(hold_music_file, self.settings.data_dir)
+        except OSError as exc:
+            logger.warning("no hold music (callers on hold hear silence): %s", exc)
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 
@@ -165,10 +189,30 @@ class Service:
         raise web.HTTPFound("/console/index.html")
 
     async def list_calls(self, request: web.Request) -> web.Response:
-        """Stored calls, newest first."""
+        """Stored calls, newest first; ``?since=&until=`` (dates), ``agent``, ``outcome``,
+        ``number`` (digits) filter them."""
         self.console.require_agent(request)
-        calls = await self.storage.list_calls()
-        return web.json_response([_call_json(c) for c in calls])
+        query = request.query
+        try:
+            since = _date_param(query.get("since"))
+            until = _date_param(query.get("until"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"bad date: {exc}") from None
+        if until is not None:
+            until += dt.timedelta(days=1)  # the whole last day
+        number = re.sub(r"\D", "", query.get("number", ""))
+        where = CallFilter(since=since, until=until, number=number)
+        calls = [_call_json(c) for c in await self.storage.list_calls(200, where)]
+        agent, wanted = query.get("agent", ""), query.get("outcome", "")
+        calls = [
+            c
+            for c in calls
+            if (not agent or agent in c["handled_by"]) and (not wanted or c["outcome"] == wanted)
+        ]
+        dispositions = await self.storage.dispositions([c["id"] for c in calls])
+        for c in calls:
+            c["disposition"] = dispositions.get(c["id"])
+        return web.json_response(calls)
 
     async def call_detail(self, request: web.Request) -> web.Response:
         """One stored call with its timeline, digits and diagnostic files."""
@@ -179,13 +223,34 @@ class Service:
         detail = _call_json(call)
         detail["timeline"] = call.timeline
         detail["digits"] = await self.storage.dtmf_digits(call.id)
+        detail["keys"] = await self.storage.dtmf_entries(call.id)
         detail["transcript"] = await self.storage.transcript(call.id)
         detail["tool_calls"] = await self.storage.tool_calls(call.id)
+        detail["disposition"] = (await self.storage.dispositions([call.id])).get(call.id)
         detail["diagnostics"] = [
             {"id": d.id, "leg": d.leg, "filename": d.filename, "size": d.size}
             for d in await self.storage.diagnostics(call.id)
         ]
         return web.json_response(detail)
+
+    async def set_disposition(self, request: web.Request) -> web.Response:
+        """An agent's wrap-up of a call: ``{code, note}``, code from the configured list."""
+        agent = self.console.require_agent(request)
+        call = await self.storage.get_call(_int_param(request, "id"))
+        if call is None:
+            raise web.HTTPNotFound(text="no such call")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("code") not in WRAP_UP_CODES:
+            return web.json_response(
+                {"error": "expected JSON {code, note}; code one of " + ", ".join(WRAP_UP_CODES)},
+                status=400,
+            )
+        note = str(body.get("note") or "")[:2000]
+        await self.storage.set_disposition(call.id, agent, str(body["code"]), note)
+        return web.json_response({"code": body["code"], "note": note, "agent": agent})
 
     async def download_diagnostic(self, request: web.Request) -> web.Response:
         """A leg's diagnostic file as an attachment."""
@@ -212,8 +277,30 @@ class Service:
         audio: str | Path = "tone"
         if self.settings.assistant_enabled or self.settings.transcription_enabled:
             audio = await self._demo_caller_speech()
-        call_id = await self.simulator.place_call(audio=audio)
+        name, number = next(self._demo_callers)
+        call_id = await self.simulator.place_call(user=number, name=name, audio=audio)
         return web.json_response({"id": call_id})
+
+    async def simulate_keys(self, request: web.Request) -> web.Response:
+        """Demo: the simulated caller presses keys (``{digits}``: 0-9, *, #)."""
+        self.console.require_agent(request)
+        if self.simulator is None:
+            raise web.HTTPNotFound(text="simulators are off")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        digits = str(body.get("digits", "")) if isinstance(body, dict) else ""
+        if not re.fullmatch(r"[0-9*#]{1,32}", digits):
+            return web.json_response({"error": "digits: 1 to 32 of 0-9 * #"}, status=400)
+        call_id = request.match_info["call"]
+        if call_id not in self.simulator.calls or not self.simulator.press(call_id, digits):
+            return web.json_response({"error": "that call cannot send keys"}, status=409)
+        return web.json_response({"pressed": digits})
+
+    async def favicon(self, request: web.Request) -> web.Response:
+        """The console's icon (browsers ask for it at the root)."""
+        raise web.HTTPFound("/console/favicon.svg")
 
     async def _demo_caller_speech(self) -> Path:
         """What the simulated caller says to the assistant (made once, in the data directory)."""
@@ -232,19 +319,45 @@ def _int_param(request: web.Request, name: str) -> int:
         raise web.HTTPNotFound(text=f"bad {name}") from None
 
 
+def _date_param(value: str | None) -> dt.datetime | None:
+    """A ``YYYY-MM-DD`` query parameter as midnight UTC (empty: none)."""
+    return dt.datetime.strptime(value, "%Y-%m-%d") if value else None
+
+
+def _utc(moment: dt.datetime | None) -> str | None:
+    """A stored naive UTC time in ISO 8601 with its zone, so that browsers show local time."""
+    return moment.isoformat() + "Z" if moment is not None else None
+
+
 def _call_json(call: CallRecord) -> dict[str, Any]:
+    handlers = handled_by(call.timeline or [])
+    outbound = call.direction == "BUSINESS_INITIATED"
+    duration = None
+    if call.ended_at is not None:
+        duration = round((call.ended_at - call.created_at).total_seconds())
+    summary = next(
+        (e.get("summary") for e in reversed(call.timeline or []) if e.get("event") == "handover"),
+        None,
+    )
     return {
         "id": call.id,
         "wa_call_id": call.wa_call_id,
         "from": call.from_number,
+        "to": call.to_number,
+        "number": call.to_number if outbound else call.from_number,
         "name": call.caller_name,
         "direction": call.direction,
         "state": call.state,
         "agent": call.agent,
+        "handled_by": handlers,
+        "outcome": outcome(call.end_reason, handlers),
         "end_reason": call.end_reason,
-        "created_at": call.created_at.isoformat(),
-        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "end_words": reason_in_words(call.end_reason),
+        "handover": summary,
+        "duration": duration,
+        "created_at": _utc(call.created_at),
+        "answered_at": _utc(call.answered_at),
+        "ended_at": _utc(call.ended_at),
     }
 
 

@@ -30,6 +30,10 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+CONTINUE = (
+    "Tell the caller you are back with them and continue the conversation where it stopped. "
+    "Do not greet them again."
+)
 HUMAN_KEY = "0"
 """A keypad entry of just this key asks the assistant for a human (it then transfers)."""
 
@@ -72,8 +76,8 @@ class AiHost(Protocol):
     def count_leg(self, leg: str, outcome: str) -> None:
         """Count a Realtime leg's outcome (metrics)."""
 
-    async def transferred(self, reason: str) -> None:
-        """The assistant asked for a human (``transfer_to_human``)."""
+    async def transferred(self, reason: str, summary: str) -> None:
+        """The assistant asked for a human (``transfer_to_human``), with a summary for them."""
 
     async def assistant_lost(self, reason: str) -> None:
         """The assistant's leg dropped."""
@@ -149,7 +153,9 @@ class CallAi:
         instructions = self.settings.assistant_instructions
         if context:
             instructions += "\n\nYou are taking the call back from a human agent. " + context
-        leg = AssistantLeg(self.realtime_settings(), instructions, toolbox, greet=greet)
+        leg = AssistantLeg(
+            self.realtime_settings(), instructions, toolbox, greet=greet and not context
+        )
         self.assistant = leg
         leg.on("segment", self._on_assistant_segment)
         leg.on("toolcall", self._on_toolcall)
@@ -167,6 +173,11 @@ class CallAi:
             receiver = next((r for r in leg.client.pc.getReceivers() if r.track is track), None)
             self.host.bridge.connect_assistant(track, receiver)
         self._set_status("assistant", "running")
+        if context:
+            try:
+                leg.say(CONTINUE)
+            except RealtimeError as exc:
+                logger.warning("could not ask the assistant to continue: %s", exc)
         return True
 
     def greet(self) -> None:
@@ -206,9 +217,9 @@ class CallAi:
         lines = "\n".join(f"{s.speaker}: {s.text}" for s in self.history if s.text)
         return "The conversation so far:\n" + lines
 
-    async def _on_transfer(self, reason: str) -> None:
+    async def _on_transfer(self, reason: str, summary: str) -> None:
         # Runs inside the assistant's event loop: the handover itself goes in the background.
-        self.host.spawn(self.host.transferred(reason))
+        self.host.spawn(self.host.transferred(reason, summary))
 
     def _on_assistant_stopped(self, leg: AssistantLeg, reason: str) -> None:
         if self.assistant is not leg or self._closing:

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 class MediaBridge(Protocol):
     """Audio plumbing of one call: WhatsApp leg ⇄ greeting / assistant / agent."""
 
+    hold_music: Path | None
+
     to_whatsapp: MediaStreamTrack
     last_caller_audio: float
     on_first_caller_audio: Callable[[float], None] | None
@@ -116,6 +118,9 @@ class RelayMediaBridge:
         self._greeting_done = asyncio.Event()
         self._greeting_done.set()
         self._drain: asyncio.Task[None] | None = None
+        self.hold_music: Path | None = None
+        """What the caller hears on hold (silence when ``None``)."""
+        self._hold_player: MediaPlayer | None = None
 
     @property
     def source(self) -> Source:
@@ -211,17 +216,23 @@ class RelayMediaBridge:
 
     def use(self, source: Source) -> None:
         """Switch what the caller hears; an input not connected (yet) is silence."""
-        if self._feeding is not None and self._source is not Source.GREETING:
+        if self._feeding is not None and self._source not in (Source.GREETING, Source.HOLD):
             self._feeding.stop()  # a relay subscription: unsubscribe
         self._feeding = None
         if source is not Source.GREETING:
             self._stop_player()
+        if source is not Source.HOLD:
+            self._stop_hold()
+        elif self._hold_player is None and self.hold_music is not None:
+            self._hold_player = MediaPlayer(str(self.hold_music), loop=True)
+            if self._hold_player.audio is not None:
+                self._inputs[Source.HOLD] = self._hold_player.audio
         self._source = source
         track = self._inputs.get(source)
         if track is None:
             self._switch.set_source(None)
             return
-        if source is not Source.GREETING:
+        if source not in (Source.GREETING, Source.HOLD):
             track = self._relay.subscribe(track)
         self._feeding = track
         self._switch.set_source(track, source.value)
@@ -239,10 +250,17 @@ class RelayMediaBridge:
         for fork in list(self._caller_forks):
             self.release(fork)
         self._stop_player()
+        self._stop_hold()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
+
+    def _stop_hold(self) -> None:
+        if self._hold_player is not None and self._hold_player.audio is not None:
+            self._hold_player.audio.stop()
+        self._hold_player = None
+        self._inputs.pop(Source.HOLD, None)
 
     def _stop_player(self) -> None:
         if self._player is not None and self._player.audio is not None:

@@ -17,6 +17,9 @@ The table (docs/service.md draws it)::
     ASSISTANT ──AssistantTransferred / AssistantLost──▶ WAITING
     RINGING, PRERECORDED, WAITING, ASSISTANT ──AgentAnswered──▶ HUMAN
     HUMAN ──HandBack──▶ WAITING ──AssistantAnswered──▶ ASSISTANT
+    HUMAN ──Hold──▶ HELD ──Resume──▶ HUMAN
+    HUMAN, HELD ──TransferToAgent──▶ WAITING (for that agent only) ──AgentAnswered──▶ HUMAN
+    HUMAN, HELD, DIALING ──SendKeys──▶ (unchanged; the keys go to the caller)
     any but ENDED ──WhatsAppEnded / an ending fault / AgentHungUp (holder)──▶ ENDED
 """
 
@@ -42,6 +45,8 @@ class CallState(enum.StrEnum):
     """Accepted; waiting for an agent (transferred, assistant failed or dropped, handed back)."""
     HUMAN = "human"
     """An agent holds the call."""
+    HELD = "held"
+    """The agent put the caller on hold: the caller hears hold music."""
     ENDED = "ended"
 
 
@@ -52,6 +57,8 @@ class Source(enum.StrEnum):
     ASSISTANT = "assistant"
     AGENT = "agent"
     SILENCE = "silence"
+    HOLD = "hold"
+    """Hold music: the caller is on hold, or waits for an agent."""
 
 
 ACTIVE = frozenset(CallState) - {CallState.ENDED}
@@ -62,7 +69,9 @@ WAITING_FOR_A_PERSON = frozenset(
 ANSWERABLE = frozenset(
     {CallState.RINGING, CallState.PRERECORDED, CallState.WAITING, CallState.ASSISTANT}
 )
-HELD_BY_AGENT = frozenset({CallState.DIALING, CallState.HUMAN})
+HELD_BY_AGENT = frozenset({CallState.DIALING, CallState.HUMAN, CallState.HELD})
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+MAX_KEYS = 32
 
 
 class IllegalTransition(Exception):
@@ -147,6 +156,36 @@ class AgentHungUp(Event):
 
 
 @dataclass(frozen=True)
+class Hold(Event):
+    """The agent holding the call puts the caller on hold."""
+
+    agent: str
+
+
+@dataclass(frozen=True)
+class Resume(Event):
+    """The agent takes the caller off hold."""
+
+    agent: str
+
+
+@dataclass(frozen=True)
+class TransferToAgent(Event):
+    """The agent holding the call hands it to ``target`` (another signed-in agent)."""
+
+    agent: str
+    target: str
+
+
+@dataclass(frozen=True)
+class SendKeys(Event):
+    """The agent holding the call sends keypad tones (RFC 4733) to the caller."""
+
+    agent: str
+    digits: str
+
+
+@dataclass(frozen=True)
 class WhatsAppEnded(Event):
     """WhatsApp ended the call (``terminate`` webhook, ``REJECTED`` status): nothing to send."""
 
@@ -214,6 +253,14 @@ class CloseAgentLeg(Action):
 
 
 @dataclass(frozen=True)
+class SendDtmf(Action):
+    """Send ``digits`` to the caller as telephone-events on the WhatsApp leg."""
+
+    digits: str
+    agent: str
+
+
+@dataclass(frozen=True)
 class Store(Action):
     """Append ``event`` to the call's timeline and save the call's state and ``columns``
     (``timestamps``: columns set to the current time)."""
@@ -263,6 +310,8 @@ class CallMachine:
     accepted: bool = False
     """WhatsApp has the call as accepted: ending it is ``terminate``, not ``reject``."""
     source: Source = Source.SILENCE
+    transfer_to: str | None = None
+    """While ``WAITING`` after an agent's transfer: the only agent who may answer."""
     whatsapp_ended: bool = False
     """WhatsApp knows the call ended (it told us, or we told it): never twice."""
     end_reason: str | None = None
@@ -357,6 +406,8 @@ def _assistant_answered(m: CallMachine, e: Event) -> tuple[CallMachine, list[Act
         raise IllegalTransition(m.state, e, f"the call is {m.state}: the assistant is not needed")
     if not m.accepted:
         raise IllegalTransition(m.state, e, "the assistant speaks only on an accepted call")
+    if m.transfer_to is not None:
+        raise IllegalTransition(m.state, e, f"the call was transferred to {m.transfer_to}")
     nxt = replace(m, state=CallState.ASSISTANT, source=Source.ASSISTANT)
     return nxt, [SwitchSource(Source.ASSISTANT), *_stored("assistant_answered")]
 
@@ -375,9 +426,9 @@ def _assistant_gone(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]
     assert isinstance(e, AssistantTransferred | AssistantLost)
     if m.state is not CallState.ASSISTANT:
         raise IllegalTransition(m.state, e)
-    nxt = replace(m, state=CallState.WAITING, source=Source.SILENCE)
+    nxt = replace(m, state=CallState.WAITING, source=Source.HOLD)
     transferred = isinstance(e, AssistantTransferred)
-    actions: list[Action] = [SwitchSource(Source.SILENCE), RestartRingTimer()]
+    actions: list[Action] = [SwitchSource(Source.HOLD), RestartRingTimer()]
     actions += _stored("transferred" if transferred else "assistant_stopped", reason=e.reason)
     if transferred:
         actions.append(StopAssistant("transferred to a human"))
@@ -392,8 +443,17 @@ def _agent_answered(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]
         raise IllegalTransition(m.state, e, f"the call is already answered by {m.agent}")
     if m.state not in ANSWERABLE:
         raise IllegalTransition(m.state, e, "the call is not waiting for an agent")
+    if m.transfer_to is not None and m.transfer_to != e.agent:
+        raise IllegalTransition(m.state, e, f"the call was transferred to {m.transfer_to}")
     taking_over = m.state is CallState.ASSISTANT
-    nxt = replace(m, state=CallState.HUMAN, agent=e.agent, accepted=True, source=Source.AGENT)
+    nxt = replace(
+        m,
+        state=CallState.HUMAN,
+        agent=e.agent,
+        accepted=True,
+        source=Source.AGENT,
+        transfer_to=None,
+    )
     actions: list[Action] = [] if m.accepted else [SendToWhatsApp("accept")]
     actions.append(SwitchSource(Source.AGENT))
     actions += _stored(
@@ -423,6 +483,84 @@ def _hand_back(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
     ]
 
 
+def _holder(
+    m: CallMachine, e: Hold | Resume | TransferToAgent | SendKeys, *states: CallState
+) -> None:
+    if m.state not in states or m.agent != e.agent:
+        raise IllegalTransition(m.state, e, f"only the agent holding a call {_verb(e)}")
+
+
+def _verb(e: Event) -> str:
+    return {
+        Hold: "puts it on hold",
+        Resume: "takes it off hold",
+        TransferToAgent: "transfers it",
+        SendKeys: "sends keys",
+    }.get(type(e), "acts on it")
+
+
+def _hold(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
+    assert isinstance(e, Hold)
+    _holder(m, e, CallState.HUMAN)
+    nxt = replace(m, state=CallState.HELD, source=Source.HOLD)
+    return nxt, [SwitchSource(Source.HOLD), *_stored("held", agent=e.agent)]
+
+
+def _resume(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
+    assert isinstance(e, Resume)
+    _holder(m, e, CallState.HELD)
+    nxt = replace(m, state=CallState.HUMAN, source=Source.AGENT)
+    return nxt, [SwitchSource(Source.AGENT), *_stored("resumed", agent=e.agent)]
+
+
+def _transfer_to_agent(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
+    assert isinstance(e, TransferToAgent)
+    _holder(m, e, CallState.HUMAN, CallState.HELD)
+    if e.target == e.agent or not e.target:
+        raise IllegalTransition(m.state, e, "transfer to another agent")
+    nxt = replace(m, state=CallState.WAITING, agent=None, source=Source.HOLD, transfer_to=e.target)
+    return nxt, [
+        CloseAgentLeg(),
+        SwitchSource(Source.HOLD),
+        RestartRingTimer(),
+        *_stored("transferred_to_agent", agent=e.agent, to=e.target),
+    ]
+
+
+def _send_keys(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
+    assert isinstance(e, SendKeys)
+    _holder(m, e, CallState.HUMAN, CallState.HELD, CallState.DIALING)
+    if not e.digits or len(e.digits) > MAX_KEYS or not set(e.digits) <= DTMF_KEYS:
+        raise IllegalTransition(m.state, e, f"keys are 1 to {MAX_KEYS} of 0-9 * # A-D")
+    return m, [
+        SendDtmf(e.digits, e.agent),
+        Store("keys_sent", {"agent": e.agent, "digits": e.digits}),
+    ]
+
+
+def controls(machine: CallMachine, assistant_available: bool) -> list[str]:
+    """What the agent holding the call can do now, as the console names its buttons."""
+    agent = machine.agent
+    if agent is None or not machine.active:
+        return []
+    candidates: list[tuple[str, Event]] = [
+        ("hold", Hold(agent)),
+        ("resume", Resume(agent)),
+        ("keys", SendKeys(agent, "1")),
+        ("transfer", TransferToAgent(agent, agent + "\x00another")),
+        ("handback", HandBack(agent, assistant_available)),
+        ("hangup", AgentHungUp(agent, "")),
+    ]
+    allowed = []
+    for name, event in candidates:
+        try:
+            machine.check(event)
+        except IllegalTransition:
+            continue
+        allowed.append(name)
+    return allowed
+
+
 def _agent_hung_up(m: CallMachine, e: Event) -> tuple[CallMachine, list[Action]]:
     assert isinstance(e, AgentHungUp)
     if m.state not in HELD_BY_AGENT or m.agent != e.agent:
@@ -440,4 +578,8 @@ _HANDLERS = {
     AgentAnswered: _agent_answered,
     HandBack: _hand_back,
     AgentHungUp: _agent_hung_up,
+    Hold: _hold,
+    Resume: _resume,
+    TransferToAgent: _transfer_to_agent,
+    SendKeys: _send_keys,
 }

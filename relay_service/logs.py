@@ -24,8 +24,7 @@ T = TypeVar("T")
 CHATTY = {
     # aioice logs every connectivity check's state change and failure at INFO.
     "aioice.ice": ("%s Check ",),
-    # webrtc_ext's ICE check list: a failed check, a nomination that does not replace the
-    # selected pair.
+    # webrtc_ext's ICE check list: a failed check, a nomination that keeps the selected pair.
     "webrtc_ext.ice_engine.checklist": ("check ", "keeping "),
     # Alembic's start-up chatter on every migrate (the "Running upgrade" lines stay at INFO).
     "alembic.runtime.plugins": ("setup plugin ",),

@@ -50,6 +50,7 @@ from .callstate import (
     PreAccepted,
     ReportStorageFailure,
     RestartRingTimer,
+    SendDtmf,
     SendToWhatsApp,
     Source,
     StartAssistant,
@@ -62,6 +63,7 @@ from .callstate import (
     transition,
 )
 from .diagnostics import LegRecorder
+from .holdmusic import hold_music_path
 from .logs import bound_leg
 from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
@@ -78,6 +80,8 @@ EARLY_ENDS_KEPT = 256
 EARLY_END_SECONDS = 120.0
 """How long a ``terminate`` that overtook its ``connect`` is remembered."""
 CLOSE_TIMEOUT = 10.0
+DTMF_TONE_MS, DTMF_GAP_MS = 160, 80
+"""Keypad tones toward the caller: long enough for any IVR, short enough to feel instant."""
 GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
 
@@ -124,9 +128,11 @@ class CallRouter:
 
     def new_bridge(self) -> MediaBridge:
         """A call's media bridge: ``RELAY_MEDIA_BRIDGE`` ``rtp`` (default) or ``decoded``."""
-        if self.settings.media_bridge == "rtp":
-            return RtpMediaBridge()
-        return RelayMediaBridge()
+        bridge: MediaBridge = (
+            RtpMediaBridge() if self.settings.media_bridge == "rtp" else RelayMediaBridge()
+        )
+        bridge.hold_music = hold_music_path(self.settings.data_dir)
+        return bridge
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, logging (not losing) its exception."""
@@ -195,6 +201,8 @@ class CallRouter:
                     await call.ai.stop_assistant(action.reason)
             elif isinstance(action, CloseAgentLeg):
                 await self._close_agent_leg(call)
+            elif isinstance(action, SendDtmf):
+                self._send_dtmf(call, action)
             elif isinstance(action, Store):
                 await self._store(call, action)
             elif isinstance(action, Notify):
@@ -543,6 +551,32 @@ class CallRouter:
             await self.fire(call, AgentHungUp(by, f"hung up by {by}"))
         except IllegalTransition as exc:
             raise CallUnavailable(f"call {wa_call_id}: {exc}") from None
+
+    async def control(self, wa_call_id: str, event: Event) -> None:
+        """An agent's control (hold, resume, transfer, keys): :class:`CallUnavailable` if the
+        call's state does not allow it now."""
+        call = self.calls.get(wa_call_id)
+        if call is None:
+            raise CallUnavailable(f"no call {wa_call_id}")
+        try:
+            await self.fire(call, event)
+        except IllegalTransition as exc:
+            raise CallUnavailable(f"call {wa_call_id}: {exc}") from None
+
+    def _send_dtmf(self, call: Call, action: SendDtmf) -> None:
+        leg = call.legs.get("whatsapp")
+        senders = leg.pc.getSenders() if leg is not None else []
+        dtmf: Any = next(
+            (getattr(s, "dtmf", None) for s in senders if getattr(s, "dtmf", None)), None
+        )
+        if dtmf is None or not dtmf.canInsertDTMF:
+            logger.warning(
+                "call %s: keys %s not sent (no telephone-event)", call.wa_call_id, action.digits
+            )
+            return
+        # Keys pressed while earlier ones still play are queued after them.
+        dtmf.insertDTMF(dtmf.toneBuffer + action.digits, DTMF_TONE_MS, DTMF_GAP_MS)
+        self.notify("keys_sent", call, digits=action.digits, agent=action.agent)
 
     async def agent_left(self, wa_call_id: str, agent: str) -> None:
         """The agent's console closed: a call they still hold ends."""

@@ -9,6 +9,8 @@ so WhatsApp sees one stream (no sequence gap, timestamps advancing by real time)
   switched to until ``use(Source.AGENT)``) and to the agent-transcription sender;
 - the greeting: ``webrtc_ext.media.play`` of the file, Ogg/Opus as stored, anything else
   encoded to Opus once (``"greeting"``);
+- hold music: ``hold_music`` (a file) played in a loop, each round under a new name, while
+  the caller is on hold or waits for an agent (``"hold"``);
 - silence: a fixed Opus silence frame every 20 ms (``"silence"``), so WhatsApp (which ends a
   call after ~20 s without media) always has a stream while the caller waits.
 
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 ASSISTANT = "assistant"
 GREETING = "greeting"
+HOLD = "hold"
 SILENCE = "silence"
 SILENCE_FRAME = b"\xf8\xff\xfe"
 """A 20 ms Opus frame of silence (CELT fullband, RFC 6716 §3.1), sent while nobody speaks."""
@@ -82,6 +85,9 @@ class RtpMediaBridge:
         self.on_first_caller_audio: Callable[[float], None] | None = None
         """Called once, with its arrival time, when the first packet from the caller arrives."""
         self.caller_level = 0.0
+        self.agent_level: float | None = None
+        """The agent's level (RFC 6464, as :attr:`caller_level`); ``None`` until the browser
+        sends one."""
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
         self._sender: RtpSender | None = None
@@ -97,6 +103,9 @@ class RtpMediaBridge:
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_done = asyncio.Event()
         self._greeting_done.set()
+        self.hold_music: Path | None = None
+        """What the caller hears on hold (silence when ``None`` or unplayable)."""
+        self._hold: asyncio.Task[None] | None = None
 
     @property
     def source(self) -> Source:
@@ -130,6 +139,10 @@ class RtpMediaBridge:
             first(packet.arrival_time)
         if packet.audio_level is not None:  # -dBov (RFC 6464), as the 16-bit level rms() gives
             self.caller_level = 32767 * 10 ** (-packet.audio_level / 20)
+
+    def _agent_heard(self, packet: RawRtpPacket) -> None:
+        if packet.audio_level is not None:
+            self.agent_level = 32767 * 10 ** (-packet.audio_level / 20)
 
     def caller_audio(self) -> MediaStreamTrack:
         """A placeholder for one consumer of the caller's audio; wire it with :meth:`feed`."""
@@ -270,6 +283,7 @@ class RtpMediaBridge:
             return
         if self._agent_fan is not None:
             self._agent_fan.close()
+        receiver.on_rtp(self._agent_heard)
         self._agent_fan = RtpFanOut(receiver)
         if self._sender is not None:
             self._agent_fan.add(self._sender, switch=False)
@@ -283,6 +297,7 @@ class RtpMediaBridge:
         if self._agent_fan is not None:
             self._agent_fan.close()
             self._agent_fan = None
+        self.agent_level = None
         if self._source is Source.AGENT:
             self.use(Source.SILENCE)
 
@@ -290,8 +305,13 @@ class RtpMediaBridge:
         """Switch what the caller hears; an input not connected (yet) is silence."""
         if source is not Source.GREETING:
             self._stop_greeting()
+        if source is not Source.HOLD:
+            self._stop_hold()
         self._source = source
         target: Hashable = SILENCE
+        if source is Source.HOLD:
+            self._start_hold()
+            return
         if source is Source.ASSISTANT and self._assistant is not None:
             target = ASSISTANT
         elif source is Source.AGENT and self._agent_fan is not None:
@@ -300,14 +320,41 @@ class RtpMediaBridge:
             target = self._current  # play_greeting switched to it
         self._switch(target)
 
+    def _start_hold(self) -> None:
+        if self._hold is not None and not self._hold.done():
+            return  # already playing
+        if self._sender is None or self.hold_music is None:
+            self._switch(SILENCE)
+            return
+        self._hold = asyncio.ensure_future(self._loop_hold(self._sender, self.hold_music))
+
+    async def _loop_hold(self, sender: RtpSender, path: Path) -> None:
+        try:
+            while True:
+                packets = open_source(path).packets()
+                name = (HOLD, object())  # each round's numbers start again: a new source
+                self._switch(name)
+                await play(packets, sender, source=name, switch=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("hold music %s failed: the caller hears silence", path)
+            self._switch(SILENCE)
+
+    def _stop_hold(self) -> None:
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+
     def _switch(self, target: Hashable) -> None:
         self._current = target
         if self._sender is not None:
             self._sender.switch_source(target)
 
     async def close(self) -> None:
-        """Stop forwarding, the greeting and the silence."""
+        """Stop forwarding, the greeting, the hold music and the silence."""
         self._stop_greeting()
+        self._stop_hold()
         for fan in (self._caller_fan, self._agent_fan):
             if fan is not None:
                 fan.close()

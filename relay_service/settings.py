@@ -57,6 +57,8 @@ class Settings:
     greeting_file: Path | None = None
     simulators: bool = True
     agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
+    supervisors: Mapping[str, str] = field(default_factory=dict)
+    """Supervisor accounts (``name → password``): they see every call's quality and listen in."""
     no_media_timeout: float = 20.0
     ring_timeout: float = 60.0
     openai_base_url: str = ""
@@ -223,6 +225,10 @@ def _parse_agents(raw: Any) -> dict[str, str]:
     return agents
 
 
+def _parse_supervisors(raw: Any) -> dict[str, str]:
+    return _parse_agents(raw) if raw else {}
+
+
 def _parse_cases(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
         return raw
@@ -289,6 +295,9 @@ class _Environment(BaseSettings):
     greeting_file: Path | None = _env("GREETING_FILE", None)
     agents: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_agents)] = _env(
         "RELAY_AGENTS", "agent:agent"
+    )
+    supervisors: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_supervisors)] = _env(
+        "RELAY_SUPERVISORS", ""
     )
     no_media_timeout: Seconds = _env("RELAY_NO_MEDIA_TIMEOUT", 20.0)
     ring_timeout: Seconds = _env("RELAY_RING_TIMEOUT", 60.0)

@@ -106,6 +106,30 @@ class ToolCallRecord(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DispositionRecord(Base):
+    """The wrap-up an agent recorded after a call: a code from a short list and a free note.
+
+    A table of its own (migration 0003); the latest row of a call is its disposition.
+    """
+
+    __tablename__ = "dispositions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(128))
+    code: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """What the history shows: a date range (UTC), a number fragment (digits)."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    number: str = ""
+
+
 @dataclass(frozen=True)
 class DiagnosticFile:
     """A stored diagnostic file: its bytes in the row, or a path in the diagnostics directory."""
@@ -304,13 +328,59 @@ class Storage:
         self.write_error = None
         return row.id
 
-    async def list_calls(self, limit: int = 100) -> list[CallRecord]:
-        """The most recent calls, newest first."""
+    async def list_calls(
+        self, limit: int = 100, where: CallFilter | None = None
+    ) -> list[CallRecord]:
+        """The most recent calls, newest first, optionally only those matching ``where``."""
+        query = select(CallRecord)
+        if where is not None:
+            if where.since is not None:
+                query = query.where(CallRecord.created_at >= where.since)
+            if where.until is not None:
+                query = query.where(CallRecord.created_at < where.until)
+            if where.number:
+                pattern = f"%{where.number}%"
+                query = query.where(
+                    CallRecord.from_number.like(pattern) | CallRecord.to_number.like(pattern)
+                )
         async with self._sessions() as session:
-            result = await session.scalars(
-                select(CallRecord).order_by(CallRecord.id.desc()).limit(limit)
-            )
+            result = await session.scalars(query.order_by(CallRecord.id.desc()).limit(limit))
             return list(result)
+
+    @_write
+    async def set_disposition(self, call_id: int, agent: str, code: str, note: str) -> None:
+        """Record the wrap-up of a call (a later one replaces it)."""
+        row = DispositionRecord(call_id=call_id, agent=agent, code=code, note=note)
+        async with self._sessions.begin() as session:
+            session.add(row)
+
+    async def dispositions(self, call_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The latest disposition of each of ``call_ids`` that has one."""
+        if not call_ids:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(DispositionRecord)
+                .where(DispositionRecord.call_id.in_(call_ids))
+                .order_by(DispositionRecord.id)
+            )
+            return {
+                r.call_id: {
+                    "code": r.code,
+                    "note": r.note,
+                    "agent": r.agent,
+                    "at": r.at.isoformat(),
+                }
+                for r in rows
+            }
+
+    async def dtmf_entries(self, call_id: int) -> list[dict[str, Any]]:
+        """The digits pressed during a call, each with its time."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(DtmfDigit).where(DtmfDigit.call_id == call_id).order_by(DtmfDigit.id)
+            )
+            return [{"digit": r.digit, "at": r.at.isoformat()} for r in rows]
 
     async def get_call(self, call_id: int) -> CallRecord | None:
         """One call by its database id."""

@@ -81,12 +81,13 @@ class Toolbox:
         return ToolCall(call_id, name, parsed, output, True)
 
 
-def transfer_to_human_tool(on_transfer: Callable[[str], Awaitable[None]]) -> Tool:
-    """``transfer_to_human``: hand the call to a human agent."""
+def transfer_to_human_tool(on_transfer: Callable[[str, str], Awaitable[None]]) -> Tool:
+    """``transfer_to_human``: hand the call to a human agent, with a summary for that person."""
 
     async def handler(arguments: dict[str, Any]) -> str:
         reason = str(arguments.get("reason") or "the caller asked for a person")
-        await on_transfer(reason)
+        summary = str(arguments.get("summary") or "").strip()[:1000]
+        await on_transfer(reason, summary)
         return json.dumps({"status": "transferring", "reason": reason})
 
     return Tool(
@@ -95,8 +96,15 @@ def transfer_to_human_tool(on_transfer: Callable[[str], Awaitable[None]]) -> Too
         "person or when you cannot help.",
         parameters={
             "type": "object",
-            "properties": {"reason": {"type": "string", "description": "Why, in a few words"}},
-            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "description": "Why, in a few words"},
+                "summary": {
+                    "type": "string",
+                    "description": "For the agent who takes the call, two or three short "
+                    "sentences: who is calling, what they want, what your tools found.",
+                },
+            },
+            "required": ["reason", "summary"],
         },
         handler=handler,
     )

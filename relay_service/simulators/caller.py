@@ -88,11 +88,14 @@ class CallerPeer:
         self.loud_frames = 0
         self.max_level = 0.0
         self.last_audio = time.monotonic()
+        self.keys_heard: list[str] = []
+        """Keypad digits the business sent to this caller (RFC 4733), in order."""
         self._player: MediaPlayer | None = None
         self._reader: asyncio.Task[None] | None = None
         self.source = self._source(audio)
         self.sender = self.pc.addTrack(self.source)
         self.pc.on("track", self._on_track)
+        self.pc.on("dtmf", lambda event: self.keys_heard.append(str(event.digit)))
 
     def _source(self, audio: str | Path | None) -> MediaStreamTrack:
         if audio is None or audio == "silence":

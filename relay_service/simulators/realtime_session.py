@@ -24,6 +24,37 @@ SPOKEN_DIGITS = {
 PERSON = re.compile(r"\b(human|agent|person|someone|operator)\b", re.IGNORECASE)
 GREETING = "Hello, you are speaking with the virtual assistant. How can I help you today?"
 ASK_REFERENCE = "Could you give me your case reference number? You can type it on the keypad."
+BACK = "I'm back with you. Is there anything else I can help you with?"
+TAKING_BACK = "taking the call back"
+"""What the service's instructions say when an assistant takes a call back from a person."""
+
+
+def spoken_result(output: str, for_reading: bool = False) -> str:
+    """A function's output as the sentence an assistant would say (JSON is never read out).
+
+    ``for_reading``: for the agent's summary, numbers stay numbers and the words are terse.
+    """
+    try:
+        result = json.loads(output)
+    except ValueError:
+        return output.strip()[:200]
+    if not isinstance(result, dict):
+        return "Done."
+    if "error" in result:
+        return "Sorry, I could not look that up just now."
+    if result.get("status") == "transferring":
+        return "I am transferring you to a colleague now. Please hold."
+    reference = str(result.get("reference", ""))
+    if for_reading:
+        found = result.get("found")
+        if found is None:
+            return "Done."
+        return f"Case {reference}: {result.get('status') if found else 'not found'}."
+    if result.get("found") is True:
+        return f"I found your case, {reference}. Its status: {result.get('status')}."
+    if result.get("found") is False:
+        return f"I could not find a case with the reference {reference}. Could you check it?"
+    return "Done."
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,10 @@ class RealtimeSession:
     last_item_id: str | None = None
     pending_user_text: str | None = None
     function_outputs: list[str] = field(default_factory=list)
+    heard: list[str] = field(default_factory=list)
+    """What the caller said or typed, for the handover summary."""
+    found: list[str] = field(default_factory=list)
+    """What the tools found, as spoken, for the handover summary."""
     _speaking: _Response | None = None
     _current_item: str | None = None
 
@@ -149,10 +184,13 @@ class RealtimeSession:
             return
         if self.function_outputs:
             output = self.function_outputs.pop()
-            self._say(f"Thank you. {output[:200]}")
+            self.found.append(spoken_result(output, for_reading=True))
+            self._say(f"Thank you. {spoken_result(output)}")
         elif self.pending_user_text is not None:
             text, self.pending_user_text = self.pending_user_text, None
             self._reply_to(text)
+        elif TAKING_BACK in str(self.session.get("instructions", "")):
+            self._say(BACK)  # continues the conversation a person had: no second greeting
         else:
             self._say(GREETING)
 
@@ -223,12 +261,25 @@ class RealtimeSession:
     def _reply_to(self, text: str) -> None:
         tools = self.tools
         digits = digits_in(text)
+        self.heard.append(text.strip())
         if len(digits) >= 3 and "lookup_case" in tools:
             self._call("lookup_case", {"reference": digits})
         elif PERSON.search(text) and "transfer_to_human" in tools:
-            self._call("transfer_to_human", {"reason": "the caller asked for a person"})
+            arguments = {"reason": "the caller asked for a person", "summary": self.summary()}
+            self._call("transfer_to_human", arguments)
         else:
             self._say(f"I heard: {text.strip()}. {ASK_REFERENCE}")
+
+    def summary(self) -> str:
+        """What a model would tell the person taking over: the request and what was found."""
+        said = [t for t in self.heard if t and not PERSON.search(t)]
+        parts = ["The caller asked to speak to a person."]
+        if said:
+            parts.append("Earlier they said: " + "; ".join(said[-2:]) + ".")
+        parts.extend(self.found[-2:])
+        if not said and not self.found:
+            parts.append("They gave no reference number.")
+        return " ".join(parts)
 
     def _call(self, name: str, arguments: dict[str, Any]) -> None:
         if self._speaking is not None:

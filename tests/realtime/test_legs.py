@@ -46,7 +46,7 @@ async def test_keypad_reference_reaches_the_business_tool_exactly(
     looked_up: list[str] = []
     transfers: list[str] = []
 
-    async def on_transfer(reason: str) -> None:
+    async def on_transfer(reason: str, summary: str) -> None:
         transfers.append(reason)
 
     toolbox = Toolbox()

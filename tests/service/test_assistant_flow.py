@@ -104,7 +104,7 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
         try:
             call_id = await simulator.place_call(audio="silence")
             caller = simulator.calls[call_id].peer
-            rtp = RtpLog(caller.pc)  # greeting → assistant → silence → agent → assistant
+            rtp = RtpLog(caller.pc)  # greeting → assistant → hold music → agent → assistant
             await agent.wait_for_call("assistant")
             rtp.mark("assistant")
             await until(lambda: caller.loud_frames >= 10, 30, "the assistant's voice at the caller")
@@ -138,10 +138,10 @@ async def test_assistant_takes_keypad_reference_transfers_and_takes_the_call_bac
             names = [t["name"] for t in await tool_calls(service, call_id)]
             assert names == ["lookup_case", "transfer_to_human"]
             bridge = service.router.calls[call_id].bridge
-            assert bridge.source == "silence"
+            assert bridge.source == "hold"
             assert isinstance(bridge, RtpMediaBridge) and bridge.assistant_packets > 25
-            received = caller.frames_received  # the caller's stream goes on (silence)
-            await until(lambda: caller.frames_received >= received + 25, 20, "audio while waiting")
+            waiting = caller.loud_frames  # the caller's stream goes on: hold music, not silence
+            await until(lambda: caller.loud_frames >= waiting + 25, 20, "hold music while waiting")
 
             # An agent answers it from the queue; the caller hears the agent.
             heard_before = caller.loud_frames

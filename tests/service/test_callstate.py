@@ -23,12 +23,17 @@ from relay_service.callstate import (
     Event,
     Fault,
     HandBack,
+    Hold,
     IllegalTransition,
     PreAccepted,
+    Resume,
+    SendDtmf,
+    SendKeys,
     SendToWhatsApp,
     Source,
     StorageFailed,
     SwitchSource,
+    TransferToAgent,
     WhatsAppAnswered,
     WhatsAppEnded,
     transition,
@@ -47,6 +52,10 @@ events: st.SearchStrategy[Event] = st.one_of(
     st.builds(HandBack, st.sampled_from(AGENTS), st.booleans()),
     st.builds(AgentHungUp, st.sampled_from(AGENTS), st.just("hung up")),
     st.builds(StorageFailed, st.just("read-only database")),
+    st.builds(Hold, st.sampled_from(AGENTS)),
+    st.builds(Resume, st.sampled_from(AGENTS)),
+    st.builds(TransferToAgent, st.sampled_from(AGENTS), st.sampled_from(AGENTS)),
+    st.builds(SendKeys, st.sampled_from(AGENTS), st.sampled_from(["1", "12#", "x", ""])),
     st.builds(
         Fault,
         st.sampled_from(["media", "ring_timeout", "graph", "signalling"]),
@@ -104,13 +113,16 @@ class World:
         # Who the caller hears is the one source the actions switched to, and it is the holder.
         assert self.heard is m.source or (m.state is CallState.DIALING and m.source is Source.AGENT)
         if m.state in HELD_BY_AGENT:
-            assert m.agent is not None and m.source is Source.AGENT
+            held = m.state is CallState.HELD
+            assert m.agent is not None and m.source is (Source.HOLD if held else Source.AGENT)
         else:
             assert m.agent is None
+        if m.transfer_to is not None:  # waits for that agent only, with hold music
+            assert m.state is CallState.WAITING and m.source is Source.HOLD
         if m.state is CallState.ASSISTANT:
             assert m.source is Source.ASSISTANT
         if m.state in (CallState.WAITING, CallState.PRERECORDED):
-            assert m.source in (Source.SILENCE, Source.GREETING)
+            assert m.source in (Source.SILENCE, Source.GREETING, Source.HOLD)
         if m.state not in (CallState.RINGING, CallState.DIALING):  # past the ring phase
             assert m.accepted
         if m.accepted and not self.outbound:
@@ -169,7 +181,7 @@ def test_the_whole_life_of_an_assisted_call() -> None:
     assert [s.source for s in states] == [
         Source.GREETING,
         Source.ASSISTANT,
-        Source.SILENCE,
+        Source.HOLD,
         Source.AGENT,
         Source.SILENCE,
         Source.ASSISTANT,
@@ -207,3 +219,33 @@ def test_storage_failure_changes_no_state() -> None:
     machine = CallMachine.incoming()
     after, actions = transition(machine, StorageFailed("disk full"))
     assert after == machine and len(actions) == 1
+
+
+def test_hold_transfer_and_keys_follow_the_table() -> None:
+    world = World(CallMachine.incoming())
+    for event in (PreAccepted(), AgentAnswered("alice")):
+        assert world.feed(event)
+    with pytest.raises(IllegalTransition, match="only the agent holding a call puts it on hold"):
+        transition(world.machine, Hold("bob"))
+    assert world.feed(SendKeys("alice", "12#"))
+    assert [a for a in world.log if isinstance(a, SendDtmf)] == [SendDtmf("12#", "alice")]
+    assert not world.feed(SendKeys("alice", "12x")), "not a key"
+    assert world.feed(Hold("alice"))
+    assert (world.machine.state, world.heard) == (CallState.HELD, Source.HOLD)
+    assert not world.feed(Hold("alice")), "already on hold"
+    assert world.feed(Resume("alice"))
+    assert (world.machine.state, world.heard) == (CallState.HUMAN, Source.AGENT)
+    assert not world.feed(TransferToAgent("alice", "alice")), "to oneself"
+    assert world.feed(TransferToAgent("alice", "bob"))
+    m = world.machine
+    assert (m.state, m.agent, m.transfer_to, world.heard) == (
+        CallState.WAITING,
+        None,
+        "bob",
+        Source.HOLD,
+    )
+    with pytest.raises(IllegalTransition, match="transferred to bob"):
+        transition(world.machine, AgentAnswered("carol"))
+    assert world.feed(AgentAnswered("bob"))
+    assert (world.machine.agent, world.machine.transfer_to) == ("bob", None)
+    world.check()

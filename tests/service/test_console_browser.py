@@ -89,7 +89,7 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
     assert "alice" in await page.inner_text("#who")
 
     call_id = await simulator.place_call(audio="tone")
-    answer = page.locator(f'tr[data-call-id="{call_id}"] button.answer')
+    answer = page.locator(f'#queue [data-call-id="{call_id}"] button.answer')
     await answer.wait_for(timeout=20_000)
     await answer.click()
     await page.wait_for_function(
@@ -105,9 +105,10 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
     await until(lambda: sim_call.peer.loud_frames >= 50, timeout=30, what="browser audio at caller")
 
     assert simulator.press(call_id, "42#"), "the simulated caller sends RFC 4733 events"
-    await page.wait_for_function(
-        "() => document.querySelector('#digits').textContent === '42#'", timeout=30_000
-    )
+    # The keys show as one entry in the conversation, for the agent who heard them.
+    keys = page.locator(f'#transcripts [data-call-id="{call_id}"] p.keys')
+    await keys.locator("kbd:text-is('42 #')").wait_for(timeout=30_000)
+    assert "for alice" in await keys.inner_text()
 
     await page.click("#hangup")
     await page.wait_for_function(
@@ -124,7 +125,7 @@ async def test_agent_handles_a_whatsapp_call_in_chromium(running: Running, page:
 
     # The call detail in the page lists the diagnostic files for download.
     await page.click("#refresh-history")
-    await page.click(f"#history a:text-is('{record.id}')")
+    await page.click(f'#history tr[data-id="{record.id}"] a')
     await page.wait_for_selector("#detail a[download]")
     assert await page.locator("#detail a[download]").count() == 2
 

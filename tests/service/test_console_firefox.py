@@ -137,7 +137,7 @@ async def test_agent_handles_a_whatsapp_call_in_firefox(
     assert "alice" in await page.run("return document.querySelector('#who').textContent;")
 
     call_id = await simulator.place_call(audio="tone")
-    answer = f'tr[data-call-id="{call_id}"] button.answer'
+    answer = f'#queue [data-call-id="{call_id}"] button.answer'
     await page.wait_for(f"document.querySelector('{answer}')", timeout=20)
     await page.click(answer)
     await page.wait_for("document.querySelector('#status').textContent.includes('connected')")
@@ -158,7 +158,8 @@ async def test_agent_handles_a_whatsapp_call_in_firefox(
     await until(lambda: sim_call.peer.loud_frames >= 50, timeout=30, what="Firefox audio at caller")
 
     assert simulator.press(call_id, "42#"), "the simulated caller sends RFC 4733 events"
-    await page.wait_for("document.querySelector('#digits').textContent === '42#'")
+    keys = f'#transcripts [data-call-id="{call_id}"] p.keys kbd'
+    await page.wait_for(f"document.querySelector('{keys}')?.textContent === '42 #'")
 
     await page.click("#hangup")
     await page.wait_for(f"relay.ended.includes('{call_id}') && relay.pc === null")

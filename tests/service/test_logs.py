@@ -75,32 +75,45 @@ def test_a_terminal_gets_plain_text() -> None:
     assert not text.lstrip().startswith("{")
 
 
-def _routine(checklist_logger: logging.Logger) -> None:
-    """One line of each kind of routine detail, through the loggers that really write them."""
-    checklist_logger.info("check %s failed: %s", "pair A", "timeout")
-    checklist_logger.info("keeping %s: nominated %s has lower priority", "pair A", "pair B")
+PER_CHECK = [
+    ("aioice.ice", "%s Check %s %s -> %s", ("Connection(0)", "pair", "WAITING", "IN_PROGRESS")),
+    ("webrtc_ext.ice_engine.checklist", "check %s failed: %s", ("pair", "timeout")),
+    ("webrtc_ext.ice_engine.checklist", "keeping %s: nominated %s has lower priority", (1, 2)),
+]
+
+
+def test_per_check_ice_lines_are_debug_detail(captured: io.StringIO) -> None:
+    checklist = logging.getLogger("webrtc_ext.ice_engine.checklist")
+    for name, message, args in PER_CHECK:
+        logging.getLogger(name).info(message, *args)
+    checklist.info("selected %s", "pair")
+    assert [line["event"] for line in lines(captured)] == ["selected pair"]
+    logging.getLogger().setLevel(logging.DEBUG)
+    for name, message, args in PER_CHECK:
+        logging.getLogger(name).info(message, *args)
+    shown = lines(captured)[1:]
+    assert [(line["logger"], line["level"]) for line in shown] == [
+        (name, "debug") for name, _, _ in PER_CHECK
+    ]
+
+
+def test_alembic_start_up_chatter_is_debug_detail(captured: io.StringIO) -> None:
+    migration = logging.getLogger("alembic.runtime.migration")
     logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "alembic.autogenerate")
-    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
-    logging.getLogger("alembic.runtime.migration").info("Will assume non-transactional DDL.")
+    migration.info("Context impl SQLiteImpl.")
+    migration.info("Will assume non-transactional DDL.")
+    migration.info("Running upgrade  -> 0001, Initial")
+    assert [line["event"] for line in lines(captured)] == ["Running upgrade  -> 0001, Initial"]
 
 
-async def test_ice_checks_and_alembic_start_up_are_debug_detail(captured: io.StringIO) -> None:
-    from webrtc_ext.ice_engine import checklist
-
+async def test_a_loopback_call_logs_its_ice_outcome_without_per_check_lines(
+    captured: io.StringIO,
+) -> None:
     async with audio_call():
         pass
-    _routine(checklist.logger)
-    logging.getLogger("alembic.runtime.migration").info("Running upgrade  -> 0001, Initial")
     events = [line["event"] for line in lines(captured)]
-    assert "ICE completed" in events  # the check list's own lines stay at INFO
-    assert not [e for e in events if e.startswith(("check ", "keeping ", "setup plugin "))]
-    assert not [e for e in events if e.startswith(("Context impl", "Will assume"))]
-    assert "Running upgrade  -> 0001, Initial" in events
-    logging.getLogger().setLevel(logging.DEBUG)
-    before = len(lines(captured))
-    _routine(checklist.logger)
-    detail = lines(captured)[before:]
-    assert len(detail) == 5 and {line["level"] for line in detail} == {"debug"}
+    assert any(e.startswith("selected ") for e in events), events
+    assert not [e for e in events if e.startswith(("check ", "keeping ")) or " Check " in e]
 
 
 async def test_a_call_s_lines_carry_its_id_and_leg(running: Running, captured: io.StringIO) -> None:
@@ -140,6 +153,10 @@ async def test_the_realtime_legs_lines_name_their_leg(
         await until(
             lambda: call_id in calls and calls[call_id].state == "assistant",
             what="the assistant answering",
+        )
+        answered = 'relay_answer_seconds_count{by="assistant",direction="USER_INITIATED"} 1.0'
+        await until(
+            lambda: answered in running.service.metrics.render(), what="the answer time observed"
         )
         await simulator.hangup(call_id)
         await until(lambda: call_id not in running.service.router.calls, what="the call ended")

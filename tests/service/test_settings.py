@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_service.settings import Settings, SettingsError
@@ -185,6 +185,7 @@ def test_serve_prints_one_line_per_problem_and_exits_2(
     assert sorted(line.split()[1] for line in lines[1:]) == ["RELAY_LOG_FORMAT", "RELAY_PORT"]
 
 
+@settings(deadline=None)  # a loaded machine is not a failure
 @given(low=st.integers(-5, 70000), high=st.integers(-5, 70000))
 def test_udp_port_range_is_accepted_exactly_when_it_is_a_valid_range(low: int, high: int) -> None:
     environ = {"RELAY_UDP_PORT_RANGE": f"{low}-{high}"}
@@ -195,6 +196,7 @@ def test_udp_port_range_is_accepted_exactly_when_it_is_a_valid_range(low: int, h
             Settings.from_env(environ, dotenv=None)
 
 
+@settings(deadline=None)  # a loaded machine is not a failure
 @given(raw=st.text(max_size=40))
 def test_any_agents_value_is_parsed_or_named_in_one_line(raw: str) -> None:
     try:

@@ -22,7 +22,14 @@ from relay_service.storage import Base, Storage
 from ..servers import PostgreSQL
 from .conftest import running_service
 
-TABLES = {"calls", "dtmf_digits", "diagnostics", "transcript_segments", "tool_calls"}
+TABLES = {
+    "calls",
+    "dtmf_digits",
+    "diagnostics",
+    "transcript_segments",
+    "tool_calls",
+    "dispositions",
+}
 
 
 async def started(url: str) -> Storage:

@@ -30,12 +30,12 @@ async def test_caller_transcript_appears_live_on_the_agents_page(
         await sign_in(page, running.url, "alice", "wonderland")
 
         call_id = await simulator.place_call(audio=await speech_file(tmp_path, SENTENCE))
-        answer = page.locator(f'tr[data-call-id="{call_id}"] button.answer')
+        answer = page.locator(f'#queue [data-call-id="{call_id}"] button.answer')
         await answer.wait_for(timeout=20_000)
         await answer.click()
         line = page.locator(f'#transcripts [data-call-id="{call_id}"] p.seg.speaker-caller')
         await line.first.wait_for(timeout=45_000)
-        text = await line.first.inner_text()
+        text = await line.first.locator(".text").inner_text()
         assert "reference number" in text
 
         await page.click("#hangup")
@@ -43,10 +43,11 @@ async def test_caller_transcript_appears_live_on_the_agents_page(
         record = await running.service.storage.find_call(call_id)
         assert record is not None
         await page.click("#refresh-history")
-        await page.click(f"#history a:text-is('{record.id}')")
+        await page.click(f'#history tr[data-id="{record.id}"] a')
         stored = page.locator("#detail .stored-transcript")
         await stored.wait_for(timeout=10_000)
-        assert "caller: " + text.removeprefix("caller: ") in await stored.inner_text()
+        stored_lines = stored.locator("p.seg.speaker-caller .text")
+        assert text in await stored_lines.all_inner_texts()
 
 
 async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
@@ -60,7 +61,7 @@ async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
         await sign_in(page, running.url, "bob", "builder")
 
         call_id = await simulator.place_call(audio=await speech_file(tmp_path, SENTENCE))
-        row = f'tr[data-call-id="{call_id}"]'
+        row = f'#queue [data-call-id="{call_id}"]'
         transcript = f'#transcripts [data-call-id="{call_id}"]'
         # The agent watches the assistant's conversation live, then takes the call over.
         await page.locator(f"{transcript} p.seg.speaker-assistant").first.wait_for(timeout=30_000)
@@ -69,7 +70,7 @@ async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
         await takeover.wait_for(timeout=10_000)
         await takeover.click()
         await page.wait_for_selector("#handback:not([hidden])", timeout=30_000)
-        assert await page.inner_text("#current-state") == "human"
+        assert await page.get_attribute("#current-state", "data-state") == "human"
         await page.wait_for_function(
             "() => document.querySelector('#status').textContent.includes('connected')",
             timeout=30_000,
@@ -90,40 +91,3 @@ async def test_agent_takes_over_from_the_assistant_and_hands_back_in_chromium(
             "whatsapp",
             "browser",
         }
-
-
-async def test_simulated_call_button_then_the_stored_conversation_in_order(
-    tmp_path: Path,
-    page: Any,  # noqa: F811
-) -> None:
-    environ = {"ASSISTANT_ENABLED": "on", "TRANSCRIPTION_ENABLED": "on"}
-    async with running_service(tmp_path, **environ) as running:
-        simulator = running.service.simulator
-        assert simulator is not None
-        await sign_in(page, running.url, "alice", "wonderland")
-
-        await page.click("#simulate")
-        row = page.locator("#calls tbody tr")
-        await row.first.wait_for(timeout=20_000)
-        call_id = await row.first.get_attribute("data-call-id")
-        assert call_id and call_id.startswith("wacid.")
-        # "Calling…" gives way to the call's row instead of staying after the call ended.
-        await page.wait_for_function(
-            "() => document.querySelector('#simulate-result').textContent === ''",
-            timeout=10_000,
-        )
-        # The assistant looks the caller's reference up, then answers with what it found.
-        transcript = f'#transcripts [data-call-id="{call_id}"]'
-        await page.locator(f"{transcript} p.tool").first.wait_for(timeout=45_000)
-        await page.locator(f"{transcript} p.seg.speaker-assistant").nth(1).wait_for(timeout=30_000)
-        await simulator.hangup(call_id)
-        await page.wait_for_function(f"() => relay.ended.includes('{call_id}')", timeout=30_000)
-        record = await running.service.storage.find_call(call_id)
-        assert record is not None
-        await page.click("#refresh-history")
-        await page.click(f"#history a:text-is('{record.id}')")
-        stored = page.locator("#detail .stored-transcript")
-        await stored.wait_for(timeout=10_000)
-        stored_lines = (await stored.inner_text()).splitlines()
-        assert any("  tool lookup_case " in line for line in stored_lines)
-        assert stored_lines == sorted(stored_lines), "the history reads in the order it happened"

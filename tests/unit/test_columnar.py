@@ -64,6 +64,7 @@ def test_rarely_changing_values_are_runs() -> None:
         {"r": [[1, "x"]], "n": 2},
         {"r": [[0, "a"], [5, "b"]], "n": 3},
         {"r": [["0", "a"]], "n": 1},
+        {"r": [[False, None], []], "n": 1},
         {"d": [1, "2"], "e": 0},
         {"d": [1, True], "e": 0},
         {"d": [1], "e": 9},
@@ -73,3 +74,17 @@ def test_rarely_changing_values_are_runs() -> None:
 def test_malformed_columns_raise_the_dedicated_error(encoded: Any) -> None:
     with pytest.raises(ColumnError):
         decode_column(encoded)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(-2, 6) | st.booleans() | st.none(), max_size=3), max_size=4),
+    st.integers(-1, 8) | st.booleans(),
+)
+def test_any_runs_decode_or_raise_the_dedicated_error(runs: list[Any], count: Any) -> None:
+    # e.g. [[False, None], []] once raised IndexError instead of ColumnError.
+    try:
+        values = decode_column({"r": runs, "n": count})
+    except ColumnError:
+        return
+    assert len(values) == count

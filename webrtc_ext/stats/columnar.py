@@ -96,19 +96,24 @@ def decode_column(encoded: Any) -> list[Any]:
 
 
 def _decode_runs(runs: Any, count: Any) -> list[Any]:
-    if not isinstance(runs, list) or not isinstance(count, int) or count < 0:
+    if not isinstance(runs, list) or not _is_index(count):
         raise ColumnError("runs need a list 'r' and a count 'n'")
-    values: list[Any] = []
-    for position, run in enumerate(runs):
-        if not (isinstance(run, list) and len(run) == 2 and isinstance(run[0], int)):
+    for run in runs:
+        if not (isinstance(run, list) and len(run) == 2 and _is_index(run[0])):
             raise ColumnError("a run is not [index, value]")
-        end = runs[position + 1][0] if position + 1 < len(runs) else count
-        if not isinstance(end, int) or run[0] != len(values) or end < run[0]:
+    values: list[Any] = []
+    ends = [run[0] for run in runs[1:]] + [count]
+    for (start, value), end in zip(runs, ends, strict=False):  # no runs: nothing to decode
+        if start != len(values) or end < start:
             raise ColumnError("runs are not in order")
-        values.extend([run[1]] * (end - run[0]))
+        values.extend([value] * (end - start))
     if len(values) != count:
         raise ColumnError("runs do not add up to the count")
     return values
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _decode_deltas(deltas: Any, scale: Any, floats: bool) -> list[Any]:
