@@ -19,6 +19,7 @@ from aioice import Candidate
 PEER_CONNECTION_PRIVATE = (
     "certificates",
     "createDtlsTransport",
+    "createSctpTransport",
     "createTransceiver",
     "dtlsTransports",
     "iceTransports",
@@ -34,41 +35,53 @@ PEER_CONNECTION_PRIVATE = (
 #: (name-mangled ``__name``; they feed aiortc's transport stats).
 DTLS_TRANSPORT_PRIVATE = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
 
-#: aiortc.rtcsctptransport module constants: the DATA chunk size limit webrtc_ext lowers so
-#: that an SCTP packet fits one DTLS record within the MTU, and the header sizes it uses.
-SCTP_MODULE_CONSTANTS = (
-    "SCTP_COMMON_HEADER_LENGTH",
-    "SCTP_DATA_CHUNK_HEADER_LENGTH",
-    "USERDATA_MAX_LENGTH",
+#: aiortc.RTCPeerConnection private members that webrtc_ext.RTCPeerConnection writes.
+PEER_CONNECTION_WRITTEN = ("sctp",)
+
+#: aiortc.RTCSctpTransport members that webrtc_ext.rtcsctptransport.RTCSctpTransport's
+#: ``_send`` (a copy of aiortc 1.16.0's with a per-association chunk size) reads and writes.
+SCTP_TRANSPORT_MEMBERS = ("_local_tsn", "_outbound_queue", "_outbound_stream_seq", "_transmit")
+
+#: SHA-256 of aiortc 1.16.0's ``RTCSctpTransport._send`` source: webrtc_ext's copy must be
+#: merged again by hand when upstream changes it (docs/fork.md).
+SCTP_SEND_UPSTREAM_SHA256 = "f0f8aff63a9a87439230618a25e4e7db919f5001459f06281b4c08724ec395a6"
+
+
+def upstream_source_sha256(function: Any) -> str:
+    """SHA-256 of a function's source (to notice when upstream changes what we copied)."""
+    import hashlib
+    import inspect
+
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
+#: SHA-256 of aiortc 1.16.0's ``rtcrtpsender.py``, which
+#: ``webrtc_ext/_vendor/aiortc/rtcrtpsender.py`` forks: when upstream changes it, merge the
+#: change into the fork by hand (docs/fork.md).
+RTP_SENDER_UPSTREAM_SHA256 = "f90cef75d1f58cbe415ff4329e340bf1425ca8664020e4cb83cb45f06c33c36b"
+
+#: Members of the (forked) sender that aiortc's peer connection, transceiver and DTLS
+#: transport use: the fork must keep them.
+RTP_SENDER_USED_BY_AIORTC = (
+    "_enabled",
+    "_handle_rtcp_packet",
+    "_rtx_ssrc",
+    "_ssrc",
+    "_stream_id",
+    "_track_id",
+    "getStats",
+    "replaceTrack",
+    "send",
+    "setTransport",
+    "stop",
 )
 
-#: aiortc.RTCRtpSender private members that webrtc_ext.rawrtp.RawRtpSenderMixin reads or
-#: writes: its ``_run_rtp`` replaces aiortc's so that the sender owns the sequence space (in
-#: one munger, which DTMF's packets go through too), and it keeps the sender-report counters.
-RTP_SENDER_PRIVATE = (
-    "encoder",
-    "ntp_timestamp",
-    "octet_count",
-    "packet_count",
-    "rtp_exited",
-    "rtp_started",
-    "rtp_timestamp",
-    "rtx_payload_type",
-    "rtx_sequence_number",
-    "track",
-)
-
-#: aiortc.RTCRtpSender/RTCRtpReceiver methods overridden or called (single underscore).
-RTP_METHODS = (
-    (aiortc.RTCRtpSender, "_next_encoded_frame"),
-    (aiortc.RTCRtpSender, "_retransmit"),
-    (aiortc.RTCRtpSender, "_run_rtp"),
-    (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
-)
+#: aiortc.RTCRtpReceiver methods overridden or called (single underscore).
+RTP_METHODS = ((aiortc.RTCRtpReceiver, "_handle_rtp_packet"),)
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
-RTP_RECEIVER_PRIVATE = ("codecs", "remote_streams", "rtx_ssrc", "stop_decoder")
+RTP_RECEIVER_PRIVATE = ("codecs", "jitter_buffer", "remote_streams", "rtx_ssrc", "stop_decoder")
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that
 #: telephone-event packets are counted without touching the jitter estimate.
@@ -165,7 +178,7 @@ ICE_TRANSPORT_ATTRIBUTES = ("_connection",)
 #: Single-underscore aiortc members the raw RTP path (webrtc_ext.rawrtp) uses or overrides, per
 #: class (instance attributes among them, so they are checked on probe objects).
 RTP_MEMBERS = {
-    "RTCRtpSender": ("_next_encoded_frame", "_retransmit", "_run_rtp", "_ssrc", "_rtx_ssrc"),
+    "RTCRtpSender": ("_ssrc", "_rtx_ssrc"),
     "RTCRtpReceiver": ("_enabled", "_handle_rtp_packet"),
     "RTCDtlsTransport": ("_rtp_router", "_rx_srtp", "_state", "_tx_srtp"),
 }
@@ -177,6 +190,18 @@ def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     return getattr(pc, "_RTCPeerConnection__" + name)
 
 
+def dtls_count_received(transport: aiortc.RTCDtlsTransport, size: int) -> None:
+    """Count one datagram of ``size`` bytes in aiortc's private ``__rx_*`` transport counters."""
+    transport._RTCDtlsTransport__rx_bytes += size  # type: ignore[attr-defined]
+    transport._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+
+
+def dtls_count_sent(transport: aiortc.RTCDtlsTransport, size: int) -> None:
+    """Count one datagram of ``size`` bytes in aiortc's private ``__tx_*`` transport counters."""
+    transport._RTCDtlsTransport__tx_bytes += size  # type: ignore[attr-defined]
+    transport._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+
+
 def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
     """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
     assert name in DTLS_TRANSPORT_PRIVATE, name
@@ -184,20 +209,10 @@ def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int)
     setattr(transport, attribute, getattr(transport, attribute) + amount)
 
 
-def lower_sctp_user_data_limit(sctp_packet_limit: int) -> int:
-    """Make aiortc's SCTP packets at most ``sctp_packet_limit`` bytes; the new DATA limit.
-
-    aiortc reads ``USERDATA_MAX_LENGTH`` as a module global, so the limit is process-wide:
-    it only ever goes down, to fit the smallest MTU of any connection.
-    """
-    sctp = aiortc.rtcsctptransport
-    overhead = sctp.SCTP_COMMON_HEADER_LENGTH + sctp.SCTP_DATA_CHUNK_HEADER_LENGTH
-    limit = (sctp_packet_limit - overhead) // 4 * 4  # chunks are padded to 4 bytes
-    if limit < 4:
-        raise ValueError(f"no room for SCTP data in a {sctp_packet_limit}-byte record")
-    if limit < sctp.USERDATA_MAX_LENGTH:
-        sctp.USERDATA_MAX_LENGTH = limit
-    return int(sctp.USERDATA_MAX_LENGTH)
+def pc_private_set(pc: aiortc.RTCPeerConnection, name: str, value: Any) -> None:
+    """Set aiortc's private ``RTCPeerConnection.__<name>`` member."""
+    assert name in PEER_CONNECTION_WRITTEN, name
+    setattr(pc, "_RTCPeerConnection__" + name, value)
 
 
 def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
@@ -206,19 +221,17 @@ def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
     return getattr(receiver, "_RTCRtpReceiver__" + name)
 
 
-def missing_rtp_internals(
-    sender: aiortc.RTCRtpSender, receiver: aiortc.RTCRtpReceiver
-) -> list[str]:
-    """The RTP sender/receiver internals listed here that these aiortc objects lack.
+def missing_rtp_internals(sender: Any, receiver: aiortc.RTCRtpReceiver) -> list[str]:
+    """The RTP sender/receiver members listed here that these objects lack.
 
     Needs a sender and receiver built inside a running event loop (aiortc's need one).
     """
     from aiortc.rtcrtpreceiver import StreamStatistics
 
     missing = [
-        f"aiortc.RTCRtpSender().__{name}"
-        for name in RTP_SENDER_PRIVATE
-        if not hasattr(sender, "_RTCRtpSender__" + name)
+        f"webrtc_ext RTCRtpSender().{name}"
+        for name in RTP_SENDER_USED_BY_AIORTC
+        if not hasattr(sender, name)
     ]
     missing += [
         f"aiortc.RTCRtpReceiver().__{name}"
@@ -255,9 +268,6 @@ def missing_internals() -> list[str]:
     for name in PEER_CONNECTION_PRIVATE:
         if not hasattr(pc, "_RTCPeerConnection__" + name):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
-    for name in SCTP_MODULE_CONSTANTS:
-        if not isinstance(getattr(aiortc.rtcsctptransport, name, None), int):
-            missing.append(f"aiortc.rtcsctptransport.{name}")
     dtls = aiortc.RTCDtlsTransport(
         aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
         [aiortc.RTCCertificate.generateCertificate()],
@@ -312,3 +322,22 @@ def candidate_network_host(candidate: Candidate) -> str:
 def set_candidate_network_host(candidate: Candidate, address: str) -> None:
     """Set the address a remote candidate is reached at (an mDNS name's resolved address)."""
     candidate._network_host = address
+
+
+def set_bundled(owner: Any, bundled: bool) -> None:
+    """Mark a transceiver or SCTP transport as riding the first one's transports (BUNDLE).
+
+    aiortc's private ``_bundled``: its ``__connect`` starts the ICE and DTLS transports of
+    owners that are not bundled, and skips the others.
+    """
+    owner._bundled = bundled
+
+
+def receiver_set_rtcp_ssrc(receiver: aiortc.RTCRtpReceiver, ssrc: int) -> None:
+    """The SSRC a receiver's RTCP receiver reports are sent from (private ``_set_rtcp_ssrc``)."""
+    receiver._set_rtcp_ssrc(ssrc)
+
+
+def certificate_key_and_cert(certificate: aiortc.RTCCertificate) -> tuple[Any, Any]:
+    """The private key and X.509 certificate inside an aiortc certificate (``_key``, ``_cert``)."""
+    return certificate._key, certificate._cert

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import SSL
 
+from ._internals import certificate_key_and_cert
+
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 #: ECDHE suites for both certificate types, AEAD first. aiortc admits ECDSA only.
@@ -138,7 +140,7 @@ class RTCCertificate(AiortcCertificate):
         """The same key and certificate as an aiortc :class:`~aiortc.RTCCertificate`."""
         if isinstance(certificate, cls):
             return certificate
-        return cls(certificate._key, certificate._cert)
+        return cls(*certificate_key_and_cert(certificate))
 
     def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)

@@ -22,13 +22,14 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 
 from ._deprecated import renamed
-from ._internals import pc_private
+from ._internals import pc_private, pc_private_set, receiver_set_rtcp_ssrc, set_bundled
 from .composed import DtlsTransport, RtpReceiver, RtpSender
 from .config import PeerConnectionConfig
 from .dtmf.connection import DtmfPeerConnectionMixin
 from .dtmf.negotiation import TelephoneEventTransceiver
 from .ice import IceGatheringError
 from .rtcicetransport import IceGatherer, IceTransport
+from .rtcsctptransport import RTCSctpTransport
 from .sdp import check_parses, drop_malformed_candidates
 from .stats.builder import build_stats_report
 from .stats.collect import PeerConnectionStats
@@ -98,7 +99,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
 
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
-    ) -> RTCRtpSender:
+    ) -> RtpSender:
         return RtpSender(track_or_kind, transport)
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
@@ -138,6 +139,21 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         pc_private(self, "updateConnectionState")()
         return dtls_transport
 
+    def _RTCPeerConnection__createSctpTransport(self) -> None:
+        """aiortc's SCTP transport factory, building ours (DATA chunks sized per association)."""
+        transceivers: list[RTCRtpTransceiver] = pc_private(self, "transceivers")
+        bundled = self._config.bundle_policy == RTCBundlePolicy.MAX_BUNDLE and bool(transceivers)
+        if bundled:
+            dtls_transport = transceivers[0].receiver.transport
+        else:
+            dtls_transport = pc_private(self, "createDtlsTransport")()
+        sctp = RTCSctpTransport(dtls_transport)
+        set_bundled(sctp, bundled)
+        sctp.mid = None
+        sctp.on("datachannel", lambda channel: self.emit("datachannel", channel))
+        self._stats.sctp_created(sctp)
+        pc_private_set(self, "sctp", sctp)
+
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None
     ) -> RTCRtpTransceiver:
@@ -161,13 +177,16 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
         transceiver = TelephoneEventTransceiver(
             direction=direction,
             kind=kind,
-            sender=self._create_rtp_sender(sender_track or kind, dtls_transport),
+            # webrtc_ext's forked sender keeps aiortc's interface (docs/fork.md).
+            sender=cast(
+                RTCRtpSender, self._create_rtp_sender(sender_track or kind, dtls_transport)
+            ),
             receiver=self._create_rtp_receiver(kind, dtls_transport),
             telephone_events=self._telephone_event_codecs,
         )
-        transceiver.receiver._set_rtcp_ssrc(transceiver.sender._ssrc)
+        receiver_set_rtcp_ssrc(transceiver.receiver, transceiver.sender._ssrc)
         transceiver.sender._stream_id = pc_private(self, "stream_id")
-        transceiver._bundled = bundled
+        set_bundled(transceiver, bundled)
         transceivers.append(transceiver)
         self._apply_codec_preferences(transceiver)
         return transceiver

@@ -1,13 +1,14 @@
 """Raw RTP on aiortc's senders and receivers: packets in and out without codecs.
 
-Three aiortc mixins, each adding one concern and overriding as little as it can (the classes
+Three classes, each adding one concern and overriding as little as it can (the classes
 the peer connection builds, ``webrtc_ext.RtpSender``/``RtpReceiver``, compose them with DTMF's
 in :mod:`webrtc_ext.composed`):
 
 - :class:`RawRtpReceiverMixin` (``RTCRtpReceiver``): ``on_rtp(callback)`` and ``rtp_packets()``
   deliver the transceiver's RTP packets untouched; the decoder never runs for a receiver used
   this way.
-- :class:`RawRtpSenderMixin` (``RTCRtpSender``): ``send_rtp(packet)`` sends pre-encoded packets
+- :class:`RawRtpSenderMixin` (webrtc_ext's fork of aiortc's ``RTCRtpSender``, in
+  :mod:`webrtc_ext._vendor.aiortc.rtcrtpsender`): ``send_rtp(packet)`` sends pre-encoded packets
   with the sender's SSRC, payload type and header extensions. Every outgoing packet, from a
   track, from ``send_rtp`` or made by the sender (``send_rtp_inserted``, e.g. DTMF), goes
   through the sender's one :class:`~webrtc_ext.munger.RtpMunger`: the sequence space is owned
@@ -23,28 +24,24 @@ subclasses of the same aiortc classes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, NamedTuple
 
 import pylibsrtp
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import RTCDtlsTransport, RTCRtpReceiver
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
-    RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
-    RTCRtpSendParameters,
 )
-from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RtpPacket, wrap_rtx
-from aiortc.utils import random32
+from aiortc.rtp import RtpPacket, is_rtcp
 
+from ._internals import dtls_count_received, dtls_count_sent, receiver_private
+from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
 from .ice import IceConnection
-from .munger import RtpMunger
-from .rtp import URI_AUDIO_LEVEL, OutboundRtpStream, RawRtpPacket, extension_id, ntp_now
+from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
+from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +69,11 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         self._rtp_queues: list[asyncio.Queue[RawRtpPacket | None]] = []
         self._audio_level_id = 0
         self._receiving = False
+        self.interceptors = ReceiverInterceptorChain()
+        """Stages every RTP packet of this receiver goes through first (e.g. DTMF reception)."""
+        # aiortc's own dicts (filled in place by receive()), read on every raw packet.
+        self._negotiated_codecs: dict[int, Any] = receiver_private(self, "codecs")
+        self._stream_statistics: dict[int, Any] = receiver_private(self, "remote_streams")
 
     @property
     def raw(self) -> bool:
@@ -83,7 +85,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         if not self._raw:
             self._raw = True
             if self._receiving:
-                self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+                receiver_private(self, "stop_decoder")()
 
     def on_rtp(self, callback: RtpCallback) -> RtpCallback:
         """Call ``callback(packet)`` for every RTP packet received; usable as a decorator."""
@@ -113,7 +115,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         await super().receive(parameters)
         self._receiving = True
         if self._raw:
-            self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+            receiver_private(self, "stop_decoder")()
 
     async def stop(self) -> None:
         """aiortc's ``stop``; ends every ``rtp_packets()`` iterator."""
@@ -122,6 +124,9 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             _put_dropping_oldest(queue, None)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        now = time.monotonic()
+        if not self._enabled or not self.interceptors.rtp_received(packet, now):
+            return
         if not self._raw:
             await super()._handle_rtp_packet(packet, arrival_time_ms)
             return
@@ -133,18 +138,23 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             timestamp=packet.timestamp,
             ssrc=packet.ssrc,
             marker=bool(packet.marker),
-            arrival_time=time.monotonic(),
+            arrival_time=now,
         )
-        self._deliver(raw)
+        self._deliver_raw(raw)
 
     def _deliver(self, packet: RawRtpPacket) -> None:
+        """One packet from the SRTP fast path: through the interceptors, then delivered raw."""
+        if self._enabled and self.interceptors.rtp_received(packet, packet.arrival_time):
+            self._deliver_raw(packet)
+
+    def _deliver_raw(self, packet: RawRtpPacket) -> None:
         """Hand one received packet to the statistics, the callbacks and the iterators."""
         if not self._enabled:
             return
-        codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+        codec = self._negotiated_codecs.get(packet.payload_type)
         if codec is None:
             return  # a payload type that was not negotiated, as aiortc drops it
-        streams = self._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        streams = self._stream_statistics
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = _stream_statistics(codec.clockRate)
@@ -173,237 +183,9 @@ def _put_dropping_oldest(queue: asyncio.Queue[Any], item: Any) -> None:
 # -- send ------------------------------------------------------------------------------------
 
 
-class RawRtpSenderMixin(RTCRtpSender):
-    """Sender side of raw RTP.
-
-    Overrides ``send``, ``replaceTrack``, ``_run_rtp`` (aiortc keeps the sequence number as a
-    local of this loop; here it lives in the sender's munger) and ``_retransmit``.
-    """
-
-    def __init__(self, trackOrKind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> None:
-        self._munger: RtpMunger | None = None
-        self._outbound: OutboundRtpStream | None = None
-        self._codec: RTCRtpCodecParameters | None = None
-        self._pending_source: Hashable = None
-        self._track_set = asyncio.Event()
-        self._media_held = False
-        self.packets_dropped = 0
-        super().__init__(trackOrKind, transport)
-
-    @property
-    def munger(self) -> RtpMunger | None:
-        """The munger every outgoing packet goes through (``None`` until negotiated)."""
-        return self._munger
-
-    @property
-    def codec(self) -> RTCRtpCodecParameters | None:
-        """The negotiated codec this sender sends (``None`` until negotiated)."""
-        return self._codec
-
-    def _media_may_send(self) -> bool:
-        """Whether media packets go out now (a subclass may hold them back, e.g. for DTMF)."""
-        return True
-
-    def switch_source(self, source: Hashable) -> None:
-        """Pass packets of ``source`` from now on; the receiver still sees one stream."""
-        if self._munger is not None:
-            self._munger.update(source)
-        else:
-            self._pending_source = source
-
-    def replaceTrack(self, track: MediaStreamTrack | None) -> None:
-        """aiortc's ``replaceTrack``; a new track becomes the sender's current source."""
-        super().replaceTrack(track)
-        if track is not None:
-            self.switch_source(track)
-            self._track_set.set()
-
-    async def send(self, parameters: RTCRtpSendParameters) -> None:
-        """aiortc's ``send``, also setting up the outgoing stream and its munger."""
-        if self._outbound is None and parameters.codecs:
-            codec = parameters.codecs[0]
-            self._codec = codec
-            assert codec.payloadType is not None
-            self._munger = RtpMunger(
-                codec.clockRate,
-                initial_sequence_number=random_sequence_number(),
-                initial_timestamp=random32(),
-            )
-            source = self._pending_source
-            if source is not None:
-                self._munger.update(source)
-            self._outbound = OutboundRtpStream(
-                ssrc=self._ssrc,
-                payload_type=codec.payloadType,
-                mid=parameters.muxId,
-                header_extensions=parameters.headerExtensions,
-            )
-        await super().send(parameters)
-
-    def send_rtp(
-        self, packet: RawRtpPacket, *, source: Hashable = None, now: float | None = None
-    ) -> bool:
-        """Send a pre-encoded packet now; ``False`` if it was dropped.
-
-        ``source`` (default: the packet's SSRC) names where the packet comes from: packets of a
-        source other than the current one (see :meth:`switch_source`) are dropped, as are late
-        packets of a previous source. ``now`` defaults to ``time.monotonic()``.
-        """
-        munger, outbound = self._munger, self._outbound
-        if munger is None or outbound is None:
-            self.packets_dropped += 1
-            return False
-        if not self._media_may_send():
-            self._media_held = True
-            self.packets_dropped += 1
-            return False
-        if self._media_held:
-            # Resume as a new segment: the held packets leave no gap in the sequence.
-            self._media_held = False
-            if munger.source is not None:
-                munger.update(munger.source)
-        if now is None:
-            now = time.monotonic()
-        munged = munger.munge(
-            packet.sequence_number,
-            packet.timestamp,
-            now,
-            packet.ssrc if source is None else source,
-            packet.ssrc,
-        )
-        if munged is None:
-            self.packets_dropped += 1
-            return False
-        ntp = ntp_now()
-        data = outbound.write(packet, munged[0], munged[1], ntp)
-        try:
-            _send_now(self.transport, data)
-        except ConnectionError:
-            self.packets_dropped += 1
-            return False
-        self._account(outbound)
-        # The sender report pairs the wall clock with the *media* timeline (RFC 3550 §6.4.1).
-        self._RTCRtpSender__ntp_timestamp = ntp
-        self._RTCRtpSender__rtp_timestamp = munged[1]
-        return True
-
-    def _account(self, outbound: OutboundRtpStream) -> None:
-        # aiortc's RTCP loop builds sender reports from these (RFC 3550 §6.4.1).
-        self._RTCRtpSender__packet_count = outbound.packet_count
-        self._RTCRtpSender__octet_count = outbound.octet_count
-
-    def send_rtp_inserted(
-        self,
-        payload: bytes,
-        *,
-        payload_type: int,
-        marker: bool = False,
-        timestamp: int | None = None,
-        now: float | None = None,
-    ) -> int | None:
-        """Send a packet the sender makes itself (e.g. RFC 4733 telephone-event) in its stream.
-
-        It takes the next sequence number of the one outgoing sequence space; ``timestamp``
-        defaults to the stream's timeline at ``now``. Returns the timestamp used (to repeat it
-        for the other packets of one event), or ``None`` if the packet could not be sent. It
-        is counted in sender reports but leaves their wall-clock/media-timestamp pair alone.
-        """
-        munger, outbound = self._munger, self._outbound
-        if munger is None or outbound is None:
-            return None
-        sequence_number, position = munger.insert(time.monotonic() if now is None else now)
-        if timestamp is None:
-            timestamp = position
-        packet = RawRtpPacket.create(
-            payload,
-            payload_type=payload_type,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            marker=marker,
-        )
-        ntp = ntp_now()
-        data = outbound.write(packet, sequence_number, timestamp, ntp, payload_type)
-        try:
-            _send_now(self.transport, data)
-        except ConnectionError:
-            return None
-        self._account(outbound)
-        return timestamp
-
-    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
-        """aiortc's send loop, with every frame sent through :meth:`send_rtp`."""
-        self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
-        sequence_number = 0
-        try:
-            while True:
-                track = self.track
-                if track is None:
-                    # Woken by replaceTrack, instead of aiortc's 50 Hz polling.
-                    self._track_set.clear()
-                    await self._track_set.wait()
-                    continue
-                frame = await self._next_encoded_frame(codec)
-                if frame is None:
-                    continue
-                last = len(frame.payloads) - 1
-                for i, payload in enumerate(frame.payloads):
-                    packet = RawRtpPacket.create(
-                        payload,
-                        payload_type=codec.payloadType or 0,
-                        sequence_number=sequence_number,
-                        timestamp=frame.timestamp,
-                        marker=i == last,
-                    )
-                    if frame.audio_level is not None:
-                        packet.audio_level = min(127, max(0, -frame.audio_level))
-                    self.send_rtp(packet, source=track)
-                    sequence_number += 1
-        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
-            pass
-        except Exception:
-            logger.exception("RTP send loop failed")
-        finally:
-            track = self.track
-            if track is not None:
-                track.stop()
-            # As aiortc's loop ends: the track is released, and the encoder with it.
-            self._RTCRtpSender__track = None
-            self._RTCRtpSender__encoder = None
-            self._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
-
-    async def _retransmit(self, sequence_number: int) -> None:
-        """Resend a packet a NACK asked for, wrapped in RTX when negotiated (RFC 4588)."""
-        data = self._outbound.sent(sequence_number) if self._outbound else None
-        if data is None:
-            return
-        rtx_payload_type = self._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
-        if rtx_payload_type is not None:
-            rtx_seq: int = getattr(self, "_RTCRtpSender__rtx_sequence_number")  # noqa: B009
-            data = wrap_rtx(
-                RtpPacket.parse(data),
-                payload_type=rtx_payload_type,
-                sequence_number=rtx_seq,
-                ssrc=self._rtx_ssrc,
-            ).serialize()
-            self._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF
-        with contextlib.suppress(ConnectionError):
-            _send_now(self.transport, data)
-
-
-_background: set[asyncio.Future[None]] = set()
-
-
-def _in_background(coroutine: Any) -> None:
-    future = asyncio.ensure_future(coroutine)
-    _background.add(future)
-    future.add_done_callback(_background.discard)
-
-
-def _send_now(transport: RTCDtlsTransport, data: bytes) -> None:
-    if isinstance(transport, RtpFastPathMixin):
-        transport.send_rtp_now(data)
-    else:
-        _in_background(transport._send_rtp(data))
+#: The raw RTP sender: webrtc_ext's fork of aiortc's ``RTCRtpSender`` (docs/fork.md), which
+#: sends every packet through its one munger. Kept under this name for the compositions.
+RawRtpSenderMixin = RTCRtpSender
 
 
 # -- transport fast path ---------------------------------------------------------------------
@@ -412,17 +194,20 @@ def _send_now(transport: RTCDtlsTransport, data: bytes) -> None:
 class RtpFastPathMixin(RTCDtlsTransport):
     """A synchronous SRTP path for raw senders and receivers, on aiortc's ``RTCDtlsTransport``.
 
-    Adds ``send_rtp_now``; hooks ``IceConnection.data_callback``. Overrides only ``__init__``,
-    so it composes with other transport subclasses (``class T(RtpFastPathMixin, Other)``).
+    Adds ``send_rtp_now`` and :attr:`interceptors` (observers of every plaintext RTP/RTCP
+    packet, on this path and on aiortc's); hooks ``IceConnection.data_callback``. Overrides
+    ``__init__``, ``stop`` and aiortc's plaintext entry points (``_send_rtp``,
+    ``_handle_rtp_data``, ``_handle_rtcp_data``) calling up, so it composes with other
+    transport subclasses (``class T(RtpFastPathMixin, Other)``).
     """
 
     def __init__(self, transport: Any, certificates: list[Any], **kwargs: Any) -> None:
         super().__init__(transport, certificates, **kwargs)
         connection = getattr(transport, "connection", None)
         self._ice_connection = connection if isinstance(connection, IceConnection) else None
-        #: Called with each plaintext RTP packet the fast path delivers (e.g. by the statistics,
-        #: which wrap ``send_rtp_now`` for the sending side).
-        self.rtp_received_tap: Callable[[bytes], None] | None = None
+        self.interceptors = TransportInterceptorChain()
+        """Observers of every plaintext RTP/RTCP packet sent and received (e.g. statistics)."""
+        self._pending_sends: set[asyncio.Future[None]] = set()
         if self._ice_connection is not None:
             self._ice_connection.data_callback = self._datagram_received
 
@@ -434,9 +219,13 @@ class RtpFastPathMixin(RTCDtlsTransport):
         if rx_srtp is None:
             return False
         ssrc = int.from_bytes(data[8:12], "big")
-        receiver = self._rtp_router.ssrc_table.get(ssrc)
-        if receiver is None:  # unknown SSRC: aiortc's rules (it may learn it by payload type)
-            receiver = self._rtp_router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
+        router = self._rtp_router
+        receiver = router.ssrc_table.get(ssrc)
+        unknown_ssrc = receiver is None
+        if unknown_ssrc:
+            # Looked up without learning: the SSRC is learnt once the packet authenticates,
+            # so spoofed packets with random SSRCs allocate nothing (issue 12, defect 3).
+            receiver = _only_receiver_of(router, data[1] & 0x7F)
         if not isinstance(receiver, RawRtpReceiverMixin) or not receiver._raw:
             return False
         arrival = time.monotonic()
@@ -445,12 +234,11 @@ class RtpFastPathMixin(RTCDtlsTransport):
         except pylibsrtp.Error as exc:
             logger.debug("dropped SRTP packet that failed to unprotect: %s", exc)
             return True
+        if unknown_ssrc:  # authenticated: aiortc's rule learns the SSRC now
+            router.route_rtp(_RouteKey(ssrc, data[1] & 0x7F))  # type: ignore[arg-type]
         # aiortc's transport statistics (private counters, see docs/internals.md)
-        self._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
-        self._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
-        tap = self.rtp_received_tap
-        if tap is not None:
-            tap(plain)
+        dtls_count_received(self, len(data))
+        self.interceptors.rtp_received(plain, arrival)
         try:
             packet = RawRtpPacket.parse(plain, arrival, receiver._audio_level_id)
         except ValueError as exc:
@@ -463,17 +251,60 @@ class RtpFastPathMixin(RTCDtlsTransport):
         """Protect and send one RTP or RTCP packet now; raises ``ConnectionError`` if closed."""
         if self._state is not State.CONNECTED or self._tx_srtp is None:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        if 191 < data[1] < 224:
-            data = self._tx_srtp.protect_rtcp(data)
-        else:
-            data = self._tx_srtp.protect(data)
+        rtcp = 191 < data[1] < 224
+        protected = self._tx_srtp.protect_rtcp(data) if rtcp else self._tx_srtp.protect(data)
         connection = self._ice_connection
         if connection is not None:
-            connection.send_datagram(data)
+            connection.send_datagram(protected)
         else:
-            _in_background(self.transport._send(data))
-        self._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
-        self._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+            self._send_later(protected)
+        dtls_count_sent(self, len(protected))
+        if rtcp:
+            self.interceptors.rtcp_sent(data, time.monotonic())
+        else:
+            self.interceptors.rtp_sent(data, time.monotonic())
+
+    def _send_later(self, data: bytes) -> None:
+        # An ICE transport without the synchronous send: a task the transport owns (stop()
+        # cancels what is left), never an orphan.
+        future = asyncio.ensure_future(self.transport._send(data))
+        self._pending_sends.add(future)
+        future.add_done_callback(self._sent_later)
+
+    def _sent_later(self, future: asyncio.Future[None]) -> None:
+        self._pending_sends.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.debug("RTP packet not sent: %s", future.exception())
+
+    async def stop(self) -> None:
+        """aiortc's ``stop``, also cancelling sends still pending."""
+        for future in list(self._pending_sends):
+            future.cancel()
+        await super().stop()
+
+    # The plaintext paths aiortc's own senders and receivers use, observed by the interceptors.
+
+    async def _send_rtp(self, data: bytes) -> None:
+        await super()._send_rtp(data)
+        # Observed once sent: a packet refused (not connected) never went out.
+        if is_rtcp(data):
+            self.interceptors.rtcp_sent(data, time.monotonic())
+        else:
+            self.interceptors.rtp_sent(data, time.monotonic())
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        self.interceptors.rtp_received(data, time.monotonic())
+        await super()._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self.interceptors.rtcp_received(data, time.monotonic())
+        await super()._handle_rtcp_data(data)
+
+
+def _only_receiver_of(router: Any, payload_type: int) -> Any:
+    """The receiver aiortc's router would learn an unknown SSRC for, without learning it."""
+    receivers = router.payload_type_table.get(payload_type, ())
+    return next(iter(receivers)) if len(receivers) == 1 else None
 
 
 # -- fan-out ---------------------------------------------------------------------------------

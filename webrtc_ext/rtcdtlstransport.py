@@ -31,7 +31,7 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as openssl
 
-from ._internals import dtls_private_add, lower_sctp_user_data_limit
+from ._internals import dtls_private_add
 from .certificates import RTCCertificate
 from .config import FINGERPRINT_ALGORITHMS, ConfigurationError
 from .dtls_packer import DatagramPacker, DtlsRecordError, check_inbound_datagram
@@ -130,6 +130,7 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
         self._handshake_done = False
         self.counters = DtlsCounters()
         self.error: RTCDtlsError | None = None
+        self._data_mtu: int | None = None
 
     def getLocalParameters(self) -> RTCDtlsParameters:
         """aiortc's, with the fingerprints of the configured hash functions only, in order."""
@@ -142,6 +143,11 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
     def mtu(self) -> int:
         """Largest datagram (UDP payload, bytes) this transport sends."""
         return self._mtu
+
+    @property
+    def data_mtu(self) -> int | None:
+        """Plaintext bytes one record carries within the MTU (``None`` until DTLS connects)."""
+        return self._data_mtu
 
     @property
     def _connection(self) -> SSL.Connection:
@@ -210,8 +216,8 @@ class RTCDtlsTransport(aiortc.RTCDtlsTransport):
             except ConnectionError as exc:  # the ICE transport closed (close(), consent)
                 self._fail("dtls-failure", f"DTLS handshake failed: transport closed ({exc})")
                 return
-        # An SCTP packet goes into one record: size SCTP so that the record fits the MTU.
-        lower_sctp_user_data_limit(openssl.DTLS_get_data_mtu(ssl._ssl))
+        # An SCTP packet goes into one record: SCTP sizes its packets to this (data_mtu).
+        self._data_mtu = int(openssl.DTLS_get_data_mtu(ssl._ssl))
         # The server's final flight is written by the call that completes the handshake.
         await self._flush_quietly()
 

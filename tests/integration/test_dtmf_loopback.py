@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import re
@@ -10,9 +11,11 @@ from collections.abc import Callable
 
 import pytest
 from aiortc.exceptions import InvalidStateError
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from tests.support import audio_call
+from tests.integration.raw_support import connect
+from tests.support import LOOPBACK, audio_call
 from webrtc_ext import RTCPeerConnection
 from webrtc_ext.dtmf import (
     DtmfSenderMixin,
@@ -20,6 +23,7 @@ from webrtc_ext.dtmf import (
     TelephoneEvent,
     TelephoneEventPayload,
 )
+from webrtc_ext.interceptor import TransportInterceptor
 from webrtc_ext.rawrtp import RtpFastPathMixin
 
 pytestmark = pytest.mark.integration
@@ -185,3 +189,46 @@ async def test_closing_while_tones_play_is_clean() -> None:
     assert not sender.dtmf.canInsertDTMF
     with pytest.raises(InvalidStateError):
         sender.dtmf.insertDTMF("1")
+
+
+async def test_decoded_audio_keeps_flowing_while_tones_play() -> None:
+    """Telephone-event packets leave no sequence gap that aiortc's jitter buffer waits on."""
+    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    offerer.addTrack(AudioStreamTrack())
+    decoded = [0]
+    readers: list[asyncio.Task[None]] = []
+
+    async def count_frames(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                decoded[0] += 1
+
+    answerer.on("track", lambda track: readers.append(asyncio.ensure_future(count_frames(track))))
+    try:
+        await connect(offerer, answerer)
+        async with asyncio.timeout(10):
+            while decoded[0] < 10:
+                await asyncio.sleep(0.05)
+        transport = offerer.getTransceivers()[0].sender.transport
+        assert isinstance(transport, RtpFastPathMixin)
+        audio_sent = [0]
+
+        class CountAudio(TransportInterceptor):
+            def rtp_sent(self, data: bytes, now: float) -> None:
+                if (data[1] & 0x7F) not in (110, 126):
+                    audio_sent[0] += 1
+
+        transport.interceptors.add(CountAudio())
+        before = decoded[0]
+        await press(offerer, "123456789")
+        during = decoded[0] - before
+        # aiortc's jitter buffer holds up to 4 frames: all the others came out as they arrived.
+        assert audio_sent[0] > 15
+        assert during >= audio_sent[0] - 8, (during, audio_sent[0])
+    finally:
+        await offerer.close()
+        await answerer.close()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)

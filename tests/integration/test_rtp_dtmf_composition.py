@@ -73,7 +73,7 @@ async def test_raw_relay_forwards_audio_and_decodes_dtmf_from_one_sequence() -> 
     assert [e.digit for e in events] == ["1", "#", "9"]
     assert not [t for t in threading.enumerate() if t.name == "audio-decoder"]
     # Neither the raw consumers nor the forwarded stream see telephone-event.
-    te_types = set(receiver._dtmf_clock_rates)
+    te_types = receiver.telephone_events.payload_types
     assert te_types, "telephone-event was negotiated"
     assert {p.payload_type for p in relayed}.isdisjoint(te_types)
     assert {p.payload_type for p in forwarded} == {sender_of(relay_out).codec.payloadType}  # type: ignore[union-attr]

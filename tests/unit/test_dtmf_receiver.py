@@ -23,7 +23,7 @@ async def test_telephone_event_counted_as_received_without_touching_jitter() -> 
     for seq in range(10, 14):  # a tone: one timestamp, arrival moving on
         packet = RtpPacket(payload_type=126, sequence_number=seq, timestamp=9600, ssrc=5)
         packet.payload = TelephoneEventPayload(1, seq == 13, 10, 400 * (seq - 9)).serialize()
-        receiver._count_without_jitter(packet)
+        receiver.telephone_events._count_without_jitter(packet)
     assert stats.packets_received == 14 and stats.max_seq == 13 and stats.packets_lost == 0
     assert stats._jitter_q4 == jitter
     assert stats._last_timestamp == 960 * 9  # the next audio packet compares with audio

@@ -23,16 +23,25 @@ def test_reports_the_vendored_ice_module_against_installed_aioice() -> None:
     assert "--- aioice-0.13.0/aioice/ice.py" in result.stdout
     assert "+++ webrtc_ext/_vendor/aioice/ice.py" in result.stdout
     assert "-    async def check_start(self, pair: CandidatePair) -> None:" in result.stdout
-    summary = result.stdout.strip().splitlines()[-1]
-    assert summary.startswith("webrtc_ext/_vendor/aioice/ice.py vs aioice 0.13.0 aioice/ice.py: +")
+    summaries = result.stdout.strip().splitlines()[-2:]
+    assert summaries[0].startswith(
+        "webrtc_ext/_vendor/aioice/ice.py vs aioice 0.13.0 aioice/ice.py: +"
+    )
+    assert summaries[1].startswith(
+        "webrtc_ext/_vendor/aiortc/rtcrtpsender.py vs aiortc 1.16.0 aiortc/rtcrtpsender.py: +"
+    )
+    assert "+    def send_rtp(" in result.stdout  # the aiortc fork's own addition
 
 
 def test_an_upstream_dir_holding_our_own_copy_shows_no_change(tmp_path: Path) -> None:
-    (tmp_path / "aioice").mkdir()
-    shutil.copy(REPO / "webrtc_ext" / "_vendor" / "aioice" / "ice.py", tmp_path / "aioice")
+    for name, module in (("aioice", "ice.py"), ("aiortc", "rtcrtpsender.py")):
+        (tmp_path / name).mkdir()
+        shutil.copy(REPO / "webrtc_ext" / "_vendor" / name / module, tmp_path / name)
     result = run("--upstream-dir", str(tmp_path), "--stat")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("aioice/ice.py: identical")
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].endswith("aioice/ice.py: identical")
+    assert lines[1].endswith("aiortc/rtcrtpsender.py: identical")
 
 
 def test_a_missing_upstream_file_is_an_error(tmp_path: Path) -> None:

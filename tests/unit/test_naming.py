@@ -41,6 +41,10 @@ def library_members(cls: type) -> set[str]:
     for klass in cls.__mro__:
         if klass.__module__.startswith("webrtc_ext"):
             names |= {n for n in vars(klass) if not n.startswith("_")}
+    # aiortc's own API keeps aiortc's names, also where the library forks it (docs/fork.md).
+    names -= {
+        n for klass in cls.__mro__ if klass.__module__.startswith("aiortc") for n in vars(klass)
+    }
     if cls.__module__.startswith("webrtc_ext") and hasattr(cls, "__dataclass_fields__"):
         names |= set(cls.__dataclass_fields__)
     return names

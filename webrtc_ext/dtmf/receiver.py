@@ -1,4 +1,4 @@
-"""Reception: telephone-event packets taken out of aiortc's audio path, decoded into presses."""
+"""Reception: telephone-event packets taken out of a receiver's path by an interceptor, decoded."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
 from .._internals import receiver_private
+from ..interceptor import ReceiverInterceptor, RtpPacketView
 from ..rawrtp import RawRtpReceiverMixin
-from ..rtp import RawRtpPacket
 from .negotiation import is_telephone_event
 from .rfc4733 import TelephoneEvent, TelephoneEventDecoder
 
@@ -59,97 +59,159 @@ class DtmfReceiver(AsyncIOEventEmitter):
             self._queues.discard(queue)
 
 
-class DtmfReceiverMixin(RawRtpReceiverMixin):
-    """Takes telephone-event packets before aiortc or raw RTP consumers see them and decodes them.
+class TelephoneEventInterceptor(ReceiverInterceptor):
+    """The receiver stage that takes telephone-event packets out and decodes them (RFC 4733).
 
-    Overrides ``receive`` (to learn the negotiated telephone-event payload types),
-    ``_handle_rtp_packet`` and the raw path's ``_deliver`` (to divert those packets, also on
-    the SRTP fast path) and ``stop``. Raw consumers get every other packet untouched.
-    aiortc's decoder thread has no telephone-event decoder and would die on them; its jitter
-    estimate assumes the audio clock and would be disturbed by them. They are still counted
-    as received packets of the stream, so loss statistics stay right.
+    It consumes those packets before raw RTP consumers or aiortc's decoder see them: aiortc's
+    decoder thread has no telephone-event decoder and would die on them, and its jitter
+    estimate assumes the audio clock. They are still counted as received packets of the
+    stream, so loss statistics stay right; on the decoded path their sequence numbers are
+    filled in aiortc's jitter buffer so that audio is not held back (docs/dtmf.md).
     """
 
-    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
-        super().__init__(kind, transport)
-        self.dtmf = DtmfReceiver()
-        """Key presses received on this receiver."""
-        self._dtmf_decoder = TelephoneEventDecoder()
-        self._dtmf_clock_rates: dict[int, int] = {}
-        self._dtmf_mid: str | None = None
-        self._dtmf_timer: asyncio.TimerHandle | None = None
+    def __init__(self, receiver: RawRtpReceiverMixin, presses: DtmfReceiver) -> None:
+        self._receiver = receiver
+        self._presses = presses
+        self._decoder = TelephoneEventDecoder()
+        self._clock_rates: dict[int, int] = {}
+        self._mid: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_media: tuple[int, int, int] | None = None
+        """``(ssrc, next sequence number, timestamp)`` after the last media packet."""
 
-    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
-        """aiortc's ``receive``, noting which payload types carry telephone-event."""
-        self._dtmf_clock_rates = {
+    @property
+    def payload_types(self) -> frozenset[int]:
+        """The negotiated telephone-event payload types (taken out of the receiver's path)."""
+        return frozenset(self._clock_rates)
+
+    def configure(self, parameters: RTCRtpReceiveParameters) -> None:
+        """Learn which payload types carry telephone-event, and the transceiver's mid."""
+        self._clock_rates = {
             codec.payloadType: codec.clockRate
             for codec in parameters.codecs
             if is_telephone_event(codec) and codec.payloadType is not None
         }
-        self._dtmf_mid = parameters.muxId
-        await super().receive(parameters)
+        self._mid = parameters.muxId
 
-    async def stop(self) -> None:
-        """aiortc's ``stop``, reporting a press still in progress and ending iteration."""
-        self._dtmf_deliver(self._dtmf_decoder.flush())
-        if self._dtmf_timer is not None:
-            self._dtmf_timer.cancel()
-            self._dtmf_timer = None
-        self.dtmf._close()
-        await super().stop()
+    def close(self) -> None:
+        """Report a press still in progress; no timer is left behind."""
+        self._deliver(self._decoder.flush())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        if packet.payload_type in self._dtmf_clock_rates:
-            self._dtmf_received(packet)
+    def rtp_received(self, packet: RtpPacketView, now: float) -> bool:
+        """Consume telephone-event packets; every other packet goes on."""
+        clock_rate = self._clock_rates.get(packet.payload_type)
+        if clock_rate is None:
+            if not self._receiver.raw:
+                self._note_media(packet)
+            return True
+        if isinstance(packet, RtpPacket):
+            parsed = packet
         else:
-            await super()._handle_rtp_packet(packet, arrival_time_ms)
-
-    def _deliver(self, packet: RawRtpPacket) -> None:
-        """The raw path's delivery (the SRTP fast path's too), telephone-event diverted."""
-        if packet.payload_type not in self._dtmf_clock_rates:
-            super()._deliver(packet)
-            return
-        try:
-            parsed = RtpPacket.parse(packet.data)
-        except ValueError as exc:
-            logger.info("dropped malformed telephone-event packet: %s", exc)
-            return
-        self._dtmf_received(parsed)
-
-    def _dtmf_received(self, packet: RtpPacket) -> None:
-        clock_rate = self._dtmf_clock_rates[packet.payload_type]
-        if not self._enabled:
-            return
-        self._count_without_jitter(packet)
-        now = asyncio.get_running_loop().time()
-        self._dtmf_deliver(self._dtmf_decoder.receive(packet, now, clock_rate))
-        self._dtmf_schedule()
+            try:
+                parsed = RtpPacket.parse(getattr(packet, "data", b""))
+            except ValueError as exc:
+                logger.info("dropped malformed telephone-event packet: %s", exc)
+                return False
+        self._count_without_jitter(parsed)
+        self._deliver(self._decoder.receive(parsed, now, clock_rate))
+        self._schedule()
+        if not self._receiver.raw:
+            self._fill_jitter_buffer(parsed)
+        return False
 
     def _count_without_jitter(self, packet: RtpPacket) -> None:
         """Count the packet in the stream's RTCP statistics, leaving the jitter estimate alone."""
-        stats = receiver_private(self, "remote_streams").get(packet.ssrc)
+        stats = receiver_private(self._receiver, "remote_streams").get(packet.ssrc)
         if stats is None:
             return
         saved = (stats._last_arrival, stats._last_timestamp, stats._jitter_q4)
         stats.add(packet)
         stats._last_arrival, stats._last_timestamp, stats._jitter_q4 = saved
 
-    def _dtmf_schedule(self) -> None:
-        if self._dtmf_timer is not None:
-            self._dtmf_timer.cancel()
-            self._dtmf_timer = None
-        timer = self._dtmf_decoder.get_timer()
+    def _note_media(self, packet: RtpPacketView) -> None:
+        last = self._last_media
+        if last is None or last[0] != packet.ssrc or _newer(packet.sequence_number, last[1] - 1):
+            next_sequence_number = (packet.sequence_number + 1) & 0xFFFF
+            self._last_media = (packet.ssrc, next_sequence_number, packet.timestamp)
+
+    def _fill_jitter_buffer(self, packet: RtpPacket) -> None:
+        """Fill the slot of a telephone-event packet in aiortc's audio jitter buffer.
+
+        The packet uses a sequence number of the audio stream; left empty, the slot is a
+        gap that aiortc's jitter buffer waits on (until 16 packets later) before it hands
+        the decoder any more audio. The filler carries no audio and the timestamp of the
+        audio just before it, so it joins that frame and adds nothing to it.
+        """
+        last = self._last_media
+        if last is None or last[0] != packet.ssrc:
+            return
+        ssrc, expected, timestamp = last
+        if not (packet.sequence_number == expected or _newer(packet.sequence_number, expected)):
+            return  # late: its slot is behind audio already received
+        filler = RtpPacket(
+            payload_type=packet.payload_type,
+            sequence_number=packet.sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc,
+        )
+        filler._data = b""  # type: ignore[attr-defined]
+        self._last_media = (ssrc, (packet.sequence_number + 1) & 0xFFFF, timestamp)
+        _, frame = receiver_private(self._receiver, "jitter_buffer").add(filler)
+        if frame is not None:  # only when the buffer overflowed; aiortc loses such frames too
+            logger.debug("dropped a frame completed by a telephone-event filler")
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        timer = self._decoder.get_timer()
         if timer is not None:
-            self._dtmf_timer = asyncio.get_running_loop().call_at(timer, self._dtmf_on_timer)
+            self._timer = asyncio.get_running_loop().call_at(timer, self._on_timer)
 
-    def _dtmf_on_timer(self) -> None:
-        self._dtmf_timer = None
+    def _on_timer(self) -> None:
+        self._timer = None
         # call_at may fire up to the clock's resolution early.
-        now = max(asyncio.get_running_loop().time(), self._dtmf_decoder.get_timer() or 0.0)
-        self._dtmf_deliver(self._dtmf_decoder.handle_timer(now))
-        self._dtmf_schedule()
+        now = max(asyncio.get_running_loop().time(), self._decoder.get_timer() or 0.0)
+        self._deliver(self._decoder.handle_timer(now))
+        self._schedule()
 
-    def _dtmf_deliver(self, events: list[TelephoneEvent]) -> None:
+    def _deliver(self, events: list[TelephoneEvent]) -> None:
         for event in events:
             logger.debug("DTMF %s (%s)", event.digit, event.end_reason)
-            self.dtmf._deliver(dataclasses.replace(event, mid=self._dtmf_mid))
+            self._presses._deliver(dataclasses.replace(event, mid=self._mid))
+
+
+class DtmfReceiverMixin(RawRtpReceiverMixin):
+    """Adds ``dtmf`` (a :class:`DtmfReceiver`) to receivers: key presses, decoded by a
+    :class:`TelephoneEventInterceptor` in the receiver's interceptor chain.
+
+    Overrides ``receive`` (to learn the negotiated telephone-event payload types) and ``stop``.
+    Raw consumers and aiortc's decoder get every other packet untouched.
+    """
+
+    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
+        super().__init__(kind, transport)
+        self.dtmf = DtmfReceiver()
+        """Key presses received on this receiver."""
+        self.telephone_events = TelephoneEventInterceptor(self, self.dtmf)
+        """The interceptor stage that decodes them."""
+        self.interceptors.add(self.telephone_events)
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        """aiortc's ``receive``, noting which payload types carry telephone-event."""
+        self.telephone_events.configure(parameters)
+        await super().receive(parameters)
+
+    async def stop(self) -> None:
+        """aiortc's ``stop``, reporting a press still in progress and ending iteration."""
+        self.telephone_events.close()
+        self.dtmf._close()
+        await super().stop()
+
+
+def _newer(sequence_number: int, than: int) -> bool:
+    """Whether RTP ``sequence_number`` comes after ``than`` (modulo 2^16, RFC 3550 §A.1)."""
+    return 0 < (sequence_number - than) & 0xFFFF < 0x8000

@@ -8,6 +8,7 @@ objects into a :class:`~webrtc_ext.stats.builder.PeerConnectionInput` for the sa
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._internals import receiver_private
 from ..ice import CandidatePairInfo
+from ..interceptor import DataChannelInterceptor, TransportInterceptorChain
 from .builder import (
     CertificateInput,
     CodecInput,
@@ -30,7 +32,9 @@ from .builder import (
     SenderInput,
     TransportInput,
 )
-from .rtpcounters import RtpCounters, install_rtp_tap
+from .rtpcounters import RtpCounters, RtpStatsInterceptor
+
+logger = logging.getLogger(__name__)
 
 #: W3C RTCDtlsRole names of aiortc's DTLS roles.
 DTLS_ROLES = {"client": "client", "server": "server"}
@@ -48,8 +52,13 @@ def _size(data: bytes | str) -> int:
     return len(data.encode("utf8")) if isinstance(data, str) else len(data)
 
 
-class PeerConnectionStats:
-    """Counters of one peer connection, and the snapshot of everything stats are built from."""
+class PeerConnectionStats(DataChannelInterceptor):
+    """Counters of one peer connection, and the snapshot of everything stats are built from.
+
+    It counts through interceptors (:mod:`webrtc_ext.interceptor`): one
+    :class:`RtpStatsInterceptor` per DTLS transport, and itself on the SCTP transport for the
+    messages data channels send.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -62,8 +71,18 @@ class PeerConnectionStats:
     def transport_created(self, dtls_transport: RTCDtlsTransport) -> None:
         """Start counting the RTP/RTCP of a new DTLS transport."""
         counters = RtpCounters()
-        install_rtp_tap(dtls_transport, counters, self._clock)
+        interceptors = getattr(dtls_transport, "interceptors", None)
+        if isinstance(interceptors, TransportInterceptorChain):
+            interceptors.add(RtpStatsInterceptor(counters, self._clock))
+        else:
+            logger.info("%r has no interceptor chain: its RTP is not counted", dtls_transport)
         self._transports[dtls_transport] = (len(self._transports) + 1, counters)
+
+    def sctp_created(self, sctp: Any) -> None:
+        """Count the messages sent on the data channels of a new SCTP transport."""
+        interceptors = getattr(sctp, "interceptors", None)
+        if interceptors is not None:
+            interceptors.add(self)
 
     def numbered_transports(self) -> list[tuple[int, RTCDtlsTransport]]:
         """Every DTLS transport of the connection with its stats number (``T01`` is 1)."""
@@ -73,17 +92,18 @@ class PeerConnectionStats:
         """The RTP counters of one DTLS transport of this connection."""
         return self._transports[dtls_transport][1]
 
+    def message_sent(self, channel: Any, data: bytes | str, now: float) -> None:
+        """Count one message a data channel of this connection sent."""
+        self.track_channel(channel)
+        counters = self._channels[channel]
+        counters.messages_sent += 1
+        counters.bytes_sent += _size(data)
+
     def track_channel(self, channel: RTCDataChannel) -> None:
         """Count the messages of a data channel and its opening and closing."""
         if channel in self._channels:
             return
         counters = self._channels[channel] = _ChannelCounters()
-        send = channel.send
-
-        def counting_send(data: bytes | str) -> None:
-            send(data)
-            counters.messages_sent += 1
-            counters.bytes_sent += _size(data)
 
         def on_message(data: bytes | str) -> None:
             counters.messages_received += 1
@@ -95,8 +115,6 @@ class PeerConnectionStats:
         def on_close() -> None:
             self.data_channels_closed += 1
 
-        # The instance attribute, not the class: only this channel is counted.
-        setattr(channel, "send", counting_send)  # noqa: B010
         channel.on("message", on_message)
         channel.on("close", on_close)
         if channel.readyState == "open":

@@ -2,18 +2,18 @@
 
 :class:`RtpCounters` is sans-I/O: it is given packets and the time, and keeps what really went
 over the wire (payload bytes, retransmissions, NACKs, receiver reports, SR round trips).
-:func:`install_rtp_tap` is the thin shell that feeds it from an aiortc
-:class:`~aiortc.RTCDtlsTransport`, by wrapping the transport's plaintext send and receive
-entry points on that one instance (so it composes with any transport subclass).
+:class:`RtpStatsInterceptor` feeds it as one stage of a DTLS transport's interceptor chain
+(:mod:`webrtc_ext.interceptor`), beside any other observers.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from ..interceptor import TransportInterceptor
 
 logger = logging.getLogger(__name__)
 
@@ -262,49 +262,25 @@ def _parse_rtp(data: bytes) -> tuple[int, int, int] | None:
     return ssrc, sequence, header
 
 
-def install_rtp_tap(dtls_transport: Any, counters: RtpCounters, clock: Callable[[], float]) -> None:
-    """Feed ``counters`` with every plaintext RTP/RTCP packet ``dtls_transport`` sends/receives.
+class RtpStatsInterceptor(TransportInterceptor):
+    """The stage of a transport's interceptor chain that feeds one :class:`RtpCounters`."""
 
-    Wraps ``_send_rtp``, ``_handle_rtp_data`` and ``_handle_rtcp_data`` on this instance
-    only (aiortc calls them through the instance; see docs/internals.md).
-    """
-    send_rtp: Callable[[bytes], Awaitable[None]] = dtls_transport._send_rtp
-    handle_rtp: Callable[..., Awaitable[None]] = dtls_transport._handle_rtp_data
-    handle_rtcp: Callable[[bytes], Awaitable[None]] = dtls_transport._handle_rtcp_data
+    def __init__(self, counters: RtpCounters, clock: Callable[[], float]) -> None:
+        self.counters = counters
+        self._clock = clock  # wall-clock seconds: the stats report's timestamps
 
-    async def counting_send_rtp(data: bytes) -> None:
-        await send_rtp(data)
-        # Counted once sent: a packet refused (not connected) never went out.
-        if is_rtcp(data):
-            counters.rtcp_sent(data, clock())
-        else:
-            counters.rtp_sent(data, clock())
+    def rtp_sent(self, data: bytes, now: float) -> None:
+        """Count one RTP packet sent."""
+        self.counters.rtp_sent(data, self._clock())
 
-    async def counting_handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-        counters.rtp_received(data, clock())
-        await handle_rtp(data, arrival_time_ms=arrival_time_ms)
+    def rtcp_sent(self, data: bytes, now: float) -> None:
+        """Count one RTCP packet sent."""
+        self.counters.rtcp_sent(data, self._clock())
 
-    async def counting_handle_rtcp(data: bytes) -> None:
-        counters.rtcp_received(data, clock())
-        await handle_rtcp(data)
+    def rtp_received(self, data: bytes, now: float) -> None:
+        """Count one RTP packet received."""
+        self.counters.rtp_received(data, self._clock())
 
-    dtls_transport._send_rtp = counting_send_rtp
-    dtls_transport._handle_rtp_data = counting_handle_rtp
-    dtls_transport._handle_rtcp_data = counting_handle_rtcp
-    if hasattr(dtls_transport, "send_rtp_now"):
-        _tap_fast_path(dtls_transport, counters, clock)
-
-
-def _tap_fast_path(dtls_transport: Any, counters: RtpCounters, clock: Callable[[], float]) -> None:
-    """The same for the raw RTP fast path (``webrtc_ext.rawrtp.RtpFastPathMixin``)."""
-    send_now: Callable[[bytes], None] = dtls_transport.send_rtp_now
-
-    def counting_send_now(data: bytes) -> None:
-        send_now(data)
-        if is_rtcp(data):
-            counters.rtcp_sent(data, clock())
-        else:
-            counters.rtp_sent(data, clock())
-
-    dtls_transport.send_rtp_now = counting_send_now
-    dtls_transport.rtp_received_tap = lambda data: counters.rtp_received(data, clock())
+    def rtcp_received(self, data: bytes, now: float) -> None:
+        """Count one RTCP packet received."""
+        self.counters.rtcp_received(data, self._clock())
