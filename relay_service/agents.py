@@ -1,19 +1,24 @@
-"""Agent sign-in and the console's WebSocket: call list push, answer, hang-up, DTMF."""
+"""Agent sign-in and the console's WebSocket: call list push, answer, hang-up, DTMF.
+
+Access rules (docs/service.md, "Security"): passwords are checked against Argon2 hashes off the
+event loop; failed sign-ins are limited per name and per address in a sliding window (429 with
+``Retry-After``); sessions expire; the cookie is HttpOnly, SameSite=Strict, and Secure when the
+service is reached over https.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from . import jsonlimits, passwords
+from .access import AccessPolicy, Sessions, SlidingWindow, retry_after_header
 from .call import Call
 from .callstate import ACTIVE, Hold, Resume, SendKeys, TransferToAgent, controls
 from .callwords import WRAP_UP_CODES
@@ -24,6 +29,8 @@ from .supervision import QualityWatch
 logger = logging.getLogger(__name__)
 
 COOKIE = "relay_session"
+MAX_MESSAGE_BYTES = 256 * 1024
+"""Largest console message (an SDP offer is a few kilobytes)."""
 QUALITY_INTERVAL = 1.0
 """Seconds between two call-quality updates to supervisors."""
 SEND_GRACE = 1.0
@@ -37,12 +44,18 @@ class AgentConsole:
         self,
         agents: Mapping[str, str],
         router: CallRouter,
+        policy: AccessPolicy,
         supervisors: Mapping[str, str] | None = None,
     ) -> None:
         self.agents = agents
         self.supervisors: Mapping[str, str] = supervisors or {}
         self.router = router
-        self.sessions: dict[str, str] = {}
+        self.policy = policy
+        self.sessions = Sessions(policy.session_ttl)
+        self.failures_by_name = SlidingWindow(policy.login_failures_per_name, policy.login_window)
+        self.failures_by_address = SlidingWindow(
+            policy.login_failures_per_address, policy.login_window
+        )
         self.sockets: dict[web.WebSocketResponse, str] = {}
         self._sends: set[asyncio.Task[None]] = set()
         """Messages on their way to the pages: not the router's tasks, so that ending every
@@ -61,9 +74,8 @@ class AgentConsole:
         ]
 
     def agent_of(self, request: web.Request) -> str | None:
-        """The signed-in agent of a request, if any."""
-        token = request.cookies.get(COOKIE)
-        return self.sessions.get(token) if token else None
+        """The signed-in agent of a request, if any (and its session has not expired)."""
+        return self.sessions.agent(request.cookies.get(COOKIE), time.monotonic())
 
     def require_agent(self, request: web.Request) -> str:
         """The signed-in agent, or a 401."""
@@ -74,26 +86,54 @@ class AgentConsole:
 
     async def login(self, request: web.Request) -> web.Response:
         """Check a name and password; set the session cookie."""
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send application/json"}, status=415)
         try:
-            body = await request.json()
-        except ValueError:
+            body = jsonlimits.loads(await request.read(), max_bytes=4096, max_depth=2)
+        except jsonlimits.JsonRejected:
             body = None
         if not isinstance(body, dict):
             return web.json_response({"error": "expected JSON {name, password}"}, status=400)
-        name, password = str(body.get("name", "")), str(body.get("password", ""))
-        expected = self.supervisors.get(name, self.agents.get(name))
-        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
-            logger.info("failed sign-in for %r", name)
+        name, password = str(body.get("name", ""))[:128], str(body.get("password", ""))[:1024]
+        address = request.remote or "?"
+        now = time.monotonic()
+        wait = max(
+            self.failures_by_name.retry_after(name, now),
+            self.failures_by_address.retry_after(address, now),
+        )
+        if wait > 0:
+            logger.warning("sign-in for %r from %s refused: too many failures", name, address)
+            return web.json_response(
+                {"error": "too many failed sign-ins; try again later"},
+                status=429,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        hashed = self.supervisors.get(name, self.agents.get(name))
+        # Argon2 takes ~0.1 s of CPU: off the loop, so media never waits for a sign-in.
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, passwords.verify_password, hashed or passwords.dummy_hash(), password
+        )
+        if hashed is None or not ok:
+            now = time.monotonic()
+            self.failures_by_name.record(name, now)
+            self.failures_by_address.record(address, now)
+            logger.info("failed sign-in for %r from %s", name, address)
             return web.json_response({"error": "wrong name or password"}, status=401)
-        token = secrets.token_urlsafe(32)
-        self.sessions[token] = name
+        token = self.sessions.create(name, time.monotonic())
         response = web.json_response({"name": name})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+        # No Max-Age: the browser keeps it until it closes; the server ends it when unused.
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="Strict",
+            secure=self.policy.secure_cookies,
+        )
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
         """Forget the session."""
-        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        self.sessions.drop(request.cookies.get(COOKIE))
         response = web.json_response({})
         response.del_cookie(COOKIE)
         return response
@@ -113,10 +153,9 @@ class AgentConsole:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """The console's live channel."""
         agent = self.require_agent(request)
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
+        if not self.policy.origin_allowed(request.headers.get("Origin"), request.host):
             raise web.HTTPForbidden(text="cross-origin console connection refused")
-        ws = web.WebSocketResponse(heartbeat=20)
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         self.sockets[ws] = agent
         self._broadcast_calls()  # everyone sees who is online (to transfer to)
@@ -133,6 +172,8 @@ class AgentConsole:
                 if message.type != WSMsgType.TEXT:
                     continue
                 await self._handle(ws, agent, message.data, answered)
+        except ConnectionError:
+            logger.info("console connection of %s closed while replying", agent)
         finally:
             self.sockets.pop(ws, None)
             self._broadcast_calls()
@@ -151,7 +192,7 @@ class AgentConsole:
     ) -> None:
         """One page message; ``answered``: the calls this tab holds (only a success changes it)."""
         try:
-            message = json.loads(data)
+            message = jsonlimits.loads(data, max_bytes=MAX_MESSAGE_BYTES, max_depth=4)
             kind = message["type"]
             call_id = str(message.get("call_id", ""))
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -197,6 +238,8 @@ class AgentConsole:
         except CallUnavailable as exc:
             # A refused request changes nothing: a call this tab holds stays held by it.
             await ws.send_json({"type": "error", "call_id": call_id, "message": str(exc)})
+        except ConnectionError:
+            raise  # the page went away: the connection ends (websocket())
         except Exception:
             logger.exception("console message %r from %s failed", kind, agent)
             await ws.send_json({"type": "error", "call_id": call_id, "message": "internal error"})

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from webrtc_ext import PeerConnectionConfig
 
+from . import jsonlimits
+from .access import AccessPolicy, origin_middleware
 from .agents import AgentConsole
 from .callwords import WRAP_UP_CODES, handled_by, outcome, reason_in_words
 from .holdmusic import hold_music_file
@@ -67,7 +69,10 @@ class Service:
         )
         self.router = CallRouter(settings, self.storage, self.graph, self.metrics)
         self.router.listeners.append(CallTimes(self.metrics))
-        self.console = AgentConsole(settings.agents, self.router, settings.supervisors)
+        self.access = AccessPolicy.from_settings(settings)
+        self.console = AgentConsole(
+            settings.agents, self.router, self.access, settings.supervisors
+        )
         self.console.features = {
             "assistant": settings.assistant_enabled,
             "simulator": settings.simulators,
@@ -78,6 +83,7 @@ class Service:
             self.router.handle_event,
             self.router.spawn,
             self.metrics,
+            phone_number_id=settings.whatsapp_phone_number_id,
         )
         self.simulator: WhatsAppSimulator | None = None
         if settings.simulators:
@@ -88,11 +94,13 @@ class Service:
                 phone_number_id=settings.whatsapp_phone_number_id,
                 host_addresses=settings.media_addresses,
                 no_media_timeout=settings.no_media_timeout,
+                authorize=self.console.require_agent,
             )
         self.realtime_simulator: RealtimeSimulator | None = None
         if settings.simulators and not settings.openai_base_url:
             self.realtime_simulator = RealtimeSimulator(
-                api_keys={settings.openai_api_key} if settings.openai_api_key else None,
+                # Only the service's own key (always set when this simulator runs).
+                api_keys={settings.openai_api_key},
                 peer_config=PeerConnectionConfig(
                     host_addresses=(
                         None if settings.media_addresses is None else list(settings.media_addresses)
@@ -104,7 +112,7 @@ class Service:
 
     def app(self) -> web.Application:
         """The application with every route and the start/stop hooks."""
-        app = web.Application()
+        app = web.Application(middlewares=[origin_middleware(self.access)])
         app.add_routes(self.webhook.routes(WEBHOOK_PATH))
         app.add_routes(self.console.routes())
         app.add_routes(
@@ -116,13 +124,17 @@ class Service:
                 web.get("/api/calls/{id}", self.call_detail),
                 web.get("/api/calls/{id}/diagnostics/{diag}", self.download_diagnostic),
                 web.post("/api/calls/{id}/disposition", self.set_disposition),
-                web.post("/api/simulator/calls", self.simulate_call),
-                web.post("/api/simulator/calls/{call}/keys", self.simulate_keys),
                 web.get("/favicon.ico", self.favicon),
                 web.static("/console", CONSOLE_DIR),
             ]
         )
-        if self.simulator is not None:
+        if self.simulator is not None:  # with simulators off, no simulator route exists
+            app.add_routes(
+                [
+                    web.post("/api/simulator/calls", self.simulate_call),
+                    web.post("/api/simulator/calls/{call}/keys", self.simulate_keys),
+                ]
+            )
             app.add_subapp(SIMULATOR_PREFIX, self.simulator.app())
         if self.realtime_simulator is not None:
             app.add_subapp(REALTIME_SIMULATOR_PREFIX, self.realtime_simulator.app)
@@ -240,8 +252,8 @@ class Service:
         if call is None:
             raise web.HTTPNotFound(text="no such call")
         try:
-            body = await request.json()
-        except ValueError:
+            body = jsonlimits.loads(await request.read(), max_bytes=64 * 1024, max_depth=4)
+        except jsonlimits.JsonRejected:
             body = None
         if not isinstance(body, dict) or body.get("code") not in WRAP_UP_CODES:
             return web.json_response(
@@ -272,8 +284,7 @@ class Service:
     async def simulate_call(self, request: web.Request) -> web.Response:
         """Demo: the WhatsApp simulator places a call to us."""
         self.console.require_agent(request)
-        if self.simulator is None:
-            raise web.HTTPNotFound(text="simulators are off")
+        assert self.simulator is not None, "routed only with simulators on"
         audio: str | Path = "tone"
         if self.settings.assistant_enabled or self.settings.transcription_enabled:
             audio = await self._demo_caller_speech()
@@ -287,8 +298,8 @@ class Service:
         if self.simulator is None:
             raise web.HTTPNotFound(text="simulators are off")
         try:
-            body = await request.json()
-        except ValueError:
+            body = jsonlimits.loads(await request.read(), max_bytes=64 * 1024, max_depth=4)
+        except jsonlimits.JsonRejected:
             body = None
         digits = str(body.get("digits", "")) if isinstance(body, dict) else ""
         if not re.fullmatch(r"[0-9*#]{1,32}", digits):
@@ -312,11 +323,16 @@ class Service:
         return path
 
 
+MAX_ROW_ID = 2**63 - 1
+"""Largest row id any supported database stores (a larger one is no row: 404, not 500)."""
+
+
 def _int_param(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(text=f"bad {name}") from None
+    raw = request.match_info[name]
+    # Digits only and at most 19 of them: no sign, no spaces, no 4300-digit conversion.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not 0 < int(raw) <= MAX_ROW_ID:
+        raise web.HTTPNotFound(text=f"no such {name}")
+    return int(raw)
 
 
 def _date_param(value: str | None) -> dt.datetime | None:
@@ -361,7 +377,7 @@ def _call_json(call: CallRecord) -> dict[str, Any]:
     }
 
 
-async def run(settings: Settings, *, show_passwords: bool = False) -> None:
+async def run(settings: Settings, *, sign_in_hint: str | None = None) -> None:
     """Serve until cancelled (Ctrl-C)."""
     service = Service(settings)
     runner = web.AppRunner(service.app())
@@ -371,9 +387,8 @@ async def run(settings: Settings, *, show_passwords: bool = False) -> None:
     print(f"Agent console: {settings.base_url}/console/index.html", flush=True)
     if service.realtime_simulator is not None:
         print(f"OpenAI Realtime simulator: {settings.realtime_base_url}", flush=True)
-    if show_passwords:
-        names = ", ".join(f"{n} / {p}" for n, p in settings.agents.items())
-        print(f"Sign in as (name / password): {names}", flush=True)
+    if sign_in_hint:
+        print(f"Sign in as (name / password): {sign_in_hint}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,10 +1,11 @@
-"""The ``relay-service`` command: ``serve``, ``demo`` and ``migrate``."""
+"""The ``relay-service`` command: ``serve``, ``demo``, ``migrate`` and ``hash-password``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import getpass
 import importlib.util
 import os
 import sys
@@ -26,6 +27,7 @@ SERVICE_MODULES = (
     "structlog",
     "openai",
     "pocketsphinx",
+    "argon2",
 )
 
 SERVICE_EXTRA_HINT = (
@@ -53,7 +55,40 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     demo.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print the Argon2 hash of a password (from the terminal or standard input), "
+        "for RELAY_AGENTS=name:<hash>",
+    )
+    hashing.add_argument("--name", help="print name:<hash>, ready for RELAY_AGENTS")
     return top
+
+
+def read_password() -> str:
+    """A password typed twice at a terminal, or the first line of standard input."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise ValueError("the passwords differ")
+    return password
+
+
+def hash_password_command(name: str | None) -> int:
+    """``relay-service hash-password``: print the hash (exit 2 on an empty password)."""
+    from .passwords import hash_password
+
+    try:
+        password = read_password()
+    except (ValueError, EOFError) as exc:
+        print(f"relay-service: {exc or 'no password given'}", file=sys.stderr)
+        return 2
+    if not password:
+        print("relay-service: the password is empty", file=sys.stderr)
+        return 2
+    hashed = hash_password(password)
+    print(f"{name}:{hashed}" if name else hashed)
+    return 0
 
 
 def media_for(host: str) -> str:
@@ -106,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if missing is None:
             from . import logs
-            from .settings import Settings, SettingsError
+            from .settings import DEMO_AGENT, Settings, SettingsError
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] in ("relay_service", "webrtc_ext"):
             raise
@@ -114,14 +149,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing is not None:
         print(f"relay-service: {missing} is not installed; {SERVICE_EXTRA_HINT}", file=sys.stderr)
         return 2
+    if args.command == "hash-password":
+        return hash_password_command(args.name)
     with contextlib.ExitStack() as stack:
+        hint = None
         try:
             if args.command == "demo":
                 scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-demo-"))
                 environ = demo_environment(args.host, args.port, scratch)
                 settings = Settings.from_env(environ, dotenv=None)
+                hint = "the accounts of RELAY_AGENTS"
+                if not environ.get("RELAY_AGENTS", "").strip():
+                    hint = " / ".join(DEMO_AGENT)
             else:
-                settings = Settings.from_env(dotenv=Path(".env"))
+                settings = Settings.from_env(dotenv=Path(".env"), serve=args.command == "serve")
         except SettingsError as exc:
             print(f"relay-service: {exc}", file=sys.stderr)
             return 2
@@ -131,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .app import run  # the media stack loads only for the commands that serve
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(settings, show_passwords=args.command == "demo"))
+            asyncio.run(run(settings, sign_in_hint=hint))
     return 0
 
 

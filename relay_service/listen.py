@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from webrtc_ext import RTCPeerConnection, RTCSessionDescription
 
 from .diagnostics import LegRecorder
+from .router import CallUnavailable
 
 if TYPE_CHECKING:
     from .call import Call
@@ -43,9 +44,10 @@ async def listen_in(router: CallRouter, call: Call, supervisor: str, offer_sdp: 
         for fork in forks:
             call.bridge.feed(fork, pc.addTrack(fork))
         await pc.setLocalDescription(await pc.createAnswer())
-    except Exception:
+    except Exception as exc:  # aiortc raises ValueError, KeyError, ... on a bad offer
         await stop_listening(router, call, supervisor)
-        raise
+        logger.info("listening offer of %s for %s refused: %s", supervisor, call.wa_call_id, exc)
+        raise CallUnavailable(f"the offer could not be used: {exc}") from None
     logger.info("%s listens to call %s", supervisor, call.wa_call_id)
     return str(pc.localDescription.sdp)
 

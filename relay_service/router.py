@@ -69,17 +69,19 @@ from .metrics import Metrics
 from .rtpbridge import RtpMediaBridge
 from .settings import Settings
 from .storage import Storage, utcnow
+from .whatsapp.early import EarlyEvents
 from .whatsapp.events import CallConnect, CallStatus, CallTerminate, UnknownEvent, WebhookEvent
 from .whatsapp.graph import GraphApiError, GraphClient
 from .whatsapp.sdp import prepare_answer, prepare_offer
 
 logger = logging.getLogger(__name__)
 
-EARLY_EVENTS_KEPT = 64
 EARLY_ENDS_KEPT = 256
 EARLY_END_SECONDS = 120.0
 """How long a ``terminate`` that overtook its ``connect`` is remembered."""
 CLOSE_TIMEOUT = 10.0
+SHUTDOWN_CLOSE_GRACE = 2.0
+"""Seconds shutdown waits for calls already closing before it closes them itself."""
 DTMF_TONE_MS, DTMF_GAP_MS = 160, 80
 """Keypad tones toward the caller: long enough for any IVR, short enough to feel instant."""
 GREETING_LIMIT = 60.0
@@ -107,7 +109,7 @@ class CallRouter:
         self.listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # Status and answer webhooks of an outbound call can overtake the connect reply.
-        self._early: dict[str, list[CallConnect | CallStatus]] = {}
+        self._early = EarlyEvents()
         # A terminate can overtake its connect (call id -> (arrival, reason)), bounded.
         self._early_ends: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
@@ -631,7 +633,7 @@ class CallRouter:
             early = self._early_end(call.wa_call_id)
             if early is not None:
                 await self._end(call, WhatsAppEnded(early))
-            for event in self._early.pop(call.wa_call_id, []):
+            for event in self._early.pop(call.wa_call_id, time.monotonic()):
                 await self._outbound_event(event)
         except Exception as exc:
             logger.exception("outbound call %s failed", call.wa_call_id)
@@ -642,18 +644,25 @@ class CallRouter:
     async def _outbound_event(self, event: CallConnect | CallStatus) -> None:
         call = self.calls.get(event.call_id)
         if call is None:
-            if len(self._early) < EARLY_EVENTS_KEPT:
-                self._early.setdefault(event.call_id, []).append(event)
+            if not self._early.add(event, time.monotonic()):
+                logger.info("early event for unknown call %s dropped", event.call_id)
             return
         if isinstance(event, CallStatus):
             await self._record(call, "status", status=event.status)
             if event.status == "REJECTED":
                 await self._end(call, WhatsAppEnded("whatsapp: REJECTED by the user"))
             return
-        pc = call.legs["whatsapp"].pc
-        if event.sdp_type != "answer" or pc.remoteDescription is not None:
+        leg = call.legs.get("whatsapp")
+        # Only our own outbound call's first answer applies (a webhook can claim anything).
+        if (
+            event.sdp_type != "answer"
+            or call.direction != "BUSINESS_INITIATED"
+            or leg is None
+            or leg.pc.remoteDescription is not None
+        ):
             logger.info("ignored %s connect for %s", event.sdp_type, call.wa_call_id)
             return
+        pc = leg.pc
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=event.sdp, type="answer"))
         except Exception as exc:
@@ -698,6 +707,16 @@ class CallRouter:
         """End every call (service shutdown)."""
         for call in list(self.calls.values()):
             await self._end(call, Fault("shutdown", "service shutting down"))
+        # A call that had already ended may still be closing in a task of its own, or its close
+        # may have been cut short (a console handler cancelled by the server's shutdown): give
+        # it a moment, then finish closing it here, so that its row always records the end.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_CLOSE_GRACE):
+                while self.calls:
+                    await asyncio.sleep(0.05)
+        for call in list(self.calls.values()):
+            logger.warning("call %s was still closing at shutdown: closed now", call.wa_call_id)
+            await self._close(call, call.end_reason or "service shutting down")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

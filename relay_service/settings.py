@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from . import passwords
+
 META_GRAPH_BASE_URL = "https://graph.facebook.com"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_INSTRUCTIONS = (
@@ -21,6 +24,11 @@ DEFAULT_INSTRUCTIONS = (
     "reference number and look it up with lookup_case. When the caller asks for a person, or "
     "you cannot help, call transfer_to_human."
 )
+DEMO_AGENT = ("agent", "agent")
+"""The demo's sign-in, which ``relay-service serve`` refuses."""
+DEMO_AGENTS = "agent:$argon2id$v=19$m=65536,t=3,p=4$Vm4XyFakLzv6uil2aQO7NQ$ll1er8jbpQAOijOBt2QDpq0BKBFKfLKWxj9OHrpOuIc"  # noqa: E501
+"""The default ``RELAY_AGENTS``: the demo sign-in, its password hashed once here (so that reading
+the settings does not spend Argon2's 0.1 s on it each time)."""
 DEMO_CASES = {
     "4711": "open: a visit is booked for Monday",
     "12345": "closed: the refund was paid",
@@ -56,9 +64,11 @@ class Settings:
     graph_timeout: float = 10.0
     greeting_file: Path | None = None
     simulators: bool = True
-    agents: Mapping[str, str] = field(default_factory=lambda: {"agent": "agent"})
+    agents: Mapping[str, str] = field(default_factory=dict)
+    """Agent name → Argon2 hash of the password (plain passwords are hashed when read)."""
     supervisors: Mapping[str, str] = field(default_factory=dict)
-    """Supervisor accounts (``name → password``): they see every call's quality and listen in."""
+    """Supervisor accounts (name → Argon2 hash, like ``agents``): they see every call's quality
+    and listen in."""
     no_media_timeout: float = 20.0
     ring_timeout: float = 60.0
     openai_base_url: str = ""
@@ -84,6 +94,10 @@ class Settings:
     """Seconds a replica's lease on its calls lasts without renewal before others end them."""
     session_ttl: float = 12 * 3600.0
     """Seconds an agent's sign-in lasts without use."""
+    login_failures_per_name: int = 5
+    login_failures_per_address: int = 20
+    login_window: float = 300.0
+    """Failed sign-ins allowed per agent name and per client address within this many seconds."""
     log_format: str = "auto"
     """``json``, ``text``, or ``auto``: text when stderr is a terminal, JSON otherwise."""
     diagnostics_dir: Path | None = None
@@ -127,9 +141,16 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv: Path | None = Path(".env"),
+        *,
+        serve: bool = False,
     ) -> Settings:
-        """Read and validate the settings; ``environ`` wins over the ``.env`` file."""
+        """Read and validate the settings; ``environ`` wins over the ``.env`` file.
+
+        ``serve``: also apply the rules of ``relay-service serve`` (no demo sign-in).
+        """
         given = os.environ if environ is None else environ
         values: dict[str, Any] = {
             k: v.strip() for k, v in given.items() if k in ENVIRONMENT_VARIABLES and v.strip()
@@ -139,7 +160,18 @@ class Settings:
             parsed = _Environment(_env_file=dotenv, **values)  # type: ignore[call-arg]
         except ValidationError as exc:
             raise SettingsError([_problem(error) for error in exc.errors()]) from None
-        return parsed.settings()
+        settings = parsed.settings()
+        demo_name, demo_password = DEMO_AGENT
+        hashed = settings.agents.get(demo_name)
+        if serve and hashed is not None and passwords.verify_password(hashed, demo_password):
+            raise SettingsError(
+                [
+                    f"RELAY_AGENTS: the demo sign-in {demo_name}/{demo_password} is refused by "
+                    "serve; set RELAY_AGENTS to your agents (hash passwords with "
+                    "`relay-service hash-password`)"
+                ]
+            )
+        return settings
 
 
 def _problem(error: Any) -> str:
@@ -211,15 +243,28 @@ def _parse_port_range(raw: Any) -> tuple[int, int] | None:
     return result
 
 
+# A comma ends an entry only where a new ``name:`` follows: Argon2 hashes contain commas.
+_AGENT_SEPARATOR = re.compile(r",(?=[^,]*:)")
+
+
 def _parse_agents(raw: Any) -> dict[str, str]:
+    """Agent name → password hash; plain passwords are hashed here and kept nowhere."""
     if isinstance(raw, dict):
         return raw
     agents: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in str(raw).split(","))):
+    for item in filter(None, (part.strip() for part in _AGENT_SEPARATOR.split(str(raw)))):
         user, sep, password = item.partition(":")
+        user = user.strip()
         if not sep or not user or not password:
-            raise ValueError(f"entries must be name:password, not {item!r}")
-        agents[user] = password
+            # The name only: the item may hold a password.
+            raise ValueError(f"entries must be name:password or name:<hash>, not {user or '?'!r}")
+        if passwords.is_hash(password):
+            problem = passwords.hash_problem(password)
+            if problem is not None:
+                raise ValueError(f"has a hash for {user!r} that is {problem}")
+            agents[user] = password
+        else:
+            agents[user] = passwords.hash_password(password)
     if not agents:
         raise ValueError("must list at least one agent as name:password")
     return agents
@@ -294,7 +339,7 @@ class _Environment(BaseSettings):
     graph_timeout: Seconds = _env("WHATSAPP_GRAPH_TIMEOUT", 10.0)
     greeting_file: Path | None = _env("GREETING_FILE", None)
     agents: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_agents)] = _env(
-        "RELAY_AGENTS", "agent:agent"
+        "RELAY_AGENTS", DEMO_AGENTS
     )
     supervisors: Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_supervisors)] = _env(
         "RELAY_SUPERVISORS", ""
@@ -319,6 +364,13 @@ class _Environment(BaseSettings):
     replica_id: str = _env("RELAY_REPLICA_ID", "")
     lease_ttl: Seconds = _env("RELAY_LEASE_TTL", 10.0)
     session_ttl: Seconds = _env("RELAY_SESSION_TTL", 12 * 3600.0)
+    login_failures_per_name: Annotated[int, _integer(1, 10_000)] = _env(
+        "RELAY_LOGIN_FAILURES_PER_NAME", 5
+    )
+    login_failures_per_address: Annotated[int, _integer(1, 100_000)] = _env(
+        "RELAY_LOGIN_FAILURES_PER_ADDRESS", 20
+    )
+    login_window: Seconds = _env("RELAY_LOGIN_WINDOW", 300.0)
     log_format: Annotated[str, _choice("auto", "json", "text")] = _env("RELAY_LOG_FORMAT", "auto")
     diagnostics_dir: Path | None = _env("RELAY_DIAGNOSTICS_DIR", None)
     diagnostics_inline_max: Annotated[int, _integer(0, 2**31)] = _env(
@@ -379,10 +431,13 @@ class _Environment(BaseSettings):
     @classmethod
     def _openai_key(cls, value: str, info: ValidationInfo) -> str:
         used = info.data.get("assistant_enabled") or info.data.get("transcription_enabled")
-        if value or not used:
+        if value:
             return value
         if info.data.get("simulators", True) and not info.data.get("openai_base_url"):
-            return secrets.token_urlsafe(24)  # shared with the in-process simulator
+            # Shared with the in-process simulator, which accepts no other key.
+            return secrets.token_urlsafe(24)
+        if not used:
+            return value
         raise ValueError(
             "is required for ASSISTANT_ENABLED / TRANSCRIPTION_ENABLED "
             "unless the embedded simulator is the Realtime API"

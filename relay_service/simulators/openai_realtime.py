@@ -22,6 +22,7 @@ from aiohttp import web
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioResampler
 
+from relay_service import jsonlimits
 from relay_service.realtime.events import Event, new_id, parse_event
 from relay_service.simulators.realtime_session import RealtimeSession, Speak
 from relay_service.simulators.speech import (
@@ -48,6 +49,25 @@ def openai_error(status: int, message: str, kind: str = "invalid_request_error",
     """An error response in OpenAI's shape."""
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.json_response(body, status=status)
+
+
+EPHEMERAL_SECONDS = (10, 7200, 600)
+"""Lifetime of an ephemeral key: least, most, default (OpenAI's documented bounds)."""
+
+
+def _expiry_seconds(expires_after: Any) -> int:
+    """Seconds from ``expires_after {anchor:"created_at", seconds}``; ValueError if unusable."""
+    low, high, default = EPHEMERAL_SECONDS
+    if expires_after is None:
+        return default
+    if not isinstance(expires_after, dict):
+        raise ValueError("expires_after must be an object {anchor, seconds}.")
+    if expires_after.get("anchor", "created_at") != "created_at":
+        raise ValueError("expires_after.anchor must be 'created_at'.")
+    seconds = expires_after.get("seconds", default)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        raise ValueError(f"expires_after.seconds must be an integer from {low} to {high}.")
+    return seconds
 
 
 @dataclass
@@ -115,12 +135,23 @@ class RealtimeSimulator:
         if not self._authorised(self._bearer(request)):
             return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
         try:
-            body = await request.json()
-        except ValueError:
+            body = jsonlimits.loads(await request.read())
+        except jsonlimits.JsonRejected:
             return openai_error(400, "The body must be JSON.")
-        seconds = int(body.get("expires_after", {}).get("seconds", 600))
-        session = body.get("session") or {"type": "realtime"}
-        value, expires_at = new_id("ek"), int(time.time()) + seconds
+        if not isinstance(body, dict):
+            return openai_error(400, "The body must be a JSON object.")
+        try:
+            seconds = _expiry_seconds(body.get("expires_after"))
+        except ValueError as exc:
+            return openai_error(400, str(exc), code="invalid_value")
+        session = body.get("session", {"type": "realtime"})
+        if not isinstance(session, dict):
+            return openai_error(400, "session must be an object.", code="invalid_type")
+        session.setdefault("type", "realtime")
+        now = time.time()
+        for expired in [k for k, (expiry, _) in self.ephemeral.items() if expiry <= now]:
+            del self.ephemeral[expired]
+        value, expires_at = new_id("ek"), int(now) + seconds
         self.ephemeral[value] = (float(expires_at), session)
         return web.json_response({"value": value, "expires_at": expires_at, "session": session})
 
@@ -166,7 +197,7 @@ class RealtimeSimulator:
             if part.name == "sdp":
                 sdp = await part.text()
             elif part.name == "session":
-                session = json.loads(await part.text())
+                session = jsonlimits.loads(await part.text())
         if not sdp:
             raise ValueError("Missing the 'sdp' part")
         if not isinstance(session, dict):

@@ -13,6 +13,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .. import jsonlimits
 from ..whatsapp import payloads, signature
 from ..whatsapp.sdp import answer_problems, offer_problems
 from .caller import CallerPeer
@@ -41,6 +43,7 @@ class SimulatedCall:
     started: float = field(default_factory=time.time)
     accepted_at: float | None = None
     end_status: str | None = None
+    ringing_sent: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -101,7 +104,10 @@ class WhatsAppSimulator:
         host_addresses: tuple[str, ...] | None = ("127.0.0.1",),
         no_media_timeout: float = 20.0,
         duplicate_webhooks: bool = False,
+        authorize: Callable[[web.Request], object] | None = None,
     ) -> None:
+        """``authorize``: called with each control API request; it raises an HTTP error to
+        refuse it (the relay passes its console's sign-in check)."""
         self.webhook_url = webhook_url
         self.app_secret = app_secret
         self.access_token = access_token
@@ -109,9 +115,12 @@ class WhatsAppSimulator:
         self.host_addresses = host_addresses
         self.no_media_timeout = no_media_timeout
         self.duplicate_webhooks = duplicate_webhooks
+        self.authorize = authorize
         self.calls: dict[str, SimulatedCall] = {}
         self.requests: list[dict[str, Any]] = []
         self.webhook_statuses: list[int] = []
+        self.statuses_before_reply = False
+        """Deliver an outbound call's ``RINGING`` before the ``connect`` reply (as Meta may)."""
         self.faults: dict[str, str] = Faults()
         """Action → ``"timeout"`` or ``"error:<code>"``: the next such request fails so."""
         self._numbers = itertools.count(1)
@@ -200,8 +209,8 @@ class WhatsAppSimulator:
         if request.match_info["phone_number_id"] != self.phone_number_id:
             return graph_error(400, 100, "Unknown phone number id.", "GraphMethodException")
         try:
-            body = await request.json()
-        except ValueError:
+            body = jsonlimits.loads(await request.read())
+        except jsonlimits.JsonRejected:
             return graph_error(400, 100, "Body is not JSON.", "GraphMethodException")
         if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
             return graph_error(
@@ -265,13 +274,20 @@ class WhatsAppSimulator:
         peer = CallerPeer("tone", self.host_addresses)
         call = SimulatedCall(call_id, to, "BUSINESS_INITIATED", peer)
         self.calls[call_id] = call
+        if self.statuses_before_reply:
+            await self._ringing(call)
         call.tasks.append(asyncio.ensure_future(self._ring_and_answer(call, sdp)))
         return web.json_response({"messaging_product": "whatsapp", "calls": [{"id": call_id}]})
 
-    async def _ring_and_answer(self, call: SimulatedCall, offer: str) -> None:
+    async def _ringing(self, call: SimulatedCall) -> None:
+        call.ringing_sent = True
         await self.send_webhook(
             payloads.status(self.phone_number_id, call.call_id, call.user, "RINGING")
         )
+
+    async def _ring_and_answer(self, call: SimulatedCall, offer: str) -> None:
+        if not call.ringing_sent:
+            await self._ringing(call)
         answer = await call.peer.answer(offer)
         await asyncio.sleep(0.5)
         await self.send_webhook(
@@ -325,12 +341,14 @@ class WhatsAppSimulator:
     # -- control API (the demo's "place a call" button) ---------------------------------
 
     async def _list_calls(self, request: web.Request) -> web.Response:
+        self._check_control(request)
         return web.json_response([call.summary() for call in self.calls.values()])
 
     async def _place_call(self, request: web.Request) -> web.Response:
+        self._check_control(request)
         try:
-            options = await request.json()
-        except ValueError:
+            options = jsonlimits.loads(await request.read(), max_bytes=4096, max_depth=2)
+        except jsonlimits.JsonRejected:
             options = {}
         if not isinstance(options, dict):
             options = {}
@@ -344,11 +362,16 @@ class WhatsAppSimulator:
         return web.json_response({"id": call_id})
 
     async def _hangup(self, request: web.Request) -> web.Response:
+        self._check_control(request)
         call = self.calls.get(request.match_info["call_id"])
         if call is None:
             return web.json_response({"error": "no such call"}, status=404)
         await self._end(call, "COMPLETED")
         return web.json_response(call.summary())
+
+    def _check_control(self, request: web.Request) -> None:
+        if self.authorize is not None:
+            self.authorize(request)
 
     async def close(self) -> None:
         """End every call silently and close the HTTP session."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,12 @@ import pytest
 from aiohttp import web
 
 from relay_service.app import Service
+from relay_service.passwords import hash_password
 from relay_service.settings import Settings
 
 from .agent import Agent
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -22,6 +26,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@functools.cache
+def agents_setting() -> str:
+    """``RELAY_AGENTS`` of the test services, hashed once (Argon2 is slow on purpose)."""
+    return ",".join(
+        f"{name}:{hash_password(password)}"
+        for name, password in (("alice", "wonderland"), ("bob", "builder"))
+    )
 
 
 def make_settings(tmp_path: Path, **environ: str) -> Settings:
@@ -34,7 +47,7 @@ def make_settings(tmp_path: Path, **environ: str) -> Settings:
         "WHATSAPP_APP_SECRET": "test-app-secret",
         "WHATSAPP_VERIFY_TOKEN": "test-verify-token",
         "WHATSAPP_ACCESS_TOKEN": "test-access-token",
-        "RELAY_AGENTS": "alice:wonderland,bob:builder",
+        "RELAY_AGENTS": agents_setting(),
     }
     base.update(environ)
     return Settings.from_env(base, dotenv=None)

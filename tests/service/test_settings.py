@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay_service.passwords import verify_password
 from relay_service.settings import Settings, SettingsError
 
 
@@ -26,7 +27,8 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     settings = Settings.from_env({"RELAY_PORT": "9001"}, dotenv=dotenv)
     assert settings.port == 9001
     assert settings.host == "0.0.0.0"
-    assert dict(settings.agents) == {"a": "b"}
+    assert list(settings.agents) == ["a"]
+    assert verify_password(settings.agents["a"], "b")
 
 
 def test_production_requires_whatsapp_credentials_and_lists_every_problem() -> None:
@@ -200,10 +202,8 @@ def test_udp_port_range_is_accepted_exactly_when_it_is_a_valid_range(low: int, h
 @given(raw=st.text(max_size=40))
 def test_any_agents_value_is_parsed_or_named_in_one_line(raw: str) -> None:
     try:
-        settings = Settings.from_env({"RELAY_AGENTS": raw}, dotenv=None)
+        parsed = Settings.from_env({"RELAY_AGENTS": raw}, dotenv=None)
     except SettingsError as exc:
         assert len(exc.problems) == 1 and exc.problems[0].startswith("RELAY_AGENTS ")
     else:
-        assert settings.agents and all(
-            name and password for name, password in settings.agents.items()
-        )
+        assert parsed.agents and all(name and password for name, password in parsed.agents.items())

@@ -73,7 +73,8 @@ def test_terminate_with_errors_and_string_numbers() -> None:
 
 def test_statuses() -> None:
     (event,) = parse_webhook(body(payloads.status(PHONE, "wacid.D", "491", "RINGING")))
-    assert event == CallStatus("wacid.D", "RINGING", event.timestamp, "491")
+    assert isinstance(event, CallStatus)
+    assert event == CallStatus("wacid.D", "RINGING", event.timestamp, "491", PHONE)
 
 
 def test_unknown_field_and_event_are_reported_not_raised() -> None:
