@@ -4,7 +4,8 @@ Run:
 
     python examples/record_call.py [--seconds 5] [--out call.json.gz] [--charts charts/]
 
-The same file opens with ``webrtc-diag call.json.gz --charts charts/``.
+The same file opens with ``webrtc-diag call.json.gz --charts charts/``. Charts need matplotlib,
+from the ``[diag]`` extra (``pip install '.[diag]'``).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ def main() -> None:
     diagnostic = load_diagnostic_file(args.out)
     print(format_summary(diagnostic))
     if args.charts:
-        from webrtc_ext.stats.charts import draw_charts
+        from webrtc_ext.stats.charts import ChartsUnavailable, draw_charts
 
-        for path in draw_charts(diagnostic, args.charts):
+        try:
+            paths = draw_charts(diagnostic, args.charts)
+        except ChartsUnavailable as exc:
+            raise SystemExit(f"record_call.py: {exc}") from None
+        for path in paths:
             print("chart:", path)
 
 

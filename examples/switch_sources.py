@@ -12,6 +12,7 @@ skip, timestamps that only move forward.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import math
 import os
@@ -38,14 +39,15 @@ CONFIG = PeerConnectionConfig(host_addresses=["127.0.0.1"], audio_codecs=("audio
 def tone(freq: float, seconds: float) -> Iterator[tuple[bytes, int]]:
     """20 ms Opus packets of a sine wave (encoded once, with PyAV)."""
     import av
-    import numpy as np
 
     encoder = av.CodecContext.create("libopus", "w")
     encoder.sample_rate, encoder.layout, encoder.format = 48000, "mono", "s16"
     for i in range(int(seconds * 50)):
-        t = (np.arange(960) + i * 960) / 48000
-        samples = (6000 * np.sin(2 * math.pi * freq * t)).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        # 16-bit samples built with the standard library: the library alone has no numpy.
+        step = 2 * math.pi * freq / 48000
+        pcm = array.array("h", (int(6000 * math.sin(step * (n + i * 960))) for n in range(960)))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(pcm.tobytes())
         frame.sample_rate, frame.pts = 48000, i * 960
         for packet in encoder.encode(frame):
             yield bytes(packet), 960

@@ -36,6 +36,8 @@ REMOTE_KINDS = ("answer", "handback", "hangup", "hold", "resume", "keys")
 """Console requests forwarded to the replica that owns the call (the others act locally)."""
 QUALITY_INTERVAL = 1.0
 """Seconds between two call-quality updates to supervisors."""
+SEND_GRACE = 1.0
+"""Seconds closing the console waits for messages still on their way (a call's end)."""
 
 
 class RemoteCalls(Protocol):
@@ -76,6 +78,9 @@ class AgentConsole:
         """Calls of the other replicas (``None``: this process is the only one)."""
         self.replica_id: str | None = None
         """This replica's name, shown with its calls when there are several."""
+        self._sends: set[asyncio.Task[None]] = set()
+        """Messages on their way to the pages: not the router's tasks, so that ending every
+        call at shutdown (which cancels those) still tells each agent why."""
         self.features: dict[str, Any] = {}
         """What the page may offer besides calls (``assistant``, ``simulator``), set by the app."""
         router.listeners.append(self._on_call_event)
@@ -352,7 +357,7 @@ class AgentConsole:
     def _broadcast_calls(self) -> None:
         message = self._calls_message()
         for ws in list(self.sockets):
-            self.router.spawn(_send(ws, [message]))
+            self._send(ws, [message])
 
     def _controls(self, call: Call) -> list[str]:
         """What the agent holding the call can do now (the state machine decides)."""
@@ -405,10 +410,17 @@ class AgentConsole:
         if state == "ended":
             messages.append({"type": "ended", "call_id": call_id, "reason": end_reason})
         for ws in list(self.sockets):
-            self.router.spawn(_send(ws, messages))
+            self._send(ws, messages)
+
+    def _send(self, ws: web.WebSocketResponse, messages: list[dict[str, Any]]) -> None:
+        task = asyncio.ensure_future(_send(ws, messages))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     async def close(self) -> None:
-        """Close every console connection."""
+        """Deliver what is on its way (for a moment at most), then close every connection."""
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=SEND_GRACE)
         for ws in list(self.sockets):
             await ws.close()
 

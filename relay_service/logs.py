@@ -26,15 +26,19 @@ CHATTY = {
     "aioice.ice": ("%s Check ",),
     # webrtc_ext's ICE check list: a failed check, a nomination that keeps the selected pair.
     "webrtc_ext.ice_engine.checklist": ("check ", "keeping "),
+    # Alembic's start-up chatter on every migrate (the "Running upgrade" lines stay at INFO).
+    "alembic.runtime.plugins": ("setup plugin ",),
+    "alembic.runtime.migration": ("Context impl ", "Will assume "),
 }
-"""Logger name → message prefixes that are per-check detail: shown at DEBUG, not INFO."""
+"""Logger name → message prefixes that are routine detail: shown at DEBUG, not INFO."""
 
 
 class ChattyToDebug(logging.Filter):
-    """Lowers per-check ICE lines to DEBUG, and drops them unless DEBUG is on."""
+    """Lowers routine detail (per-check ICE lines, Alembic start-up) to DEBUG, and drops it
+    unless DEBUG is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep the record, lowered if it is per-check detail, unless DEBUG is off."""
+        """Keep the record, lowered if it is routine detail, unless DEBUG is off."""
         prefixes = CHATTY.get(record.name)
         if prefixes is None or record.levelno <= logging.DEBUG:
             return True

@@ -93,7 +93,9 @@ class _Leg(AsyncIOEventEmitter):
     def _stopped(self, reason: str) -> None:
         if self.stopped_reason is None:
             self.stopped_reason = reason
-            logger.warning("%s stopped: %s", type(self).__name__, reason)
+            # A hang-up we asked for is routine; anything else is worth a warning.
+            level = logging.INFO if self._stopping else logging.WARNING
+            logger.log(level, "%s stopped: %s", type(self).__name__, reason)
             self.emit("stopped", reason)
 
     async def stop(self) -> None:

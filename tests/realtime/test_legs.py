@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ async def next_event(
 
 
 async def test_keypad_reference_reaches_the_business_tool_exactly(
-    simulator: tuple[RealtimeSimulator, str],
+    simulator: tuple[RealtimeSimulator, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, url = simulator
     looked_up: list[str] = []
@@ -68,8 +69,12 @@ async def test_keypad_reference_reaches_the_business_tool_exactly(
         assert isinstance(transfer, ToolCall) and transfer.name == "transfer_to_human"
         assert transfers and leg.tool_calls[-1] is transfer
     finally:
-        await leg.stop()
+        with caplog.at_level(logging.INFO, "relay_service.assistant.legs"):
+            await leg.stop()
     assert leg.stopped_reason == "stopped"
+    # Hanging up on purpose is no warning.
+    stopped = [r for r in caplog.records if r.getMessage() == "AssistantLeg stopped: stopped"]
+    assert [r.levelname for r in stopped] == ["INFO"]
 
 
 async def test_transcription_leg_gives_segments(

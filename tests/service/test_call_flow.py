@@ -98,6 +98,20 @@ async def test_caller_hangs_up_while_ringing(running: Running) -> None:
     assert record is not None and record.state == "ended"
 
 
+async def test_shutdown_tells_the_agent_why_the_call_ended(running: Running) -> None:
+    simulator = running.service.simulator
+    assert simulator is not None
+    agent = await running.agent()
+    try:
+        call_id = await simulator.place_call(audio="tone")
+        await agent.wait_for_call("ringing")
+        await running.service.stop(0)  # what Ctrl-C does first (SIGTERM drains first)
+        ended = await agent.wait_for(lambda m: m["type"] == "ended", timeout=10)
+        assert (ended["call_id"], ended["reason"]) == (call_id, "service shutting down")
+    finally:
+        await agent.close()
+
+
 async def test_agent_calls_a_whatsapp_user(running: Running) -> None:
     simulator = running.service.simulator
     assert simulator is not None

@@ -62,6 +62,9 @@ def test_demo_starts_and_prints_the_console_url(stop_signal: signal.Signals) -> 
         output, _ = process.communicate(timeout=60)
     assert f"http://127.0.0.1:{port}/console/index.html" in output
     assert "service shutting down" in output
+    # The calls end while the embedded WhatsApp simulator still answers the Graph API.
+    assert "graph terminate -> ok" in output
+    assert "at WhatsApp failed" not in output
     assert process.returncode == 0
 
 

@@ -97,6 +97,15 @@ def test_per_check_ice_lines_are_debug_detail(captured: io.StringIO) -> None:
     ]
 
 
+def test_alembic_start_up_chatter_is_debug_detail(captured: io.StringIO) -> None:
+    migration = logging.getLogger("alembic.runtime.migration")
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "alembic.autogenerate")
+    migration.info("Context impl SQLiteImpl.")
+    migration.info("Will assume non-transactional DDL.")
+    migration.info("Running upgrade  -> 0001, Initial")
+    assert [line["event"] for line in lines(captured)] == ["Running upgrade  -> 0001, Initial"]
+
+
 async def test_a_loopback_call_logs_its_ice_outcome_without_per_check_lines(
     captured: io.StringIO,
 ) -> None:

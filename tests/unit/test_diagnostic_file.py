@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -75,7 +77,10 @@ def test_round_trip_write_load_summarise(tmp_path: Path) -> None:
     assert out.bitrate_kbps == pytest.approx(8 * 16000 / 4 / 1000)
     assert summary.dtmf_sent == 3 and summary.dtmf_received is None
     assert summary.ice_round_trip_time == 0.02
+    # Connected after 5 ms, sampled for 4 s: the recording lasted 4 s.
+    assert summary.duration == 4.0
     text = format_summary(loaded)
+    assert "connection pc-1 (recorded 4.0 s)" in text
     assert "path chosen: relay udp 127.0.0.1:5000 via TURN/tcp -> host udp" in text
     assert "NACKs 4, retransmitted 4" in text and "DTMF: 0 received, 3 sent" in text
 
@@ -420,3 +425,36 @@ def test_cli_charts_without_matplotlib_names_the_extra(
     err = capsys.readouterr().err
     assert "matplotlib" in err and "pip install 'webrtc-relay[diag]'" in err
     assert not (tmp_path / "png").exists() or not any((tmp_path / "png").iterdir())
+
+
+def test_cli_reports_an_unwritable_output_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert webrtc_diag([str(path), "--chromium", str(tmp_path / "missing" / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("webrtc-diag: error: cannot write ") and "No such file" in err
+    assert webrtc_diag([str(path), "--charts", str(blocker / "png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("webrtc-diag: error: cannot write charts into ")
+
+
+def test_cli_piped_into_a_reader_that_leaves_has_no_traceback(tmp_path: Path) -> None:
+    path = write_diagnostic_file(tmp_path / "d.json.gz", build_dump([recorded()], T0))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # ``webrtc-diag d.json.gz | head -0``: nobody reads
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "webrtc_ext.stats.cli", str(path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+    assert result.returncode == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,17 @@ from .summary import format_summary
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line tool; returns the exit status."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # ``webrtc-diag call.json.gz | head``: the reader left; no traceback, and none again
+        # when Python flushes stdout on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="webrtc-diag",
         description="Summarise a webrtc_ext diagnostic file (or a webrtc-internals dump).",
@@ -37,7 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_summary(diagnostic))
     if args.chromium:
         document = json.dumps(chromium_document(diagnostic), separators=(",", ":"))
-        Path(args.chromium).write_text(document, encoding="utf8")
+        try:
+            Path(args.chromium).write_text(document, encoding="utf8")
+        except OSError as exc:
+            print(
+                f"webrtc-diag: error: cannot write {args.chromium}: {exc.strerror}", file=sys.stderr
+            )
+            return 2
         print(f"chromium layout: {args.chromium}")
     if args.charts:
         from .charts import ChartsUnavailable, draw_charts
@@ -46,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths = draw_charts(diagnostic, args.charts)
         except ChartsUnavailable as exc:
             print(f"webrtc-diag: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(
+                f"webrtc-diag: error: cannot write charts into {args.charts}: {exc.strerror}",
+                file=sys.stderr,
+            )
             return 2
         for path in paths:
             print(f"chart: {path}")

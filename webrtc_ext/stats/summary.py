@@ -178,7 +178,10 @@ def summarise_connection(conn: ConnectionDump) -> ConnectionSummary:
         value = number(conn.latest(pair_id).get("currentRoundTripTime")) if pair_id else None
         if value is not None:
             rtt = value
+    # From the first event or sample to the last: state changes stop once connected, the
+    # stats samples run until the connection closes.
     times = [e.timestamp for e in conn.events]
+    times += [t for series in conn.series.values() for t in series.times[:1] + series.times[-1:]]
     states = [
         (e.timestamp, e.type, e.value)
         for e in conn.events
