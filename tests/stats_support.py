@@ -82,7 +82,7 @@ class LossyNetwork:
 
 def install_filter(pc: RTCPeerConnection, accept: Callable[[bytes], bool]) -> None:
     """Pass every datagram arriving on ``pc``'s sockets through ``accept`` (False drops it)."""
-    for protocol in pc.iceTransports[0].connection._protocols:
+    for protocol in pc.ice_transports[0].connection._protocols:
         # IceProtocol handles each datagram in _handle_datagram, also those it drains from
         # the socket after the one datagram_received was called with.
         original = protocol._handle_datagram

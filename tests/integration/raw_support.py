@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from webrtc_ext import RTCPeerConnection, RtpReceiver, RtpSender
+from webrtc_ext import RTCPeerConnection
+from webrtc_ext import RTCRtpReceiver as RtpReceiver
+from webrtc_ext import RTCRtpSender as RtpSender
 
 
 async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:

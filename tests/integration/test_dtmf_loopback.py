@@ -96,7 +96,7 @@ async def test_audio_keeps_playing_and_statistics_stay_right() -> None:
         iterated: list[str] = []
 
         async def collect() -> None:
-            async for event in call.answerer.dtmfEvents(transceiver):
+            async for event in call.answerer.dtmf_events(transceiver):
                 iterated.append(event.digit)
 
         collector = asyncio.ensure_future(collect())

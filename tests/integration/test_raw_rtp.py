@@ -121,7 +121,7 @@ async def test_garbage_datagrams_are_dropped_and_the_stream_goes_on() -> None:
         await connect(offerer, answerer)
         raw_receiver_of(answerer).on_rtp(received.append)
         sender = sender_of(offerer)
-        pair = answerer.iceTransports[0].getSelectedCandidatePair()
+        pair = answerer.ice_transports[0].getSelectedCandidatePair()
         assert pair is not None
         target = (pair.local.ip, pair.local.port)
         ssrc = struct.pack("!I", sender._ssrc)

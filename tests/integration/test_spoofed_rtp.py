@@ -18,7 +18,9 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from tests.support import LOOPBACK
-from webrtc_ext import RTCPeerConnection, RtpReceiver, RtpSender
+from webrtc_ext import RTCPeerConnection
+from webrtc_ext import RTCRtpReceiver as RtpReceiver
+from webrtc_ext import RTCRtpSender as RtpSender
 from webrtc_ext.rawrtp import RtpFastPathMixin
 from webrtc_ext.rtp import RawRtpPacket
 
