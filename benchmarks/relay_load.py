@@ -481,7 +481,7 @@ async def run(
             await generator.sign_in(calls + 1)
             pacer = asyncio.ensure_future(generator.pace(stop))
             # One warm-up call, so what is loaded once (codecs, first-use caches) is in the base.
-            warm = await generator.place(calls)
+            await generator.place(calls)
             await asyncio.sleep(2)
             await generator.hang_up_all()
             generator.calls.clear()
@@ -542,7 +542,6 @@ async def run(
             await graph_runner.cleanup()
             realtime.terminate()
             realtime.join(10)
-    del warm
     streams = [s for c in placed for s in (c.to_agent, c.to_caller)]
     sent = sum(s.sent_in_window for s in streams)
     received = sum(s.received_in_window for s in streams)

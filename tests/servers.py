@@ -156,13 +156,18 @@ def coturn(
             secret=secret,
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        _stop(process)
         log.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server the tests started; kill it if it does not exit within 5 s."""
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def _wait_listening(
@@ -316,10 +321,5 @@ def redis_server(directory: Path) -> Iterator[Redis]:
         _wait_listening(port, process, directory / "redis.log", "redis-server")
         yield Redis(port)
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        _stop(process)
         log.close()
