@@ -378,6 +378,8 @@ class Connection:
             upgrade_window=upgrade_window,
         )
         self._timer: asyncio.TimerHandle | None = None
+        # The deadline the timer was armed for: uvloop's handles have no ``when()``.
+        self._timer_when = 0.0
         self._transactions: dict[bytes, asyncio.Task[None]] = {}
         self._consent_close: asyncio.Task[None] | None = None
 
@@ -800,17 +802,18 @@ class Connection:
         if self._closing:
             when = None
         if self._timer is not None:
-            if when == self._timer.when():
+            if when == self._timer_when:
                 return
             self._timer.cancel()
             self._timer = None
         if when is not None:
+            self._timer_when = when
             self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         assert self._timer is not None
         # asyncio may run a timer up to its clock resolution early.
-        now = max(asyncio.get_running_loop().time(), self._timer.when())
+        now = max(asyncio.get_running_loop().time(), self._timer_when)
         self._timer = None
         self._run(self._engine.handle_timeout(now))
 
