@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -26,6 +26,48 @@ def _write_file(path: Path, content: bytes) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(content)
     partial.replace(path)
+
+
+class KeyedLocks:
+    """One :class:`asyncio.Lock` per key, kept only while a task holds or awaits it.
+
+    A lock per call that outlived its call would be kept for the life of the process.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        """Hold ``key``'s lock for the ``async with`` block."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._locks[key][1] - 1
+            if users:
+                self._locks[key] = (lock, users)
+            else:
+                del self._locks[key]
+
+
+SQLITE_CONNECTIONS = 5
+"""Connections to an SQLite file, never more: it takes one writer at a time anyway, and each
+aiosqlite connection is a thread (with its own C heap) that a burst of calls would otherwise
+multiply by three (SQLAlchemy's default overflow)."""
+
+
+def _pool_size(url: str) -> dict[str, int]:
+    """Pool arguments for ``url``: a bounded pool for an SQLite file, the default otherwise."""
+    memory = ":memory:" in url or "mode=memory" in url or url.rstrip("/").endswith(":")
+    if url.startswith("sqlite") and not memory:
+        return {"pool_size": SQLITE_CONNECTIONS, "max_overflow": 0}
+    return {}
 
 
 def utcnow() -> dt.datetime:
@@ -177,9 +219,9 @@ class Storage:
         self.write_error: str | None = None
         """Why the last write failed; ``None`` once a write succeeds (``/healthz`` shows it)."""
         # A pooled connection a PostgreSQL restart closed is noticed and replaced, not used.
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, **_pool_size(url))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
 
     async def start(self) -> None:
         """Create the SQLite directory if needed and migrate the schema to the newest revision."""
@@ -238,7 +280,7 @@ class Storage:
         """Append an event to the call's timeline, optionally changing its state and columns."""
         # The timeline is read, extended and written back: one writer per call at a time
         # (the lock within this process, the row lock across replicas on PostgreSQL).
-        async with self._locks[call_id], self._sessions.begin() as session:
+        async with self._locks.hold(call_id), self._sessions.begin() as session:
             record = await session.get(CallRecord, call_id, with_for_update=True)
             if record is None:
                 return

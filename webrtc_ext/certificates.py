@@ -145,6 +145,9 @@ class RTCCertificate(AiortcCertificate):
     def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
         ctx.set_options(SSL.OP_NO_TICKET)
+        # After the handshake DTLS carries little or nothing (SRTP bypasses it): its ~40 KB of
+        # idle record buffers per connection are freed, and allocated again when needed.
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         # The transport installs the fingerprint check on each connection (both roles).
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
         ctx.use_certificate(self._cert)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -13,11 +14,11 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from relay_service import schema
-from relay_service.storage import Base, Storage
+from relay_service.storage import SQLITE_CONNECTIONS, Base, KeyedLocks, Storage
 
 from ..servers import PostgreSQL
 from .conftest import running_service
@@ -141,6 +142,68 @@ async def test_a_database_made_by_create_all_before_migrations_keeps_its_calls(
         assert await storage.create_call("wacid.new", "+1", "+2", "inbound") is not None
     finally:
         await storage.close()
+
+
+async def test_timeline_locks_are_kept_only_while_written(tmp_path: Path) -> None:
+    """Each call's timeline lock goes when its writes end: no memory kept per call ever seen."""
+    storage = await started(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    try:
+        ids = [await storage.create_call(f"wacid.{n}", "+1", "+2", "inbound") for n in range(20)]
+        assert all(ids)
+        writes = [
+            storage.record_event(call_id, f"event-{i}")
+            for call_id in ids
+            if call_id is not None
+            for i in range(3)
+        ]
+        await asyncio.gather(*writes)
+        for call_id in ids:
+            assert call_id is not None
+            record = await storage.get_call(call_id)
+            assert record is not None and len(record.timeline) == 4  # created + 3, none lost
+        assert len(storage._locks) == 0
+    finally:
+        await storage.close()
+
+
+async def test_a_burst_of_writes_opens_at_most_a_few_sqlite_connections(tmp_path: Path) -> None:
+    """Each SQLite connection is a thread with its own C heap: a burst of calls waits for one
+    of a few connections rather than opening (and keeping the memory of) many more."""
+    storage = await started(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    opened: list[object] = []
+    event.listen(storage.engine.sync_engine, "connect", lambda conn, record: opened.append(conn))
+    try:
+        ids = [await storage.create_call(f"wacid.{n}", "+1", "+2", "inbound") for n in range(40)]
+        await asyncio.gather(
+            *(storage.record_event(call_id, "answered") for call_id in ids if call_id is not None)
+        )
+        assert 1 <= len(opened) <= SQLITE_CONNECTIONS
+        for call_id in ids:
+            assert call_id is not None
+            record = await storage.get_call(call_id)
+            assert record is not None and record.timeline[-1]["event"] == "answered"
+    finally:
+        await storage.close()
+
+
+async def test_keyed_locks_serialise_one_key_and_forget_it() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def write(name: str, key: int) -> None:
+        async with locks.hold(key):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    await asyncio.gather(write("a", 1), write("b", 1), write("c", 2))
+    assert order.index("a out") < order.index("b in")  # one writer per key at a time
+    assert order.index("c in") < order.index("a out")  # other keys do not wait
+    assert len(locks) == 0
+    with contextlib.suppress(RuntimeError):
+        async with locks.hold(3):
+            raise RuntimeError("a failed write")
+    assert len(locks) == 0
 
 
 async def test_large_diagnostic_files_live_outside_the_rows(

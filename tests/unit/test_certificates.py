@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+import platform
+import sys
+
 import pytest
 from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCDtlsFingerprint
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from OpenSSL import SSL
+from OpenSSL._util import lib as openssl
 
 from tests.dtls_support import ca_chain
 from webrtc_ext import CertificateError, PeerConnectionConfig, RTCCertificate
@@ -93,3 +102,69 @@ def test_configuration_carries_certificates() -> None:
     assert config.certificates[0] is certificate
     with pytest.raises(ValueError, match="dtls_handshake_timeout"):
         config.with_changes(dtls_handshake_timeout=0)
+
+
+def _connected_pair(context: SSL.Context) -> tuple[SSL.Connection, SSL.Connection]:
+    """A DTLS client and server over memory BIOs, handshake done (no network)."""
+    client, server = SSL.Connection(context), SSL.Connection(context)
+    client.set_connect_state()
+    server.set_accept_state()
+    done: set[SSL.Connection] = set()
+    for _ in range(50):
+        for side, peer in ((client, server), (server, client)):
+            try:
+                side.do_handshake()
+                done.add(side)
+            except SSL.WantReadError:
+                pass
+            with contextlib.suppress(SSL.WantReadError):
+                while True:
+                    peer.bio_write(side.bio_read(65536))
+        if len(done) == 2:
+            return client, server
+    raise AssertionError("the DTLS handshake did not finish")
+
+
+def _native_heap_in_use() -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallinfo2"
+)
+def test_idle_dtls_connections_keep_no_record_buffers() -> None:
+    """Connected and idle, a DTLS connection frees its ~40 KB of read and write buffers."""
+    certificate = RTCCertificate.generateCertificate()
+    releasing = certificate._create_ssl_context(SRTP_PROFILES)
+    keeping = certificate._create_ssl_context(SRTP_PROFILES)
+    openssl.SSL_CTX_clear_mode(keeping._context, openssl.SSL_MODE_RELEASE_BUFFERS)
+
+    def held_per_connection(context: SSL.Context) -> float:
+        _connected_pair(context)  # first use: OpenSSL's one-time tables are not counted
+        gc.collect()
+        before = _native_heap_in_use()
+        pairs = [_connected_pair(context) for _ in range(8)]
+        held = (_native_heap_in_use() - before) / (2 * len(pairs))
+        del pairs
+        return held
+
+    kept, released = held_per_connection(keeping), held_per_connection(releasing)
+    assert kept - released > 24_000, (kept, released)
+    # Buffers come back when the connection is used again: data still flows both ways.
+    client, server = _connected_pair(releasing)
+    client.send(b"after idle")
+    server.bio_write(client.bio_read(65536))
+    assert server.recv(100) == b"after idle"
