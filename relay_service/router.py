@@ -24,6 +24,7 @@ from openai import AsyncOpenAI
 from webrtc_ext import (
     NominationMode,
     PeerConnectionConfig,
+    RTCCertificate,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -95,6 +96,8 @@ GREETING_LIMIT = 60.0
 """Seconds of pre-recorded greeting the assistant waits for at most."""
 COLLECT_AFTER_END = 2.0
 """Seconds after a call ends before the cycle collector runs if no call is active then."""
+CERTIFICATE_LIFETIME = 24 * 3600.0
+"""Seconds one DTLS certificate serves new legs before the next one is generated."""
 
 
 class CallUnavailable(Exception):
@@ -127,6 +130,7 @@ class CallRouter:
         """With replicas: gives a new call to one that is not draining (true if one took it)."""
         self._collection: asyncio.TimerHandle | None = None
         self._openai: AsyncOpenAI | None = None
+        self._certificate: tuple[float, RTCCertificate] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -141,7 +145,19 @@ class CallRouter:
             port_range=self.settings.udp_port_range,
             audio_codecs=("audio/opus",),
             nomination=NominationMode(self.settings.ice_nomination),
+            certificates=(self.dtls_certificate(),),
         )
+
+    def dtls_certificate(self) -> RTCCertificate:
+        """The DTLS certificate of new legs: one for every leg (so one OpenSSL context, not one
+        per leg, and no key generated per leg), replaced after :data:`CERTIFICATE_LIFETIME`.
+
+        Peers check it against the fingerprint in the SDP, as with one certificate per leg.
+        """
+        now = time.monotonic()
+        if self._certificate is None or now - self._certificate[0] > CERTIFICATE_LIFETIME:
+            self._certificate = (now, RTCCertificate.generateCertificate())
+        return self._certificate[1]
 
     def openai_client(self) -> AsyncOpenAI:
         """One ``openai`` client for every Realtime leg (one HTTP pool, one TLS context)."""

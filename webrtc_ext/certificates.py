@@ -73,6 +73,7 @@ class RTCCertificate(AiortcCertificate):
             raise CertificateError("the private key does not match the certificate")
         super().__init__(cast(ec.EllipticCurvePrivateKey, key), cert)
         self._chain = tuple(chain)
+        self._contexts: dict[tuple[int, ...], SSL.Context] = {}
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -143,6 +144,16 @@ class RTCCertificate(AiortcCertificate):
         return cls(*certificate_key_and_cert(certificate))
 
     def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        # One OpenSSL context (~20 KB of C heap) per certificate and SRTP profile list, shared
+        # by every transport using this certificate: nothing per connection is set on it (the
+        # fingerprint check, the MTU and the role are set on each connection).
+        key = tuple(p.libsrtp_profile for p in srtp_profiles)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = self._new_ssl_context(srtp_profiles)
+        return ctx
+
+    def _new_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
         ctx.set_options(SSL.OP_NO_TICKET)
         # After the handshake DTLS carries little or nothing (SRTP bypasses it): its ~40 KB of

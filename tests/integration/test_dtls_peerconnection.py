@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from tests.support import LOOPBACK, audio_call
-from webrtc_ext import RTCCertificate, RTCDtlsTransport, RTCPeerConnection, RTCSessionDescription
+from webrtc_ext import (
+    PeerConnectionConfig,
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +69,40 @@ async def test_large_data_channel_messages_travel_in_datagrams_within_mtu() -> N
         await answerer.close()
 
 
-async def test_tampered_fingerprint_in_the_answer_fails_the_call_with_a_clear_error() -> None:
-    offerer, answerer = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+async def test_connections_sharing_a_certificate_share_one_openssl_context() -> None:
+    """Media flows on both, over one context (not one per connection, ~20 KB of C heap each)."""
+    shared = LOOPBACK.with_changes(certificates=[RTCCertificate.generateCertificate()])
+    async with audio_call(shared, shared) as first, audio_call(shared) as second:
+        sharing = [dtls_transport(pc) for pc in (first.offerer, first.answerer, second.offerer)]
+        own = dtls_transport(second.answerer)
+        assert all(t.state == "connected" for t in (*sharing, own))
+        assert len({id(t._connection.get_context()) for t in sharing}) == 1
+        assert own._connection.get_context() is not sharing[0]._connection.get_context()
+
+
+@pytest.mark.parametrize("certificate", ["own", "shared"])
+async def test_tampered_fingerprint_in_the_answer_fails_the_call_with_a_clear_error(
+    certificate: str,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        config = LOOPBACK
+        if certificate == "shared":  # a live call uses the same certificate and context
+            config = LOOPBACK.with_changes(certificates=[RTCCertificate.generateCertificate()])
+            live = await stack.enter_async_context(audio_call(config))
+        await tampered_answer_fails(config)
+        if certificate == "shared":
+            assert dtls_transport(live.offerer).state == "connected"
+
+
+async def tampered_answer_fails(config: PeerConnectionConfig) -> None:
+    offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(LOOPBACK)
     failed = asyncio.Event()
-    offerer.on(
-        "connectionstatechange", lambda: offerer.connectionState == "failed" and failed.set()
-    )
+
+    @offerer.on("connectionstatechange")
+    def on_state() -> None:
+        if offerer.connectionState == "failed":
+            failed.set()
+
     try:
         offerer.addTransceiver("audio")
         await offerer.setLocalDescription(await offerer.createOffer())

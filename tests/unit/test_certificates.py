@@ -147,9 +147,8 @@ class _MallInfo2(ctypes.Structure):
 )
 def test_idle_dtls_connections_keep_no_record_buffers() -> None:
     """Connected and idle, a DTLS connection frees its ~40 KB of read and write buffers."""
-    certificate = RTCCertificate.generateCertificate()
-    releasing = certificate._create_ssl_context(SRTP_PROFILES)
-    keeping = certificate._create_ssl_context(SRTP_PROFILES)
+    releasing = RTCCertificate.generateCertificate()._create_ssl_context(SRTP_PROFILES)
+    keeping = RTCCertificate.generateCertificate()._create_ssl_context(SRTP_PROFILES)
     openssl.SSL_CTX_clear_mode(keeping._context, openssl.SSL_MODE_RELEASE_BUFFERS)
 
     def held_per_connection(context: SSL.Context) -> float:
