@@ -106,8 +106,23 @@ def opus_payloads(count: int) -> list[bytes]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads)."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process (all its threads), apart."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary context switches of a process's main thread: how often it slept and woke."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
 
 
 def rss_mb(pid: int) -> float:
@@ -189,6 +204,8 @@ class Generator:
         self.answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.tasks: list[asyncio.Task[Any]] = []
         self.payload_index = 0
+        self.quiet = False
+        """No packets sent (``--without-media``): what a call costs with no audio at all."""
 
     # Meta's Graph API, as the service calls it.
     async def graph(self, request: web.Request) -> web.Response:
@@ -313,7 +330,7 @@ class Generator:
         while not stop.is_set():
             for call in list(self.calls.values()):
                 for stream in (call.to_agent, call.to_caller):
-                    if stream.sender is None:
+                    if stream.sender is None or self.quiet:
                         continue
                     payload = self.payloads[self.payload_index % len(self.payloads)]
                     self.payload_index += 1
@@ -369,7 +386,7 @@ async def active_calls(session: aiohttp.ClientSession, url: str) -> float:
 
 
 def service_environment(
-    port: int, graph_url: str, realtime_url: str, data: str, calls: int
+    port: int, graph_url: str, realtime_url: str, data: str, calls: int, no_media_s: float = 20
 ) -> dict[str, str]:
     environ = dict(os.environ)
     environ.update(
@@ -388,6 +405,7 @@ def service_environment(
             "TRANSCRIPTION_ENABLED": "on",
             "ASSISTANT_ENABLED": "off",
             "RELAY_MEDIA_ADDRESSES": "127.0.0.1",
+            "RELAY_NO_MEDIA_TIMEOUT": str(no_media_s),
             "RELAY_AGENTS": ",".join(f"agent{i}:{PASSWORD}" for i in range(calls + 1)),
             "PYTHONPATH": str(ROOT),
         }
@@ -445,7 +463,12 @@ async def take_snapshot(pid: int, folder: str | None, number: int) -> None:
 
 
 async def run(
-    calls: int, hold: float, ramp_per_s: float, profile: str | None, trace: str | None = None
+    calls: int,
+    hold: float,
+    ramp_per_s: float,
+    profile: str | None,
+    trace: str | None = None,
+    without_media: bool = False,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -465,6 +488,7 @@ async def run(
         environ = service_environment(
             service_port, f"http://127.0.0.1:{graph_port}",
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
+            no_media_s=hold + 60 if without_media else 20,
         )  # fmt: skip
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
         if trace is not None:
@@ -509,12 +533,20 @@ async def run(
                      "--rate", "100", "--format", "raw", "--output", profile, "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
+            if without_media:
+                generator.quiet = True
+                await asyncio.sleep(1)  # the last packets are handled before the window opens
+            split_start = cpu_split(service.pid)
+            switches_start = context_switches(service.pid)
+            cpu_start, wall_start = sum(split_start), time.monotonic()
             rss_samples = []
             while time.monotonic() - wall_start < hold:
                 await asyncio.sleep(1)
                 rss_samples.append(rss_mb(service.pid))
-            cpu_hold = cpu_seconds(service.pid) - cpu_start
+            split_end = cpu_split(service.pid)
+            cpu_hold = sum(split_end) - cpu_start
+            user_hold = split_end[0] - split_start[0]
+            switches = context_switches(service.pid) - switches_start
             wall_hold = time.monotonic() - wall_start
             generator.measure(False)
             if profile:
@@ -558,6 +590,8 @@ async def run(
         "cpu_fraction_per_call": cpu_per_call_second,
         "calls_per_core": 1 / cpu_per_call_second,
         "service_cpu_percent": 100 * cpu_hold / wall_hold,
+        "user_cpu_share": user_hold / max(cpu_hold, 1e-9),
+        "wakeups_per_s": switches / wall_hold,
         "rss_start_mb": rss_start,
         "rss_active_mb": rss_active,
         "rss_mb_per_call": (rss_active - rss_start) / calls,
@@ -591,6 +625,12 @@ def main() -> None:
         "--profile", metavar="FILE", help="py-spy the service during the hold (raw stacks)"
     )
     parser.add_argument(
+        "--without-media",
+        action="store_true",
+        help="hold the calls silent (no packets): the per-call cost of timers, RTCP, "
+        "statistics and consent alone",
+    )
+    parser.add_argument(
         "--tracemalloc",
         metavar="DIR",
         help="run the service under tracemalloc; snapshots after warm-up, during, after into DIR",
@@ -599,7 +639,14 @@ def main() -> None:
     calls = args.calls or (8 if args.quick else 30)
     hold = args.hold or (15.0 if args.quick else 30.0)
     result = asyncio.run(
-        run(calls, hold, ramp_per_s=4.0, profile=args.profile, trace=args.tracemalloc)
+        run(
+            calls,
+            hold,
+            ramp_per_s=4.0,
+            profile=args.profile,
+            trace=args.tracemalloc,
+            without_media=args.without_media,
+        )
     )
     print(
         f"{calls} calls (caller ↔ agent, two transcription legs each, statistics recorded), "
@@ -608,7 +655,10 @@ def main() -> None:
     print(
         f"service CPU: {result['service_cpu_percent']:.1f} % of a core, "
         f"{1000 * result['cpu_fraction_per_call']:.2f} ms per call-second "
-        f"→ {result['calls_per_core']:.0f} calls per core"
+        f"→ {result['calls_per_core']:.0f} calls per core "
+        f"({100 * result['user_cpu_share']:.0f} % of it in Python and libraries, "
+        f"{100 - 100 * result['user_cpu_share']:.0f} % in the kernel; "
+        f"{result['wakeups_per_s']:.0f} wake-ups/s)"
     )
     print(
         f"service memory: {result['rss_start_mb']:.1f} MB → {result['rss_active_mb']:.1f} MB "
@@ -626,8 +676,12 @@ def main() -> None:
         f"p95 {result['setup_p95_ms']:.0f} ms; teardown of all calls {result['teardown_s']:.1f} s"
     )
     keys = ("calls", "calls_per_core", "rss_mb_per_call", "loss_pct", "jitter_p99_ms",
-            "setup_p50_ms", "setup_p95_ms", "rss_growth_mb_after")  # fmt: skip
-    print(json.dumps({k: round(float(result[k]), 3) for k in keys}))
+            "setup_p50_ms", "setup_p95_ms", "rss_growth_mb_after", "user_cpu_share",
+            "wakeups_per_s")  # fmt: skip
+    figures: dict[str, Any] = {k: round(float(result[k]), 3) for k in keys}
+    if args.without_media:  # nothing was sent in the window: no loss or jitter to report
+        figures.update(without_media=True, loss_pct=None, jitter_p99_ms=None)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -133,7 +133,10 @@ class CallAi:
             await leg.start(audio)
         except RealtimeError:
             return  # ``stopped`` said why
-        self.host.bridge.feed(audio, leg.client.sender)
+        # Transcription needs no 20 ms latency: a packet per transcription_ptime (fewer
+        # packets to encrypt and send, the frames untouched).
+        frames = max(1, self.settings.transcription_ptime // 20)
+        self.host.bridge.feed(audio, leg.client.sender, opus_frames=frames)
         if self._closing:
             await leg.stop()
             return

@@ -61,8 +61,11 @@ class MediaBridge(Protocol):
     def agent_audio(self) -> MediaStreamTrack:
         """The human agent's audio, for transcription (silence while no agent is connected)."""
 
-    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
-        """``sender`` plays a fork from :meth:`caller_audio` / :meth:`agent_audio`."""
+    def feed(
+        self, track: MediaStreamTrack, sender: RTCRtpSender | None, *, opus_frames: int = 1
+    ) -> None:
+        """``sender`` plays a fork from :meth:`caller_audio` / :meth:`agent_audio`;
+        ``opus_frames`` Opus frames to a packet where the bridge forwards packets."""
 
     def release(self, track: MediaStreamTrack) -> None:
         """Stop a fork handed out by :meth:`caller_audio` or :meth:`agent_audio`."""
@@ -154,8 +157,10 @@ class RelayMediaBridge:
         """The agent's audio, for transcription (silence while no agent is connected)."""
         return self._agent_fork
 
-    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
-        """Nothing to do: the sender plays the fork's decoded frames."""
+    def feed(
+        self, track: MediaStreamTrack, sender: RTCRtpSender | None, *, opus_frames: int = 1
+    ) -> None:
+        """Nothing to do: the sender plays (and encodes) the fork's decoded frames."""
 
     def release(self, track: MediaStreamTrack) -> None:
         """Stop a fork (and its relay subscription)."""

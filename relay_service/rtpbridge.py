@@ -98,6 +98,7 @@ class RtpMediaBridge:
         self._agent_fan: RtpFanOut | None = None
         self._caller_forks: dict[RawFork, RtpSender | None] = {}
         self._agent_forks: dict[RawFork, RtpSender | None] = {}
+        self._opus_frames: dict[RtpSender, int] = {}
         self._assistant: RtpReceiver | None = None
         self._current: Hashable = SILENCE
         self._silence: asyncio.Task[None] | None = None
@@ -132,7 +133,7 @@ class RtpMediaBridge:
         self._caller_fan = RtpFanOut(receiver)
         for sender in self._caller_forks.values():
             if sender is not None:
-                self._caller_fan.add(sender)
+                self._caller_fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
 
     def _heard(self, packet: RawRtpPacket) -> None:
         self.last_caller_audio = packet.arrival_time
@@ -158,12 +159,15 @@ class RtpMediaBridge:
         self._agent_forks[fork] = None
         return fork
 
-    def feed(self, track: MediaStreamTrack, sender: RTCRtpSender | None) -> None:
+    def feed(
+        self, track: MediaStreamTrack, sender: RTCRtpSender | None, *, opus_frames: int = 1
+    ) -> None:
         """``sender`` plays ``track`` (from :meth:`caller_audio` / :meth:`agent_audio`): send it
-        the packets raw."""
+        the packets raw, ``opus_frames`` Opus frames to a packet (see ``RtpFanOut.add``)."""
         if not isinstance(sender, RtpSender) or not isinstance(track, RawFork):
             logger.warning("a consumer without a raw RTP sender gets no audio")
             return
+        self._opus_frames[sender] = opus_frames
         for forks, fan in (
             (self._caller_forks, self._caller_fan),
             (self._agent_forks, self._agent_fan),
@@ -171,7 +175,7 @@ class RtpMediaBridge:
             if track in forks:
                 forks[track] = sender
                 if fan is not None:
-                    fan.add(sender)
+                    fan.add(sender, opus_frames=opus_frames)
 
     def release(self, track: MediaStreamTrack) -> None:
         """Stop forwarding to a consumer and end its placeholder."""
@@ -181,8 +185,10 @@ class RtpMediaBridge:
         ):
             if isinstance(track, RawFork) and track in forks:
                 sender = forks.pop(track)
-                if sender is not None and fan is not None:
-                    fan.remove(sender)
+                if sender is not None:
+                    self._opus_frames.pop(sender, None)
+                    if fan is not None:
+                        fan.remove(sender)
         track.stop()
 
     # -- toward WhatsApp --------------------------------------------------------------------
@@ -304,7 +310,7 @@ class RtpMediaBridge:
             self._agent_fan.add(self._sender, switch=False)
         for sender in self._agent_forks.values():
             if sender is not None:
-                self._agent_fan.add(sender)
+                self._agent_fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
         self.use(Source.AGENT)
 
     def disconnect_agent(self) -> None:

@@ -292,7 +292,9 @@ class IceProtocol(StunProtocol):
 
     def send_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send one datagram now, counting it (the synchronous form of ``send_data``)."""
-        counters = self.peer_counters(addr)
+        counters = self.counters.get(addr)
+        if counters is None:
+            counters = self.peer_counters(addr)
         counters.packets_sent += 1
         counters.bytes_sent += len(data)
         counters.last_sent = time.time()
@@ -334,6 +336,7 @@ class IceConnection(Connection):
         self._config = config
         self._servers = servers
         self._turn_ssl_context = turn_ssl_context
+        self._send_route: tuple[CandidatePair, IceProtocol, tuple[str, int]] | None = None
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
         self.data_callback: Callable[[bytes, int], bool] | None = None
         """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
@@ -360,9 +363,18 @@ class IceConnection(Connection):
     def send_datagram(self, data: bytes, component: int = 1) -> None:
         """Send one datagram on the selected pair now (the synchronous form of ``sendto``)."""
         pair = self._engine.selected.get(component)
-        if pair is None:
-            raise ConnectionError("Cannot send data, not connected")
-        cast(IceProtocol, pair.local_socket).send_datagram(data, pair.remote_addr)
+        route = self._send_route
+        if route is None or route[0] is not pair:
+            if pair is None:
+                raise ConnectionError("Cannot send data, not connected")
+            # Resolved once per selected pair, not per packet (a pair's remote address is
+            # fixed once it can be selected: an mDNS name is resolved before pairing).
+            route = self._send_route = (
+                pair,
+                cast(IceProtocol, pair.local_socket),
+                pair.remote_addr,
+            )
+        route[1].send_datagram(data, route[2])
 
     # -- gathering ------------------------------------------------------------------------
 

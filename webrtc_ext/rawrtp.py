@@ -41,6 +41,7 @@ from ._internals import dtls_count_received, dtls_count_sent, receiver_private
 from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
+from .opus import OpusRepacketizer
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         self.enable_raw()
         self._rtp_callbacks.append(callback)
         return callback
+
+    def is_opus(self, payload_type: int) -> bool:
+        """Whether ``payload_type`` was negotiated as Opus on this receiver."""
+        codec = self._negotiated_codecs.get(payload_type)
+        return codec is not None and codec.mimeType.lower() == "audio/opus"
 
     def remove_rtp_callback(self, callback: RtpCallback) -> None:
         """Stop calling ``callback``."""
@@ -311,12 +317,19 @@ def _only_receiver_of(router: Any, payload_type: int) -> Any:
 
 
 class RtpFanOut:
-    """One received stream forwarded to several senders at once, each with its own munger."""
+    """One received stream forwarded to several senders at once, each with its own munger.
+
+    A destination added with ``opus_frames`` above 1 gets the stream's Opus frames joined
+    that many to a packet (:class:`~webrtc_ext.opus.OpusRepacketizer`): fewer packets, each
+    up to ``opus_frames - 1`` frames later, for consumers that need no 20 ms latency.
+    """
 
     def __init__(self, receiver: RawRtpReceiverMixin, source: Hashable = None) -> None:
         self.receiver = receiver
         self.source: Hashable = receiver if source is None else source
         self._senders: list[RawRtpSenderMixin] = []
+        self._packers: dict[RawRtpSenderMixin, OpusRepacketizer] = {}
+        self._targets: tuple[tuple[RawRtpSenderMixin, OpusRepacketizer | None], ...] = ()
         receiver.on_rtp(self._forward)
 
     @property
@@ -324,10 +337,19 @@ class RtpFanOut:
         """The senders the stream goes to."""
         return list(self._senders)
 
-    def add(self, sender: RawRtpSenderMixin, *, switch: bool = True) -> None:
-        """Forward to ``sender`` too; with ``switch``, make this stream its current source."""
+    def add(self, sender: RawRtpSenderMixin, *, switch: bool = True, opus_frames: int = 1) -> None:
+        """Forward to ``sender`` too; with ``switch``, make this stream its current source.
+
+        ``opus_frames`` (1 to 6): Opus frames per packet toward this sender; packets of
+        other codecs pass unchanged.
+        """
         if sender not in self._senders:
             self._senders.append(sender)
+        if opus_frames > 1:
+            self._packers[sender] = OpusRepacketizer(opus_frames)
+        else:
+            self._packers.pop(sender, None)
+        self._retarget()
         if switch:
             sender.switch_source(self.source)
 
@@ -335,13 +357,31 @@ class RtpFanOut:
         """Stop forwarding to ``sender``."""
         if sender in self._senders:
             self._senders.remove(sender)
+        self._packers.pop(sender, None)
+        self._retarget()
 
     def close(self) -> None:
         """Stop forwarding altogether."""
         self._senders.clear()
+        self._packers.clear()
+        self._targets = ()
         self.receiver.remove_rtp_callback(self._forward)
+
+    def _retarget(self) -> None:
+        self._targets = tuple((sender, self._packers.get(sender)) for sender in self._senders)
 
     def _forward(self, packet: RawRtpPacket) -> None:
         now = packet.arrival_time
-        for sender in self._senders:
-            sender.send_rtp(packet, source=self.source, now=now)
+        source = self.source
+        opus = None
+        for sender, packer in self._targets:
+            if packer is None:
+                sender.send_rtp(packet, source=source, now=now)
+                continue
+            if opus is None:
+                opus = self.receiver.is_opus(packet.payload_type)
+            if not opus:
+                sender.send_rtp(packet, source=source, now=now)
+                continue
+            for joined in packer.push(packet):
+                sender.send_rtp(joined, source=source, now=now)

@@ -186,3 +186,55 @@ async def test_track_and_raw_packets_share_one_sequence_space() -> None:
     assert len({p.ssrc for p in received}) == 1
     seqs = [p.sequence_number for p in received]
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+
+
+async def test_fan_out_joins_opus_frames_for_one_destination_only() -> None:
+    """``opus_frames=3``: that sink gets a third of the packets, the same frames; the other, all."""
+    source, relay_in = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
+    relay_outs = [RTCPeerConnection(LOOPBACK) for _ in range(2)]
+    sinks = [RTCPeerConnection(LOOPBACK) for _ in range(2)]
+    source.addTransceiver("audio", direction="sendonly")
+    for pc in relay_outs:
+        pc.addTransceiver("audio", direction="sendonly")
+    try:
+        await connect(source, relay_in)
+        for out, sink in zip(relay_outs, sinks, strict=True):
+            await connect(out, sink)
+        fan_out = RtpFanOut(raw_receiver_of(relay_in))
+        fan_out.add(sender_of(relay_outs[0]))
+        fan_out.add(sender_of(relay_outs[1]), opus_frames=3)
+        got: list[list[RawRtpPacket]] = [[], []]
+        for index, sink in enumerate(sinks):
+            raw_receiver_of(sink).on_rtp(got[index].append)
+        await asyncio.sleep(0.1)
+        frames = [bytes([0x78]) + bytes([i]) * (30 + i) for i in range(12)]
+        for i, frame in enumerate(frames):
+            sender_of(source).send_rtp(
+                RawRtpPacket.create(frame, payload_type=111, sequence_number=i, timestamp=960 * i)
+            )
+            await asyncio.sleep(0.02)
+        for _ in range(100):
+            if len(got[0]) == 12 and len(got[1]) == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert [p.payload for p in got[0]] == frames
+        assert len(got[1]) == 4
+        joined = got[1]
+        # Contiguous sequence numbers, 60 ms timestamp steps, each packet three frames (CBR/VBR).
+        assert [(p.sequence_number - joined[0].sequence_number) & 0xFFFF for p in joined] == [
+            0,
+            1,
+            2,
+            3,
+        ]
+        assert [(p.timestamp - joined[0].timestamp) & 0xFFFFFFFF for p in joined] == [
+            0,
+            2880,
+            5760,
+            8640,
+        ]
+        assert all(p.payload[0] & 3 == 3 and p.payload[1] & 0x3F == 3 for p in joined)
+        assert b"".join(p.payload for p in joined).count(bytes([11]) * 41) == 1
+    finally:
+        for pc in [source, relay_in, *relay_outs, *sinks]:
+            await pc.close()

@@ -48,6 +48,12 @@ def sessions(service: Service, kind: str) -> list[Any]:
     return [c for c in realtime_sim(service).calls.values() if c.session.kind == kind]
 
 
+async def inbound_packets(pc: RTCPeerConnection) -> int:
+    """RTP packets a connection received, from its statistics."""
+    stats = await pc.getStats()
+    return sum(int(s.packetsReceived) for s in stats.values() if s.type == "inbound-rtp")
+
+
 async def tool_calls(service: Service, wa_call_id: str) -> list[dict[str, Any]]:
     record = await service.storage.find_call(wa_call_id)
     assert record is not None
@@ -255,6 +261,13 @@ async def test_realtime_legs_drop_mid_call_nothing_transcribed_is_lost(tmp_path:
 
             sim = realtime_sim(service)
             (assistant,) = sessions(service, "realtime")
+            # The caller's audio reaches the assistant in 20 ms packets and the transcription in
+            # 60 ms ones (RELAY_TRANSCRIPTION_PTIME's default): a third as many, same speech.
+            heard = await inbound_packets(assistant.pc)
+            transcribed = max(
+                [await inbound_packets(c.pc) for c in sessions(service, "transcription")]
+            )
+            assert 0.2 < transcribed / heard < 0.45, (transcribed, heard)
             await sim._close(assistant)  # the Realtime side drops the assistant's call
             await agent.wait_for_call("waiting")
             for call in sessions(service, "transcription"):
