@@ -783,6 +783,13 @@ class CallRouter:
         self._collection = None
         if self.active_calls():
             return  # the next call to end tries again
+        self.spawn(self._release_memory())
+
+    async def _release_memory(self) -> None:
+        try:
+            await self.storage.release_idle_connections()
+        except Exception:
+            logger.warning("idle database connections could not be closed", exc_info=True)
         started = time.perf_counter()
         freed = gc.collect()
         _return_free_memory()

@@ -219,7 +219,9 @@ class Storage:
         self.write_error: str | None = None
         """Why the last write failed; ``None`` once a write succeeds (``/healthz`` shows it)."""
         # A pooled connection a PostgreSQL restart closed is noticed and replaced, not used.
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, **_pool_size(url))
+        pool = _pool_size(url)
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, **pool)
+        self._sqlite_file = bool(pool)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._locks = KeyedLocks()
 
@@ -245,6 +247,17 @@ class Storage:
     async def close(self) -> None:
         """Release the connection pool."""
         await self.engine.dispose()
+
+    async def release_idle_connections(self) -> None:
+        """Close the idle pooled connections to an SQLite file (the next query opens one).
+
+        Each keeps what the queries of past calls left in it, allocated among those calls'
+        objects: its statement cache, and a list with a dead weak reference per cursor (CPython
+        prunes it only every 200 cursors), enough to keep the freed memory around them from
+        being returned. Its thread goes too. A server database's connections are kept.
+        """
+        if self._sqlite_file:
+            await self.engine.dispose()
 
     @_write
     async def create_call(

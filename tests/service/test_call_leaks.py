@@ -93,3 +93,27 @@ async def test_the_service_frees_an_ended_call_without_waiting_for_the_collector
                 gc.enable()
         finally:
             await agent.close()
+
+
+async def test_an_idle_service_closes_its_sqlite_connections(tmp_path: Path) -> None:
+    """What past calls' queries left in the pooled connections goes when no call is active."""
+    async with running_service(tmp_path) as running:
+        simulator, router = running.service.simulator, running.service.router
+        assert simulator is not None
+        agent = await running.agent()
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await agent.wait_for_call("ringing")
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            await simulator.hangup(call_id)
+            await until(lambda: not router.calls, what="the call to end")
+            await until(
+                lambda: router.storage.engine.sync_engine.pool.checkedin() == 0,  # type: ignore[attr-defined]
+                15,
+                "the pooled connections to close",
+            )
+            record = await router.storage.find_call(call_id)  # a connection reopened on demand
+            assert record is not None and record.state == "ended"
+        finally:
+            await agent.close()

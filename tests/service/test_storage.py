@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,24 @@ async def test_a_burst_of_writes_opens_at_most_a_few_sqlite_connections(tmp_path
             assert call_id is not None
             record = await storage.get_call(call_id)
             assert record is not None and record.timeline[-1]["event"] == "answered"
+    finally:
+        await storage.close()
+
+
+async def test_idle_sqlite_connections_are_released_and_reopened(tmp_path: Path) -> None:
+    storage = await started(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    pool = storage.engine.sync_engine.pool
+    try:
+        ids = [await storage.create_call(f"wacid.{n}", "+1", "+2", "inbound") for n in range(8)]
+        await asyncio.gather(*(storage.record_event(i, "answered") for i in ids if i is not None))
+        assert pool.checkedin() >= 1  # type: ignore[attr-defined]
+        threads = threading.active_count()
+        await storage.release_idle_connections()
+        pool = storage.engine.sync_engine.pool
+        assert pool.checkedin() == 0  # type: ignore[attr-defined]
+        assert threading.active_count() < threads  # each aiosqlite connection's thread ended
+        call_id = await storage.create_call("wacid.after", "+1", "+2", "inbound")
+        assert call_id is not None and await storage.get_call(call_id) is not None
     finally:
         await storage.close()
 
