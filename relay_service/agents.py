@@ -74,6 +74,9 @@ class AgentConsole:
             policy.login_failures_per_address, policy.login_window
         )
         self.sockets: dict[web.WebSocketResponse, str] = {}
+        self.held: dict[web.WebSocketResponse, set[str]] = {}
+        """The calls each open console tab holds; a call that ends is forgotten (a tab that
+        stays open all day would otherwise keep every call it ever answered)."""
         self.remote: RemoteCalls | None = None
         """Calls of the other replicas (``None``: this process is the only one)."""
         self.replica_id: str | None = None
@@ -183,6 +186,7 @@ class AgentConsole:
         self.sockets[ws] = agent
         self._broadcast_calls()  # everyone sees who is online (to transfer to)
         answered: set[str] = set()
+        self.held[ws] = answered
         watch = None
         if agent in self.supervisors:
             watch = self.router.spawn(self._send_quality(ws))
@@ -199,6 +203,7 @@ class AgentConsole:
             logger.info("console connection of %s closed while replying", agent)
         finally:
             self.sockets.pop(ws, None)
+            self.held.pop(ws, None)
             self._broadcast_calls()
             if watch is not None:
                 watch.cancel()
@@ -387,6 +392,9 @@ class AgentConsole:
         agent: str | None = None,
     ) -> None:
         """Tell every console about a change of a call (of this replica or another)."""
+        if kind == "call" and state == "ended":
+            for held in self.held.values():
+                held.discard(call_id)
         messages: list[dict[str, Any]] = []
         now = time.time()
         if kind in ("call", "dtmf", "ai"):

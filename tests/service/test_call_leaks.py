@@ -117,3 +117,28 @@ async def test_an_idle_service_closes_its_sqlite_connections(tmp_path: Path) -> 
             assert record is not None and record.state == "ended"
         finally:
             await agent.close()
+
+
+async def test_an_open_console_forgets_the_calls_it_answered_once_they_end(
+    tmp_path: Path,
+) -> None:
+    """A tab open all day keeps only the calls it holds, not every call it ever answered."""
+    async with running_service(tmp_path) as running:
+        simulator, router = running.service.simulator, running.service.router
+        console = running.service.console
+        assert simulator is not None
+        agent = await running.agent()
+        try:
+            for _ in range(3):
+                call_id = await simulator.place_call(audio="tone")
+                await agent.wait_for_call("ringing")
+                await agent.answer(call_id)
+                await agent.wait_for_call("human")
+                assert [held for held in console.held.values() if held] == [{call_id}]
+                await simulator.hangup(call_id)  # the caller ends it: the tab stays open
+                await until(lambda: not router.calls, what="the call to end")
+                assert all(not held for held in console.held.values())
+            assert len(console.held) == 1
+        finally:
+            await agent.close()
+        await until(lambda: not console.held, what="the closed tab to be forgotten")
