@@ -196,9 +196,11 @@ class AgentConsole:
                 if active.ai is not None and active.ai.history:
                     await ws.send_json(_history_message(active))
             async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                await self._handle(ws, agent, message.data, answered)
+                if message.type == WSMsgType.TEXT:
+                    await self._handle(ws, agent, message.data, answered)
+                # Not kept while the tab is quiet (for hours, maybe): the last answer's SDP and
+                # its message would stay among the freed objects of the calls since.
+                del message
         except ConnectionError:
             logger.info("console connection of %s closed while replying", agent)
         finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import WSMessage, WSMsgType
 
 from .agent import until
 from .conftest import running_service
@@ -142,3 +143,27 @@ async def test_an_open_console_forgets_the_calls_it_answered_once_they_end(
         finally:
             await agent.close()
         await until(lambda: not console.held, what="the closed tab to be forgotten")
+
+
+async def test_a_quiet_console_keeps_no_message_it_has_handled(tmp_path: Path) -> None:
+    """The agent's answer (its SDP) is not kept by the tab's connection until its next message."""
+    async with running_service(tmp_path) as running:
+        simulator = running.service.simulator
+        assert simulator is not None
+        agent = await running.agent()
+        try:
+            call_id = await simulator.place_call(audio="tone")
+            await agent.wait_for_call("ringing")
+            await agent.answer(call_id)
+            await agent.wait_for_call("human")
+            assert agent.pc is not None
+            offer = agent.pc.localDescription.sdp
+            ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+            kept = [
+                m
+                for m in gc.get_objects()
+                if isinstance(m, WSMessage) and m.type == WSMsgType.TEXT and ufrag in m.data
+            ]
+            assert kept == []
+        finally:
+            await agent.close()
