@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
 from typing import Any, NamedTuple
 
 import pylibsrtp
@@ -218,12 +218,23 @@ class RtpFastPathMixin(RTCDtlsTransport):
             self._ice_connection.data_callback = self._datagram_received
 
     def _datagram_received(self, data: bytes, component: int) -> bool:
-        """Decrypt and deliver SRTP for a raw receiver now; anything else goes to aiortc."""
-        if len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
-            return False  # DTLS, RTCP (RFC 5761 §4) and runts take aiortc's path
+        """Decrypt and deliver SRTP for a raw receiver, and SRTCP, now; the rest goes to aiortc."""
+        if len(data) < 12 or not 127 < data[0] < 192:
+            return False  # DTLS and runts take aiortc's path
         rx_srtp = self._rx_srtp
         if rx_srtp is None:
             return False
+        if 191 < data[1] < 224:  # RTCP (RFC 5761 §4)
+            try:
+                plain = rx_srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error as exc:
+                logger.debug("dropped SRTCP packet that failed to unprotect: %s", exc)
+                return True
+            dtls_count_received(self, len(data))
+            # aiortc's handlers are coroutines that do not wait on anything: run them now
+            # rather than through the transport's queue and its reading task.
+            run_eagerly(self._handle_rtcp_data(plain))
+            return True
         ssrc = int.from_bytes(data[8:12], "big")
         router = self._rtp_router
         receiver = router.ssrc_table.get(ssrc)
@@ -291,6 +302,12 @@ class RtpFastPathMixin(RTCDtlsTransport):
     # The plaintext paths aiortc's own senders and receivers use, observed by the interceptors.
 
     async def _send_rtp(self, data: bytes) -> None:
+        if self._ice_connection is not None:
+            # aiortc's own senders and receivers (RTCP reports, track RTP) take the
+            # synchronous path too: the same checks, protection, counters and interceptors,
+            # without three more awaits down to the socket.
+            self.send_rtp_now(data)
+            return
         await super()._send_rtp(data)
         # Observed once sent: a packet refused (not connected) never went out.
         if is_rtcp(data):
@@ -305,6 +322,51 @@ class RtpFastPathMixin(RTCDtlsTransport):
     async def _handle_rtcp_data(self, data: bytes) -> None:
         self.interceptors.rtcp_received(data, time.monotonic())
         await super()._handle_rtcp_data(data)
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` now, to its end if it never suspends (the common case for RTCP handlers).
+
+    If it does suspend (a handler that really waits), the rest runs when what it waits for
+    is done, as a task would run it. Exceptions are logged, like a task's that nobody awaits.
+    """
+    try:
+        waited = coro.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        logger.exception("RTCP handling failed")
+        return
+    _Continuation(coro).wait(waited)
+
+
+class _Continuation:
+    """The rest of a coroutine :func:`run_eagerly` started, driven by what it waits for."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+
+    def wait(self, waited: Any) -> None:
+        if waited is None:  # a bare yield (asyncio.sleep(0)): go on at the next loop turn
+            asyncio.get_running_loop().call_soon(self._step)
+            return
+        waited._asyncio_future_blocking = False
+        waited.add_done_callback(self._resume)
+
+    def _resume(self, _future: Any) -> None:
+        self._step()
+
+    def _step(self) -> None:
+        try:
+            waited = self._coro.send(None)
+        except StopIteration:
+            return
+        except asyncio.CancelledError:
+            return  # what it waited for was cancelled (the transport closed)
+        except Exception:
+            logger.exception("RTCP handling failed")
+            return
+        self.wait(waited)
 
 
 def _only_receiver_of(router: Any, payload_type: int) -> Any:

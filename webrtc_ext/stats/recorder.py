@@ -36,8 +36,15 @@ _NOT_SERIES = frozenset({"id", "type"})
 _SHARED_AT_LEAST = 8
 
 
-def _is_time(name: str, value: Any) -> bool:
-    return isinstance(value, float) and (name == "timestamp" or name.endswith("Timestamp"))
+#: Field name → whether it is a DOMHighResTimeStamp (a few dozen names, checked every sample).
+_TIME_NAMES: dict[str, bool] = {}
+
+
+def _is_time_name(name: str) -> bool:
+    known = _TIME_NAMES.get(name)
+    if known is None:
+        known = _TIME_NAMES[name] = name == "timestamp" or name.endswith("Timestamp")
+    return known
 
 
 class _Column:
@@ -50,12 +57,14 @@ class _Column:
     per sample.
     """
 
-    __slots__ = ("floats", "last", "numbers", "others", "repeats", "start")
+    __slots__ = ("end", "floats", "last", "numbers", "others", "repeats", "start")
 
     _NOTHING = object()
 
     def __init__(self, start: int) -> None:
         self.start = start
+        self.end = start
+        """The sample index after the last value (``start + len(self)``)."""
         self.numbers: array[float] | None = array("d")
         self.others: list[Any] | None = None
         self.floats = False
@@ -68,6 +77,7 @@ class _Column:
         return len(stored) + self.repeats
 
     def append(self, value: Any) -> None:
+        self.end += 1
         last = self.last
         if value is last or (
             type(value) is type(last) and value == last and value is not _Column._NOTHING
@@ -123,18 +133,23 @@ class _StatsObject:
     def add(self, now_ms: float, stats: Mapping[str, Any]) -> None:
         index = len(self.times)
         self.times.append(round(now_ms, 3))
+        columns = self.columns
+        if "timestamp" not in stats:
+            stats = {"timestamp": now_ms, **stats}
         for name, value in stats.items():
             if name in _NOT_SERIES:
                 continue
-            if _is_time(name, value):
-                value = round(value, 3)  # DOMHighResTimeStamp: microseconds are its precision
-            column = self.columns.get(name)
+            if isinstance(value, float):
+                if not math.isfinite(value):
+                    value = None  # JSON (and the viewers) have no NaN or infinity
+                elif _is_time_name(name):
+                    value = round(value, 3)  # DOMHighResTimeStamp: microseconds are its precision
+            column = columns.get(name)
             if column is None:
-                column = self.columns[name] = _Column(index)
-            while column.start + len(column) < index:
-                column.append(None)  # absent from the samples in between
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None  # JSON (and the viewers) have no NaN or infinity
+                column = columns[name] = _Column(index)
+            else:
+                while column.end < index:
+                    column.append(None)  # absent from the samples in between
             column.append(value)
 
     def series(self) -> Iterator[tuple[str, list[float], list[Any]]]:
@@ -175,7 +190,7 @@ class RecordingCore:
             record = self._objects.get(stats_id)
             if record is None:
                 record = self._objects[stats_id] = _StatsObject(str(stats.get("type", "")))
-            record.add(now_ms, {"timestamp": now_ms, **stats})
+            record.add(now_ms, stats)
 
     def to_json(self) -> dict[str, Any]:
         """This connection's entry of the dump's ``PeerConnections`` object (schema 3).

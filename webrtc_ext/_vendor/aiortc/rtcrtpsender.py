@@ -114,7 +114,6 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self._track_set = asyncio.Event()
         self._media_held = False
         self._pending_sends: set[asyncio.Future[None]] = set()
-        self._send_now: tuple[RTCDtlsTransport, Callable[[bytes], None]] | None = None
         self.packets_dropped = 0
         """Packets given to :meth:`send_rtp` that were not sent."""
 
@@ -600,16 +599,10 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         return True
 
     def _send_packet(self, data: bytes) -> None:
-        transport = self.__transport
-        # webrtc_ext's SRTP fast path, when the transport has it (looked up once
-        # per transport)
-        cached = self._send_now
-        if cached is not None and cached[0] is transport:
-            cached[1](data)
-            return
+        transport = self.transport
+        # webrtc_ext's SRTP fast path, when the transport has it
         send_now = getattr(transport, "send_rtp_now", None)
         if send_now is not None:
-            self._send_now = (transport, send_now)
             send_now(data)
             return
         # aiortc's own transport sends from a coroutine: a task this sender owns (stop()
