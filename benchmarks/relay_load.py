@@ -105,12 +105,6 @@ def opus_payloads(count: int) -> list[bytes]:
 # -- process measurements ----------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads)."""
-    user, system = cpu_split(pid)
-    return user + system
-
-
 def cpu_split(pid: int) -> tuple[float, float]:
     """User and system CPU time of a process (all its threads), apart."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -131,9 +131,13 @@ class RtpMediaBridge:
         self._caller = receiver
         receiver.on_rtp(self._heard)
         self._caller_fan = RtpFanOut(receiver)
-        for sender in self._caller_forks.values():
+        self._add_consumers(self._caller_fan, self._caller_forks)
+
+    def _add_consumers(self, fan: RtpFanOut, forks: dict[RawFork, RtpSender | None]) -> None:
+        """Forward a new fan-out's stream to the consumers already fed (see :meth:`feed`)."""
+        for sender in forks.values():
             if sender is not None:
-                self._caller_fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
+                fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
 
     def _heard(self, packet: RawRtpPacket) -> None:
         self.last_caller_audio = packet.arrival_time
@@ -308,9 +312,7 @@ class RtpMediaBridge:
         self._agent_fan = RtpFanOut(receiver)
         if self._sender is not None:
             self._agent_fan.add(self._sender, switch=False)
-        for sender in self._agent_forks.values():
-            if sender is not None:
-                self._agent_fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
+        self._add_consumers(self._agent_fan, self._agent_forks)
         self.use(Source.AGENT)
 
     def disconnect_agent(self) -> None:

@@ -187,12 +187,16 @@ def _problem(error: Any) -> str:
     return f"{name}: {error['msg']}"
 
 
+def _to_int(raw: Any) -> int:
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"must be an integer, not {raw!r}") from None
+
+
 def _integer(low: int, high: int) -> BeforeValidator:
     def parse(raw: Any) -> int:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"must be an integer, not {raw!r}") from None
+        value = _to_int(raw)
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}, not {value}")
         return value
@@ -202,10 +206,7 @@ def _integer(low: int, high: int) -> BeforeValidator:
 
 def _choice_int(*allowed: int) -> BeforeValidator:
     def parse(raw: Any) -> int:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"must be an integer, not {raw!r}") from None
+        value = _to_int(raw)
         if value not in allowed:
             raise ValueError(f"must be one of {', '.join(map(str, allowed))}, not {value}")
         return value

@@ -292,9 +292,7 @@ class IceProtocol(StunProtocol):
 
     def send_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send one datagram now, counting it (the synchronous form of ``send_data``)."""
-        counters = self.counters.get(addr)
-        if counters is None:
-            counters = self.peer_counters(addr)
+        counters = self.peer_counters(addr)
         counters.packets_sent += 1
         counters.bytes_sent += len(data)
         counters.last_sent = time.time()

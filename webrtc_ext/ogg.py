@@ -11,6 +11,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .opus import frame_samples
+
 logger = logging.getLogger(__name__)
 
 OPUS_CLOCK_RATE = 48000
@@ -44,13 +46,7 @@ def opus_packet_samples(packet: bytes) -> int:
     """Duration of an Opus packet in 48 kHz samples, from its TOC byte (RFC 6716 §3.1)."""
     if not packet:
         raise ValueError("empty Opus packet (RFC 6716 §3.1 needs a TOC byte)")
-    config = packet[0] >> 3
-    if config < 12:  # SILK: 10, 20, 40, 60 ms
-        frame = (480, 960, 1920, 2880)[config & 3]
-    elif config < 16:  # hybrid: 10, 20 ms
-        frame = (480, 960)[config & 1]
-    else:  # CELT: 2.5, 5, 10, 20 ms
-        frame = (120, 240, 480, 960)[config & 3]
+    frame = frame_samples(packet[0])
     code = packet[0] & 3
     if code == 0:
         frames = 1

@@ -82,8 +82,6 @@ class OpusRepacketizer:
         self.frames = frames
         self._held: list[RawRtpPacket] = []
         self._toc = 0
-        self._samples = 0
-        self._last_samples = 0
         self._bytes = 0
         self._sequence = 0
         self.packets_in = 0
@@ -103,24 +101,22 @@ class OpusRepacketizer:
         toc = data[start]
         held = self._held
         if held:
-            last = held[-1]
+            # Every held frame has the group's configuration, so its duration.
+            last, frame = held[-1], frame_samples(self._toc)
             if (
                 packet.ssrc != last.ssrc
                 or packet.payload_type != last.payload_type
                 or (toc & 0xFC) != (self._toc & 0xFC)
                 or packet.sequence_number != (last.sequence_number + 1) & 0xFFFF
-                or packet.timestamp != (last.timestamp + self._last_samples) & 0xFFFFFFFF
-                or self._samples + frame_samples(toc) > MAX_PACKET_SAMPLES
+                or packet.timestamp != (last.timestamp + frame) & 0xFFFFFFFF
+                or (len(held) + 1) * frame > MAX_PACKET_SAMPLES
                 or self._bytes + (end - start) + 2 > MAX_JOINED_BYTES
             ):
                 self._flush_into(out)
         if not self._held:
             self._toc = toc
-            self._samples = 0
             self._bytes = 2  # the TOC and frame count bytes
         self._held.append(packet)
-        self._last_samples = frame_samples(toc)
-        self._samples += self._last_samples
         self._bytes += end - start + 1  # the frame, and its length if the packet is VBR
         if len(self._held) >= self.frames:
             self._flush_into(out)
