@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -13,6 +13,10 @@ from av import AudioFrame
 
 from relay_service.media import ToneTrack, rms
 from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescription
+
+if TYPE_CHECKING:
+    from relay_service.assist import CallAi
+    from relay_service.simulators.whatsapp import WhatsAppSimulator
 
 LOOPBACK = PeerConnectionConfig(host_addresses=["127.0.0.1"])
 
@@ -54,6 +58,15 @@ class Agent:
             lambda m: m["type"] == "calls" and any(c["state"] == state for c in m["calls"])
         )
         return next(c for c in message["calls"] if c["state"] == state)
+
+    async def take_call(self, simulator: WhatsAppSimulator) -> str:
+        """A call from the simulated caller (a tone), rung here and answered; its id once the
+        console shows it with the agent."""
+        call_id = await simulator.place_call(audio="tone")
+        await self.wait_for_call("ringing")
+        await self.answer(call_id)
+        await self.wait_for_call("human")
+        return call_id
 
     async def answer(self, call_id: str, frequency: float = 660.0) -> None:
         await self._signal({"type": "answer", "call_id": call_id}, frequency)
@@ -113,3 +126,11 @@ async def until(predicate: Any, timeout: float = 20.0, what: str = "condition") 
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def until_transcribing(ai: CallAi) -> None:
+    """Until both of a call's transcription legs (caller and agent) are running."""
+    await until(
+        lambda: len(ai.transcribers) == 2 and all(leg.active for leg in ai.transcribers.values()),
+        what="both transcription legs",
+    )

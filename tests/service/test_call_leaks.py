@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMessage, WSMsgType
 
-from .agent import until
+from .agent import until, until_transcribing
 from .conftest import running_service
 
 pytestmark = pytest.mark.integration
@@ -38,20 +38,11 @@ async def test_ended_calls_leave_no_objects_behind(tmp_path: Path) -> None:
         for n in range(CALLS):
             agent = await running.agent()
             try:
-                call_id = await simulator.place_call(audio="tone")
-                await agent.wait_for_call("ringing")
-                await agent.answer(call_id)
-                await agent.wait_for_call("human")
+                call_id = await agent.take_call(simulator)
                 call = router.calls[call_id]
                 ai = call.ai
                 assert ai is not None
-                await until(
-                    lambda ai=ai: (
-                        all(leg.active for leg in ai.transcribers.values())
-                        and len(ai.transcribers) == 2
-                    ),
-                    what="both transcription legs",
-                )
+                await until_transcribing(ai)
                 refs[f"call {n}"] = weakref.ref(call)
                 refs[f"bridge {n}"] = weakref.ref(call.bridge)
                 for name, leg in call.legs.items():
@@ -80,10 +71,7 @@ async def test_the_service_frees_an_ended_call_without_waiting_for_the_collector
         assert simulator is not None
         agent = await running.agent()
         try:
-            call_id = await simulator.place_call(audio="tone")
-            await agent.wait_for_call("ringing")
-            await agent.answer(call_id)
-            await agent.wait_for_call("human")
+            call_id = await agent.take_call(simulator)
             call = weakref.ref(router.calls[call_id])
             gc.disable()  # from here on only an explicit collection frees reference cycles
             try:
@@ -103,10 +91,7 @@ async def test_an_idle_service_closes_its_sqlite_connections(tmp_path: Path) -> 
         assert simulator is not None
         agent = await running.agent()
         try:
-            call_id = await simulator.place_call(audio="tone")
-            await agent.wait_for_call("ringing")
-            await agent.answer(call_id)
-            await agent.wait_for_call("human")
+            call_id = await agent.take_call(simulator)
             await simulator.hangup(call_id)
             await until(lambda: not router.calls, what="the call to end")
             await until(
@@ -131,10 +116,7 @@ async def test_an_open_console_forgets_the_calls_it_answered_once_they_end(
         agent = await running.agent()
         try:
             for _ in range(3):
-                call_id = await simulator.place_call(audio="tone")
-                await agent.wait_for_call("ringing")
-                await agent.answer(call_id)
-                await agent.wait_for_call("human")
+                call_id = await agent.take_call(simulator)
                 assert [held for held in console.held.values() if held] == [{call_id}]
                 await simulator.hangup(call_id)  # the caller ends it: the tab stays open
                 await until(lambda: not router.calls, what="the call to end")
@@ -152,10 +134,7 @@ async def test_a_quiet_console_keeps_no_message_it_has_handled(tmp_path: Path) -
         assert simulator is not None
         agent = await running.agent()
         try:
-            call_id = await simulator.place_call(audio="tone")
-            await agent.wait_for_call("ringing")
-            await agent.answer(call_id)
-            await agent.wait_for_call("human")
+            await agent.take_call(simulator)
             assert agent.pc is not None
             offer = agent.pc.localDescription.sdp
             ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))

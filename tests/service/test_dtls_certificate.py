@@ -14,7 +14,7 @@ import pytest
 
 from relay_service import router as router_module
 
-from .agent import until
+from .agent import until, until_transcribing
 from .conftest import running_service
 
 pytestmark = pytest.mark.integration
@@ -40,20 +40,11 @@ async def test_every_leg_uses_one_certificate_until_its_lifetime_ends(
         for _ in range(2):
             agent = await running.agent()
             try:
-                call_id = await simulator.place_call(audio="tone")
-                await agent.wait_for_call("ringing")
-                await agent.answer(call_id)
-                await agent.wait_for_call("human")
+                call_id = await agent.take_call(simulator)
                 call = router.calls[call_id]
                 ai = call.ai
                 assert ai is not None
-                await until(
-                    lambda ai=ai: (
-                        len(ai.transcribers) == 2
-                        and all(leg.active for leg in ai.transcribers.values())
-                    ),
-                    what="both transcription legs",
-                )
+                await until_transcribing(ai)
                 pcs = [leg.pc for leg in call.legs.values()]
                 pcs += [leg.client.pc for leg in ai.transcribers.values()]
                 assert len(pcs) == 4
