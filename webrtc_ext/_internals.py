@@ -77,7 +77,10 @@ RTP_SENDER_USED_BY_AIORTC = (
 )
 
 #: aiortc.RTCRtpReceiver methods overridden or called (single underscore).
-RTP_METHODS = ((aiortc.RTCRtpReceiver, "_handle_rtp_packet"),)
+RTP_METHODS = (
+    (aiortc.RTCRtpReceiver, "_handle_rtp_packet"),
+    (aiortc.RTCDtlsTransport, "_setup_srtp"),
+)
 
 #: aiortc.RTCRtpReceiver private members read by webrtc_ext.rawrtp, webrtc_ext.dtmf.receiver
 #: and webrtc_ext.stats.
@@ -354,3 +357,31 @@ def receiver_set_rtcp_ssrc(receiver: aiortc.RTCRtpReceiver, ssrc: int) -> None:
 def certificate_key_and_cert(certificate: aiortc.RTCCertificate) -> tuple[Any, Any]:
     """The private key and X.509 certificate inside an aiortc certificate (``_key``, ``_cert``)."""
     return certificate._key, certificate._cert
+
+
+#: pylibsrtp.Session private members that webrtc_ext.srtp.FastSrtpSession reads: the libsrtp
+#: context (``srtp_t *``), the 1500-byte C buffer and its Python buffer view.
+SRTP_SESSION_PRIVATE = ("_srtp", "_cdata", "_buffer")
+#: pylibsrtp's cffi binding functions it calls (libsrtp 2's in-place signatures).
+SRTP_FUNCTIONS = ("srtp_protect", "srtp_protect_rtcp", "srtp_unprotect", "srtp_unprotect_rtcp")
+
+
+def srtp_session_parts(session: Any) -> tuple[Any, ...] | None:
+    """What calling libsrtp directly for ``session`` needs, or None if pylibsrtp differs.
+
+    ``(context, cdata, buffer, length cell, (protect, protect_rtcp, unprotect,
+    unprotect_rtcp), error reasons)``: pylibsrtp's own objects, plus one new ``int *``.
+    """
+    try:
+        import pylibsrtp
+        from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
+
+        context = session._srtp[0]
+        cdata, buffer = session._cdata, session._buffer
+        functions = tuple(getattr(lib, name) for name in SRTP_FUNCTIONS)
+        errors = tuple(getattr(pylibsrtp, "ERRORS", ()))
+    except (ImportError, AttributeError, TypeError, IndexError):
+        return None
+    if len(buffer) < 1500:
+        return None
+    return context, cdata, buffer, ffi.new("int *"), functions, errors

@@ -43,6 +43,7 @@ from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
 from .opus import OpusRepacketizer
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
+from .srtp import fast_session
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,8 @@ class RtpFastPathMixin(RTCDtlsTransport):
 
     Adds ``send_rtp_now`` and :attr:`interceptors` (observers of every plaintext RTP/RTCP
     packet, on this path and on aiortc's); hooks ``IceConnection.data_callback``. Overrides
-    ``__init__``, ``stop`` and aiortc's plaintext entry points (``_send_rtp``,
+    ``__init__``, ``stop``, ``_setup_srtp`` (the sessions are wrapped by
+    :func:`webrtc_ext.srtp.fast_session`) and aiortc's plaintext entry points (``_send_rtp``,
     ``_handle_rtp_data``, ``_handle_rtcp_data``) calling up, so it composes with other
     transport subclasses (``class T(RtpFastPathMixin, Other)``).
     """
@@ -216,6 +218,12 @@ class RtpFastPathMixin(RTCDtlsTransport):
         self._pending_sends: set[asyncio.Future[None]] = set()
         if self._ice_connection is not None:
             self._ice_connection.data_callback = self._datagram_received
+
+    def _setup_srtp(self) -> None:
+        """aiortc's, then both SRTP sessions called without pylibsrtp's per-call overhead."""
+        super()._setup_srtp()
+        self._rx_srtp = fast_session(self._rx_srtp)
+        self._tx_srtp = fast_session(self._tx_srtp)
 
     def _datagram_received(self, data: bytes, component: int) -> bool:
         """Decrypt and deliver SRTP for a raw receiver, and SRTCP, now; the rest goes to aiortc."""
