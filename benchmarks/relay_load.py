@@ -18,8 +18,10 @@ after the calls end, loss and delay variation of the packets the relay carried, 
 time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
-[--profile FILE] [--tracemalloc DIR] [--without-media]`` (``--profile``: py-spy raw stacks of
-the service during the hold; ``--without-media``: the calls held silent; ``--tracemalloc``:
+[--profile FILE] [--tracemalloc DIR] [--without-media] [--peer-rtcp SECONDS]`` (``--profile``:
+py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
+``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
+default; ``--tracemalloc``:
 the service's allocations, snapshots after the warm-up call, with the calls and after they
 end, for ``tracemalloc.Snapshot.load``). Method and figures: docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
@@ -70,6 +72,9 @@ PHONE_NUMBER_ID = "100000000000001"
 OPENAI_KEY = "sk-load"
 PASSWORD = "load-password-0123"
 TICK = 0.020
+#: Mean seconds between the RTCP reports of the generator's callers and agents: libwebrtc's
+#: audio interval (Chrome's; WhatsApp's clients are modelled the same way). ``--peer-rtcp``.
+PEER_RTCP_INTERVAL = 5.0
 
 
 def free_port() -> int:
@@ -200,6 +205,7 @@ class Generator:
         self.tasks: list[asyncio.Task[Any]] = []
         self.payload_index = 0
         self.quiet = False
+        self.peer_rtcp_interval = PEER_RTCP_INTERVAL
         """No packets sent (``--without-media``): what a call costs with no audio at all."""
 
     # Meta's Graph API, as the service calls it.
@@ -260,9 +266,10 @@ class Generator:
         """One call: the caller rings, agent ``index`` answers, media flows both ways."""
         caller = RTCPeerConnection(
             PeerConnectionConfig(
-                ice_lite=True, host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",)
+                ice_lite=True, host_addresses=["127.0.0.1"], audio_codecs=("audio/opus",),
+                rtcp_interval=self.peer_rtcp_interval,
             )
-        )
+        )  # fmt: skip
         caller.addTransceiver("audio", direction="sendrecv")
         await caller.setLocalDescription(await caller.createOffer())
         call_id = f"wacid.LOAD{index:05d}{os.getpid()}"
@@ -278,7 +285,11 @@ class Generator:
             )
         )  # fmt: skip
         await asyncio.wait_for(self.ringing[call_id].wait(), 30)
-        agent = RTCPeerConnection(PeerConnectionConfig(host_addresses=["127.0.0.1"]))
+        agent = RTCPeerConnection(
+            PeerConnectionConfig(
+                host_addresses=["127.0.0.1"], rtcp_interval=self.peer_rtcp_interval
+            )
+        )
         call.agent_pc = agent
         agent.addTransceiver("audio", direction="sendrecv")
         self._receive(agent, call.to_agent)
@@ -464,6 +475,7 @@ async def run(
     profile: str | None,
     trace: str | None = None,
     without_media: bool = False,
+    peer_rtcp: float = PEER_RTCP_INTERVAL,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -473,6 +485,7 @@ async def run(
     )
     realtime.start()
     generator = Generator(service_url, payload_set)
+    generator.peer_rtcp_interval = peer_rtcp
     graph_app = web.Application()
     graph_app.router.add_post("/{version}/{phone}/calls", generator.graph)
     graph_runner = web.AppRunner(graph_app)
@@ -635,6 +648,14 @@ def main() -> None:
         metavar="DIR",
         help="run the service under tracemalloc; snapshots after warm-up, during, after into DIR",
     )
+    parser.add_argument(
+        "--peer-rtcp",
+        type=float,
+        default=PEER_RTCP_INTERVAL,
+        metavar="SECONDS",
+        help="mean RTCP report interval of the callers and agents (default 5, libwebrtc's "
+        "for audio; 1 is aiortc's)",
+    )
     args = parser.parse_args()
     calls = args.calls or (8 if args.quick else 30)
     hold = args.hold or (15.0 if args.quick else 30.0)
@@ -646,6 +667,7 @@ def main() -> None:
             profile=args.profile,
             trace=args.tracemalloc,
             without_media=args.without_media,
+            peer_rtcp=args.peer_rtcp,
         )
     )
     print(

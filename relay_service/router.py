@@ -146,6 +146,7 @@ class CallRouter:
             audio_codecs=("audio/opus",),
             nomination=NominationMode(self.settings.ice_nomination),
             certificates=(self.dtls_certificate(),),
+            rtcp_interval=self.settings.rtcp_interval,
         )
 
     def dtls_certificate(self) -> RTCCertificate:

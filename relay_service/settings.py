@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -86,6 +87,10 @@ class Settings:
     """``rtp``: RTP forwarded between the legs undecoded, through one munger; ``decoded``."""
     ice_nomination: str = "aggressive"
     """ICE nomination of every leg we control: ``aggressive`` or ``regular``."""
+    rtcp_interval: float = 5.0
+    """Mean seconds between the RTCP reports of every leg (libwebrtc's for audio; aiortc's is
+    1): fewer wake-ups and packets per call, with round-trip time and loss from the peers'
+    reports updated as often as Chrome's own statistics update them."""
     keypad_pause: float = 3.0
     """Seconds without a key that end a keypad entry (``#`` ends one at once)."""
     drain_timeout: float = 25.0
@@ -214,7 +219,7 @@ def _choice_int(*allowed: int) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-def _number(*, allow_zero: bool = False) -> BeforeValidator:
+def _number(*, allow_zero: bool = False, high: float = math.inf) -> BeforeValidator:
     def parse(raw: Any) -> float:
         try:
             value = float(str(raw).strip())
@@ -222,6 +227,8 @@ def _number(*, allow_zero: bool = False) -> BeforeValidator:
             raise ValueError(f"must be a number, not {raw!r}") from None
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"must be positive, not {value:g}")
+        if value > high:
+            raise ValueError(f"must be at most {high:g}, not {value:g}")
         return value
 
     return BeforeValidator(parse)
@@ -380,6 +387,7 @@ class _Environment(BaseSettings):
         "RELAY_ICE_NOMINATION", "aggressive"
     )
     media_bridge: Annotated[str, _choice("rtp", "decoded")] = _env("RELAY_MEDIA_BRIDGE", "rtp")
+    rtcp_interval: Annotated[float, _number(high=30.0)] = _env("RELAY_RTCP_INTERVAL", 5.0)
     drain_timeout: Annotated[float, _number(allow_zero=True)] = _env("RELAY_DRAIN_TIMEOUT", 25.0)
     redis_url: Annotated[str, BeforeValidator(_parse_redis_url)] = _env("RELAY_REDIS_URL", "")
     replica_id: str = _env("RELAY_REPLICA_ID", "")

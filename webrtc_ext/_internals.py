@@ -91,6 +91,19 @@ RTP_RECEIVER_PRIVATE = (
     "remote_streams",
     "rtx_ssrc",
     "stop_decoder",
+    # webrtc_ext.rtcpreports' copy of _run_rtcp
+    "kind",
+    "lsr",
+    "lsr_time",
+    "rtcp_exited",
+    "rtcp_ssrc",
+    "rtcp_started",
+)
+
+#: SHA-256 of aiortc 1.16.0's ``RTCRtpReceiver._run_rtcp`` source: webrtc_ext.rtcpreports'
+#: copy must be merged again by hand when upstream changes it (docs/fork.md).
+RTP_RECEIVER_RUN_RTCP_UPSTREAM_SHA256 = (
+    "0f57daa3218616c0d729d4209fbe788e680b17b8bbeeabe8d5fe4efc6a25cbce"
 )
 
 #: aiortc.rtcrtpreceiver.StreamStatistics attributes saved and restored so that

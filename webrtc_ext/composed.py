@@ -14,15 +14,18 @@ from .dtmf.sender import DtmfSenderMixin
 from .lazydecode import LazyDecoderReceiverMixin
 from .rawrtp import RawRtpReceiverMixin, RawRtpSenderMixin, RtpFastPathMixin
 from .rtcdtlstransport import RTCDtlsTransport
+from .rtcpreports import RtcpIntervalReceiverMixin
 
 
 class RtpSender(DtmfSenderMixin, RawRtpSenderMixin):
     """aiortc's ``RTCRtpSender`` with raw RTP sending, DTMF and one owned sequence space."""
 
 
-class RtpReceiver(DtmfReceiverMixin, RawRtpReceiverMixin, LazyDecoderReceiverMixin):
-    """aiortc's ``RTCRtpReceiver`` with raw RTP access, DTMF reception, and a decoder that
-    runs only once the track is read."""
+class RtpReceiver(
+    DtmfReceiverMixin, RawRtpReceiverMixin, LazyDecoderReceiverMixin, RtcpIntervalReceiverMixin
+):
+    """aiortc's ``RTCRtpReceiver`` with raw RTP access, DTMF reception, a decoder that
+    runs only once the track is read, and receiver reports at ``rtcp_interval``."""
 
 
 class DtlsTransport(RtpFastPathMixin, RTCDtlsTransport):

@@ -103,10 +103,13 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
     def _create_rtp_sender(
         self, track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport
     ) -> RtpSender:
-        return RtpSender(track_or_kind, transport)
+        sender = RtpSender(track_or_kind, transport)
+        sender.rtcp_interval = self._config.rtcp_interval
+        return sender
 
     def _create_rtp_receiver(self, kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
         receiver = RtpReceiver(kind, transport)
+        receiver.rtcp_interval = self._config.rtcp_interval
         self._wire_dtmf_receiver(receiver)
         return receiver
 

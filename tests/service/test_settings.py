@@ -19,6 +19,7 @@ def test_defaults_are_the_embedded_demo_setup() -> None:
     assert settings.media_addresses == ("127.0.0.1",)
     assert settings.graph_base_url == "http://127.0.0.1:8080/whatsapp-sim"
     assert settings.whatsapp_app_secret  # generated for the in-process simulator
+    assert settings.rtcp_interval == 5.0  # libwebrtc's audio report interval
 
 
 def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
@@ -114,9 +115,11 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
             "OPENAI_API_KEY": "sk-x",
             "CASE_DIRECTORY": str(cases),
             "RELAY_ICE_NOMINATION": "regular",
+            "RELAY_RTCP_INTERVAL": "2.5",
         },
         dotenv=None,
     )
+    assert settings.rtcp_interval == 2.5
     assert settings.realtime_base_url == "https://api.openai.com/v1"
     assert dict(settings.case_directory) == {"99": "pending"}
     assert settings.ice_nomination == "regular"
@@ -130,6 +133,7 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
                 "KEYPAD_PAUSE": "0",
                 "RELAY_ICE_NOMINATION": "eager",
                 "RELAY_MEDIA_BRIDGE": "magic",
+                "RELAY_RTCP_INTERVAL": "60",
             },
             dotenv=None,
         )
@@ -141,6 +145,7 @@ def test_assistant_settings_are_validated(tmp_path: Path) -> None:
         "KEYPAD_PAUSE",
         "RELAY_ICE_NOMINATION",
         "RELAY_MEDIA_BRIDGE",
+        "RELAY_RTCP_INTERVAL",
     ):
         assert name in text
 

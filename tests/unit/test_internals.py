@@ -162,3 +162,15 @@ def test_an_aiortc_certificate_becomes_the_library_s_with_the_same_key() -> None
     assert ours.getFingerprints() == original.getFingerprints()
     # OpenSSL checks that the private key matches the certificate.
     ours._create_ssl_context([SRTP_AES128_CM_SHA1_80])
+
+
+def test_the_receiver_rtcp_loop_copied_is_still_upstream_s() -> None:
+    """webrtc_ext.rtcpreports copies aiortc 1.16.0's receiver RTCP loop: merge upstream changes."""
+    import aiortc
+
+    from webrtc_ext._internals import RTP_RECEIVER_RUN_RTCP_UPSTREAM_SHA256, upstream_source_sha256
+
+    assert (
+        upstream_source_sha256(aiortc.RTCRtpReceiver._run_rtcp)
+        == RTP_RECEIVER_RUN_RTCP_UPSTREAM_SHA256
+    )

@@ -58,6 +58,7 @@ from aiortc.utils import random16, random32, uint16_add
 from av import AudioFrame
 from av.frame import Frame
 
+from ...config import RTCP_INTERVAL
 from ...munger import RtpMunger
 from ...rtp import HISTORY_SIZE, OutboundRtpStream, RawRtpPacket, ntp_now
 
@@ -116,6 +117,8 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self._pending_sends: set[asyncio.Future[None]] = set()
         self.packets_dropped = 0
         """Packets given to :meth:`send_rtp` that were not sent."""
+        self.rtcp_interval = RTCP_INTERVAL
+        """Mean seconds between sender reports (PeerConnectionConfig.rtcp_interval)."""
 
         if isinstance(trackOrKind, MediaStreamTrack):
             self.__kind = trackOrKind.kind
@@ -450,7 +453,7 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
             while True:
                 # The interval between RTCP packets is varied randomly over the
                 # range [0.5, 1.5] times the calculated interval.
-                await asyncio.sleep(0.5 + random.random())
+                await asyncio.sleep(self.rtcp_interval * (0.5 + random.random()))
 
                 # RTCP SR
                 packets: list[AnyRtcpPacket] = [
