@@ -14,6 +14,7 @@ import enum
 import errno
 import ipaddress
 import logging
+import math
 import random
 import socket
 import ssl
@@ -42,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 #: Datagrams read from a socket per event-loop wake-up, at most (the first one included + this).
 DRAIN_BATCH = 32
+#: Seconds between two reads of one socket below which it is drained: datagrams arrive faster
+#: than one per wake-up (a burst, or a fast stream), so more are likely queued. An audio leg
+#: (one datagram per 20 ms) is not: asking would cost a failed ``recvfrom`` per datagram.
+DRAIN_GAP = 0.002
 #: How long gathering waits for STUN and TURN servers, in seconds.
 GATHER_TIMEOUT = 5.0
 
@@ -216,6 +221,8 @@ class IceProtocol(StunProtocol):
         self.counters: dict[tuple[str, int], _PeerCounters] = {}
         self.malformed_stun = 0
         self._socket: socket.socket | None = None
+        self._last_read = -math.inf
+        self._draining = False
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -241,16 +248,25 @@ class IceProtocol(StunProtocol):
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         self._handle_datagram(cast(bytes, data), addr)
+        # Read what else is queued, without another event-loop round trip, while datagrams
+        # come faster than one per wake-up (DRAIN_GAP); otherwise the next is the loop's.
+        now = time.monotonic()
+        last, self._last_read = self._last_read, now
+        if not self._draining and now - last > DRAIN_GAP:
+            return
+        drained = False
         sock = self._socket
         for _ in range(DRAIN_BATCH):
             if sock is None:
-                return
+                break
             try:
                 data, addr = sock.recvfrom(65536)
             except OSError:  # BlockingIOError when empty; errors are asyncio's to report
-                return
+                break
+            drained = True
             self._handle_datagram(data, addr)
             sock = self._socket
+        self._draining = drained
 
     def _handle_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if not data:
