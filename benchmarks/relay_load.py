@@ -413,7 +413,11 @@ def service_environment(
             "RELAY_MEDIA_ADDRESSES": "127.0.0.1",
             "RELAY_NO_MEDIA_TIMEOUT": str(no_media_s),
             "RELAY_AGENTS": ",".join(f"agent{i}:{PASSWORD}" for i in range(calls + 1)),
-            "PYTHONPATH": str(ROOT),
+            # A PYTHONPATH given to the benchmark comes first: the service of another checkout
+            # can be measured with this generator (``PYTHONPATH=../old python relay_load.py``).
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p
+            ),
         }
     )
     return environ
