@@ -18,7 +18,8 @@ after the calls end, loss and delay variation of the packets the relay carried, 
 time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
-[--profile FILE] [--tracemalloc DIR] [--without-media] [--peer-rtcp SECONDS]`` (``--profile``:
+[--profile FILE] [--tracemalloc DIR] [--without-media] [--peer-rtcp SECONDS] [--pin]``
+(``--pin``: the service on one CPU, the generator and the simulator on the others; ``--profile``:
 py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
 ``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
 default; ``--tracemalloc``:
@@ -135,8 +136,10 @@ def rss_mb(pid: int) -> float:
 # -- the OpenAI Realtime stand-in (its own process) --------------------------------------------
 
 
-def realtime_main(port: int) -> None:
+def realtime_main(port: int, cpus: set[int] | None = None) -> None:
     """The Realtime simulator on ``port``, draining audio raw instead of recognising it."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     from relay_service.simulators.openai_realtime import RealtimeSimulator, SimulatedCall
 
     class DrainingRealtime(RealtimeSimulator):
@@ -480,12 +483,15 @@ async def run(
     trace: str | None = None,
     without_media: bool = False,
     peer_rtcp: float = PEER_RTCP_INTERVAL,
+    pin: tuple[set[int], set[int]] | None = None,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
     service_url = f"http://127.0.0.1:{service_port}"
+    if pin is not None:
+        os.sched_setaffinity(0, pin[1])  # the generator (this process)
     realtime = multiprocessing.get_context("spawn").Process(
-        target=realtime_main, args=(realtime_port,), daemon=True
+        target=realtime_main, args=(realtime_port, None if pin is None else pin[1]), daemon=True
     )
     realtime.start()
     generator = Generator(service_url, payload_set)
@@ -510,6 +516,8 @@ async def run(
         service = subprocess.Popen(
             command, env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=log
         )
+        if pin is not None:
+            os.sched_setaffinity(service.pid, pin[0])
         stop = asyncio.Event()
         try:
             await wait_http(service_url + "/healthz")
@@ -660,7 +668,20 @@ def main() -> None:
         help="mean RTCP report interval of the callers and agents (default 5, libwebrtc's "
         "for audio; 1 is aiortc's)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the service on the first CPU, the generator and the simulator on the others, so "
+        "that they do not share a core's caches (as the service alone on its cores would not)",
+    )
     args = parser.parse_args()
+    pin = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least two CPUs")
+        pin = ({cpus[0]}, set(cpus[1:]))
+        print(f"service pinned to CPU {cpus[0]}, generator and simulator to {cpus[1:]}")
     calls = args.calls or (8 if args.quick else 30)
     hold = args.hold or (15.0 if args.quick else 30.0)
     result = asyncio.run(
@@ -672,6 +693,7 @@ def main() -> None:
             trace=args.tracemalloc,
             without_media=args.without_media,
             peer_rtcp=args.peer_rtcp,
+            pin=pin,
         )
     )
     print(
