@@ -51,10 +51,10 @@ class _Column:
     """One field of one stats object: its values from the object's sample ``start`` on.
 
     Numbers are kept in an ``array('d')`` (8 bytes a value, NaN for a missing one) until the
-    first value that is not a number, so a long call's counters cost little memory. A run of
-    equal values is only counted (``last`` and ``repeats``) until a different one comes: most
-    fields (ids, SSRCs, codecs, addresses, states) never change over a call, store nothing per
-    sample and never allocate an array at all.
+    first value that is not a number, so a long call's counters cost little memory. A value
+    equal to the one before it is only counted (``repeats``) until a different one comes: most
+    fields (ids, SSRCs, codecs, addresses, states) never change over a call and cost nothing
+    per sample.
     """
 
     __slots__ = ("end", "floats", "last", "numbers", "others", "repeats", "start")
@@ -65,17 +65,16 @@ class _Column:
         self.start = start
         self.end = start
         """The sample index after the last value (``start + len(self)``)."""
-        self.numbers: array[float] | None = None
-        """The stored numbers (created with the first one stored); unused once ``others``."""
+        self.numbers: array[float] | None = array("d")
         self.others: list[Any] | None = None
-        """The stored values, once one of them is not a number."""
         self.floats = False
         self.last: Any = _Column._NOTHING
         self.repeats = 0
         """How many copies of ``last`` follow the stored values."""
 
     def __len__(self) -> int:
-        return self.end - self.start
+        stored = self.numbers if self.numbers is not None else self.others or ()
+        return len(stored) + self.repeats
 
     def append(self, value: Any) -> None:
         self.end += 1
@@ -87,7 +86,7 @@ class _Column:
             return
         self._flush()
         self.last = value
-        self.repeats = 1
+        self._store(value)
 
     def _flush(self) -> None:
         if self.repeats:
@@ -96,33 +95,29 @@ class _Column:
                 self._store(self.last)
 
     def _store(self, value: Any) -> None:
-        if self.others is None:
-            numbers = self.numbers
-            if numbers is None:
-                numbers = self.numbers = array("d")
+        if self.numbers is not None:
             if value is None:
-                numbers.append(math.nan)
+                self.numbers.append(math.nan)
                 return
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.floats = self.floats or isinstance(value, float)
-                numbers.append(float(value))
+                self.numbers.append(float(value))
                 return
             self.others = self._stored_values()
             self.numbers = None
+        assert self.others is not None
         self.others.append(value)
 
     def _stored_values(self) -> list[Any]:
-        if self.others is not None:
-            return list(self.others)
         if self.numbers is None:
-            return []
+            return list(self.others or ())
         cast = float if self.floats else int
         return [None if math.isnan(v) else cast(v) for v in self.numbers]
 
     def values(self) -> list[Any]:
         """The values as they were given (ints stay ints, NaN reads back as ``None``)."""
-        self._flush()  # the pending run is stored as any value is, read back alike
-        return self._stored_values()
+        values = self._stored_values()
+        return values + values[-1:] * self.repeats if self.repeats else values
 
 
 class _StatsObject:
