@@ -180,6 +180,8 @@ class Service:
             await asyncio.to_thread(hold_music_file, self.settings.data_dir)
         except OSError as exc:
             logger.warning("no hold music (callers on hold hear silence): %s", exc)
+        for warning in self.settings.warnings:
+            logger.warning("%s", warning)
         self.ready = True
         logger.info("relay service ready; webhook at %s%s", self.settings.base_url, WEBHOOK_PATH)
 

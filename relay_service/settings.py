@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
 import re
 import secrets
 import socket
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +141,25 @@ class Settings:
         return META_GRAPH_BASE_URL
 
     @property
+    def warnings(self) -> list[str]:
+        """Settings that are valid but probably wrong; logged once when the service starts."""
+        found = []
+        graph_host = urllib.parse.urlsplit(self.graph_base_url).hostname or ""
+        if (
+            not self.simulators
+            and self.media_addresses is not None
+            and all(_is_loopback(a) for a in self.media_addresses)
+            and not _is_loopback(graph_host)
+        ):
+            found.append(
+                f"RELAY_MEDIA_ADDRESSES is loopback only ({', '.join(self.media_addresses)}) "
+                f"while calls come from {graph_host}: WhatsApp's media servers and agents' "
+                "browsers elsewhere cannot reach it, so calls will connect without audio. "
+                "List the host's public address (or * for every interface)."
+            )
+        return found
+
+    @property
     def base_url(self) -> str:
         """The URL this service is reachable at (``RELAY_PUBLIC_URL`` or host and port)."""
         if self.public_url:
@@ -181,6 +202,16 @@ class Settings:
                 ]
             )
         return settings
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _problem(error: Any) -> str:

@@ -78,6 +78,25 @@ def test_meta_is_the_graph_api_when_simulators_are_off() -> None:
     )
     assert settings.graph_base_url == "https://graph.facebook.com"
     assert settings.udp_port_range == (40000, 40100)
+    # Meta's real API with media on 127.0.0.1: calls would ring and connect without audio.
+    (warning,) = settings.warnings
+    assert "RELAY_MEDIA_ADDRESSES" in warning and "graph.facebook.com" in warning
+    production = dict(
+        SIMULATORS="off",
+        WHATSAPP_APP_SECRET="s",
+        WHATSAPP_VERIFY_TOKEN="v",
+        WHATSAPP_ACCESS_TOKEN="t",
+        WHATSAPP_PHONE_NUMBER_ID="123",
+    )
+    public = Settings.from_env({**production, "RELAY_MEDIA_ADDRESSES": "203.0.113.7"}, dotenv=None)
+    assert public.warnings == []
+    everywhere = Settings.from_env({**production, "RELAY_MEDIA_ADDRESSES": "*"}, dotenv=None)
+    assert everywhere.warnings == []
+    local_graph = Settings.from_env(
+        {**production, "WHATSAPP_GRAPH_BASE_URL": "http://127.0.0.1:9000"}, dotenv=None
+    )
+    assert local_graph.warnings == [], "a Graph API on this machine (a test rig) is fine"
+    assert Settings.from_env({}, dotenv=None).warnings == [], "the simulators are local"
 
 
 @pytest.mark.parametrize(
