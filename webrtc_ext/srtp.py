@@ -15,7 +15,7 @@ returns the session itself: slower, never wrong.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import pylibsrtp
 
@@ -24,15 +24,6 @@ from ._internals import srtp_session_parts
 #: libsrtp's largest SRTP and SRTCP trailers (auth tag + MKI; + E flag and index for SRTCP).
 SRTP_MAX_TRAILER_LEN = 144
 SRTCP_MAX_TRAILER_LEN = SRTP_MAX_TRAILER_LEN + 4
-
-
-class SrtpSession(Protocol):
-    """What the transports call on an SRTP session (``pylibsrtp.Session`` has it too)."""
-
-    def protect(self, packet: bytes) -> bytes: ...
-    def protect_rtcp(self, packet: bytes) -> bytes: ...
-    def unprotect(self, packet: bytes) -> bytes: ...
-    def unprotect_rtcp(self, packet: bytes) -> bytes: ...
 
 
 class FastSrtpSession:
