@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection
 from webrtc_ext import RTCRtpReceiver as RtpReceiver
 from webrtc_ext import RTCRtpSender as RtpSender
@@ -37,3 +41,36 @@ def sender_of(pc: RTCPeerConnection) -> RtpSender:
     sender = pc.getTransceivers()[0].sender
     assert isinstance(sender, RtpSender)
     return sender
+
+
+@dataclass
+class FanOutRig:
+    """A source sending to a relay, and the relay's two outgoing connections to two sinks."""
+
+    source: RTCPeerConnection
+    relay_in: RTCPeerConnection
+    relay_outs: list[RTCPeerConnection]
+    sinks: list[RTCPeerConnection]
+
+
+@contextlib.asynccontextmanager
+async def fan_out_rig() -> AsyncIterator[FanOutRig]:
+    """Connected source → relay_in, and relay_outs[i] → sinks[i] (audio, sendonly); closed
+    after."""
+    rig = FanOutRig(
+        RTCPeerConnection(LOOPBACK),
+        RTCPeerConnection(LOOPBACK),
+        [RTCPeerConnection(LOOPBACK) for _ in range(2)],
+        [RTCPeerConnection(LOOPBACK) for _ in range(2)],
+    )
+    rig.source.addTransceiver("audio", direction="sendonly")
+    for pc in rig.relay_outs:
+        pc.addTransceiver("audio", direction="sendonly")
+    try:
+        await connect(rig.source, rig.relay_in)
+        for out, sink in zip(rig.relay_outs, rig.sinks, strict=True):
+            await connect(out, sink)
+        yield rig
+    finally:
+        for pc in [rig.source, rig.relay_in, *rig.relay_outs, *rig.sinks]:
+            await pc.close()

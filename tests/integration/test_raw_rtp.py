@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.integration.raw_support import connect, raw_receiver_of, sender_of
+from tests.integration.raw_support import connect, fan_out_rig, raw_receiver_of, sender_of
 from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection
 from webrtc_ext.rawrtp import RtpFanOut
@@ -77,17 +77,9 @@ async def test_raw_packets_cross_unchanged_with_the_senders_ssrc_and_payload_typ
 
 
 async def test_async_iterator_and_fan_out_to_two_senders() -> None:
-    source, relay_in = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
-    relay_out, sinks = RTCPeerConnection(LOOPBACK), [RTCPeerConnection(LOOPBACK) for _ in range(2)]
-    relay_outs = [relay_out, RTCPeerConnection(LOOPBACK)]
-    source.addTransceiver("audio", direction="sendonly")
-    for pc in relay_outs:
-        pc.addTransceiver("audio", direction="sendonly")
-    try:
-        await connect(source, relay_in)
-        for out, sink in zip(relay_outs, sinks, strict=True):
-            await connect(out, sink)
-        fan_out = RtpFanOut(raw_receiver_of(relay_in))
+    async with fan_out_rig() as rig:
+        source, relay_outs, sinks = rig.source, rig.relay_outs, rig.sinks
+        fan_out = RtpFanOut(raw_receiver_of(rig.relay_in))
         for out in relay_outs:
             fan_out.add(sender_of(out))
         iterators = [raw_receiver_of(sink).rtp_packets() for sink in sinks]
@@ -103,9 +95,6 @@ async def test_async_iterator_and_fan_out_to_two_senders() -> None:
         assert packets[1].ssrc == sender_of(relay_outs[1])._ssrc
         for it in iterators:
             await it.aclose()
-    finally:
-        for pc in [source, relay_in, *relay_outs, *sinks]:
-            await pc.close()
 
 
 async def test_garbage_datagrams_are_dropped_and_the_stream_goes_on() -> None:
@@ -190,17 +179,9 @@ async def test_track_and_raw_packets_share_one_sequence_space() -> None:
 
 async def test_fan_out_joins_opus_frames_for_one_destination_only() -> None:
     """``opus_frames=3``: that sink gets a third of the packets, the same frames; the other, all."""
-    source, relay_in = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
-    relay_outs = [RTCPeerConnection(LOOPBACK) for _ in range(2)]
-    sinks = [RTCPeerConnection(LOOPBACK) for _ in range(2)]
-    source.addTransceiver("audio", direction="sendonly")
-    for pc in relay_outs:
-        pc.addTransceiver("audio", direction="sendonly")
-    try:
-        await connect(source, relay_in)
-        for out, sink in zip(relay_outs, sinks, strict=True):
-            await connect(out, sink)
-        fan_out = RtpFanOut(raw_receiver_of(relay_in))
+    async with fan_out_rig() as rig:
+        source, relay_outs, sinks = rig.source, rig.relay_outs, rig.sinks
+        fan_out = RtpFanOut(raw_receiver_of(rig.relay_in))
         fan_out.add(sender_of(relay_outs[0]))
         fan_out.add(sender_of(relay_outs[1]), opus_frames=3)
         got: list[list[RawRtpPacket]] = [[], []]
@@ -235,6 +216,3 @@ async def test_fan_out_joins_opus_frames_for_one_destination_only() -> None:
         ]
         assert all(p.payload[0] & 3 == 3 and p.payload[1] & 0x3F == 3 for p in joined)
         assert b"".join(p.payload for p in joined).count(bytes([11]) * 41) == 1
-    finally:
-        for pc in [source, relay_in, *relay_outs, *sinks]:
-            await pc.close()
