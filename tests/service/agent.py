@@ -16,6 +16,7 @@ from webrtc_ext import PeerConnectionConfig, RTCPeerConnection, RTCSessionDescri
 
 if TYPE_CHECKING:
     from relay_service.assist import CallAi
+    from relay_service.router import Call
     from relay_service.simulators.whatsapp import WhatsAppSimulator
 
 LOOPBACK = PeerConnectionConfig(host_addresses=["127.0.0.1"])
@@ -128,9 +129,12 @@ async def until(predicate: Any, timeout: float = 20.0, what: str = "condition") 
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-async def until_transcribing(ai: CallAi) -> None:
-    """Until both of a call's transcription legs (caller and agent) are running."""
+async def until_transcribing(call: Call) -> CallAi:
+    """Until both of a call's transcription legs (caller and agent) are running; its AI."""
+    ai = call.ai
+    assert ai is not None, "the call has no AI (transcription off?)"
     await until(
         lambda: len(ai.transcribers) == 2 and all(leg.active for leg in ai.transcribers.values()),
         what="both transcription legs",
     )
+    return ai

@@ -40,9 +40,7 @@ async def test_ended_calls_leave_no_objects_behind(tmp_path: Path) -> None:
             try:
                 call_id = await agent.take_call(simulator)
                 call = router.calls[call_id]
-                ai = call.ai
-                assert ai is not None
-                await until_transcribing(ai)
+                ai = await until_transcribing(call)
                 refs[f"call {n}"] = weakref.ref(call)
                 refs[f"bridge {n}"] = weakref.ref(call.bridge)
                 for name, leg in call.legs.items():

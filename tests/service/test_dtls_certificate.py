@@ -42,9 +42,7 @@ async def test_every_leg_uses_one_certificate_until_its_lifetime_ends(
             try:
                 call_id = await agent.take_call(simulator)
                 call = router.calls[call_id]
-                ai = call.ai
-                assert ai is not None
-                await until_transcribing(ai)
+                ai = await until_transcribing(call)
                 pcs = [leg.pc for leg in call.legs.values()]
                 pcs += [leg.client.pc for leg in ai.transcribers.values()]
                 assert len(pcs) == 4
