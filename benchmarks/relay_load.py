@@ -136,10 +136,8 @@ def rss_mb(pid: int) -> float:
 # -- the OpenAI Realtime stand-in (its own process) --------------------------------------------
 
 
-def realtime_main(port: int, cpus: set[int] | None = None) -> None:
+def realtime_main(port: int) -> None:
     """The Realtime simulator on ``port``, draining audio raw instead of recognising it."""
-    if cpus:
-        os.sched_setaffinity(0, cpus)
     from relay_service.simulators.openai_realtime import RealtimeSimulator, SimulatedCall
 
     class DrainingRealtime(RealtimeSimulator):
@@ -196,7 +194,7 @@ class LoadCall:
 class Generator:
     """Meta's side, the callers and the agents."""
 
-    def __init__(self, service_url: str, payloads_: list[bytes]) -> None:
+    def __init__(self, service_url: str, payloads_: list[bytes], peer_rtcp_interval: float) -> None:
         self.service_url = service_url
         self.payloads = payloads_
         self.calls: dict[str, LoadCall] = {}
@@ -208,8 +206,8 @@ class Generator:
         self.tasks: list[asyncio.Task[Any]] = []
         self.payload_index = 0
         self.quiet = False
-        self.peer_rtcp_interval = PEER_RTCP_INTERVAL
         """No packets sent (``--without-media``): what a call costs with no audio at all."""
+        self.peer_rtcp_interval = peer_rtcp_interval
 
     # Meta's Graph API, as the service calls it.
     async def graph(self, request: web.Request) -> web.Response:
@@ -489,13 +487,13 @@ async def run(
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
     service_url = f"http://127.0.0.1:{service_port}"
     if pin is not None:
-        os.sched_setaffinity(0, pin[1])  # the generator (this process)
+        # This process, and the simulator started from it (a child keeps its parent's CPUs).
+        os.sched_setaffinity(0, pin[1])
     realtime = multiprocessing.get_context("spawn").Process(
-        target=realtime_main, args=(realtime_port, None if pin is None else pin[1]), daemon=True
+        target=realtime_main, args=(realtime_port,), daemon=True
     )
     realtime.start()
-    generator = Generator(service_url, payload_set)
-    generator.peer_rtcp_interval = peer_rtcp
+    generator = Generator(service_url, payload_set, peer_rtcp)
     graph_app = web.Application()
     graph_app.router.add_post("/{version}/{phone}/calls", generator.graph)
     graph_runner = web.AppRunner(graph_app)
