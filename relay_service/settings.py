@@ -204,6 +204,11 @@ class Settings:
         return settings
 
 
+#: The longest RELAY_RTCP_INTERVAL: webrtc_ext.config.MAX_RTCP_INTERVAL, written out because
+#: settings load without the media stack (``migrate``, ``hash-password``); a test keeps them equal.
+MAX_RTCP_INTERVAL = 30.0
+
+
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or a name) is this machine's loopback."""
     if host == "localhost":
@@ -418,7 +423,9 @@ class _Environment(BaseSettings):
         "RELAY_ICE_NOMINATION", "aggressive"
     )
     media_bridge: Annotated[str, _choice("rtp", "decoded")] = _env("RELAY_MEDIA_BRIDGE", "rtp")
-    rtcp_interval: Annotated[float, _number(high=30.0)] = _env("RELAY_RTCP_INTERVAL", 5.0)
+    rtcp_interval: Annotated[float, _number(high=MAX_RTCP_INTERVAL)] = _env(
+        "RELAY_RTCP_INTERVAL", 5.0
+    )
     drain_timeout: Annotated[float, _number(allow_zero=True)] = _env("RELAY_DRAIN_TIMEOUT", 25.0)
     redis_url: Annotated[str, BeforeValidator(_parse_redis_url)] = _env("RELAY_REDIS_URL", "")
     replica_id: str = _env("RELAY_REPLICA_ID", "")

@@ -22,6 +22,13 @@ def test_defaults_are_the_embedded_demo_setup() -> None:
     assert settings.rtcp_interval == 5.0  # libwebrtc's audio report interval
 
 
+def test_the_rtcp_interval_limit_is_the_librarys() -> None:
+    from relay_service import settings as settings_module
+    from webrtc_ext.config import MAX_RTCP_INTERVAL
+
+    assert settings_module.MAX_RTCP_INTERVAL == MAX_RTCP_INTERVAL
+
+
 def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("# comment\nRELAY_PORT=9000\nexport RELAY_HOST='0.0.0.0'\nRELAY_AGENTS=a:b\n")
