@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 from typing import Any
 
 import aiortc
@@ -207,10 +208,26 @@ RTP_MEMBERS = {
 }
 
 
+def _mangled(owner: str, names: tuple[str, ...]) -> dict[str, str]:
+    """``name`` → ``_<owner>__<name>``, built once.
+
+    The accessors below look names up here rather than concatenating them per call: CPython's
+    type attribute cache keeps a reference to the last name string looked up in each of its
+    slots, so a fresh string per call is kept alive at a random place in the heap, where it
+    stops the allocator from returning the memory of ended calls (docs/performance.md).
+    """
+    return {name: sys.intern(f"_{owner}__{name}") for name in names}
+
+
+_PC_PRIVATE = _mangled("RTCPeerConnection", PEER_CONNECTION_PRIVATE)
+_PC_WRITTEN = _mangled("RTCPeerConnection", PEER_CONNECTION_WRITTEN)
+_DTLS_PRIVATE = _mangled("RTCDtlsTransport", DTLS_TRANSPORT_PRIVATE)
+_RECEIVER_PRIVATE = _mangled("RTCRtpReceiver", RTP_RECEIVER_PRIVATE)
+
+
 def pc_private(pc: aiortc.RTCPeerConnection, name: str) -> Any:
     """Read aiortc's private ``RTCPeerConnection.__<name>`` member."""
-    assert name in PEER_CONNECTION_PRIVATE, name
-    return getattr(pc, "_RTCPeerConnection__" + name)
+    return getattr(pc, _PC_PRIVATE[name])
 
 
 def dtls_count_received(transport: aiortc.RTCDtlsTransport, size: int) -> None:
@@ -227,27 +244,23 @@ def dtls_count_sent(transport: aiortc.RTCDtlsTransport, size: int) -> None:
 
 def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:
     """Add ``amount`` to aiortc's private ``RTCDtlsTransport.__<name>`` counter."""
-    assert name in DTLS_TRANSPORT_PRIVATE, name
-    attribute = "_RTCDtlsTransport__" + name
+    attribute = _DTLS_PRIVATE[name]
     setattr(transport, attribute, getattr(transport, attribute) + amount)
 
 
 def pc_private_set(pc: aiortc.RTCPeerConnection, name: str, value: Any) -> None:
     """Set aiortc's private ``RTCPeerConnection.__<name>`` member."""
-    assert name in PEER_CONNECTION_WRITTEN, name
-    setattr(pc, "_RTCPeerConnection__" + name, value)
+    setattr(pc, _PC_WRITTEN[name], value)
 
 
 def receiver_private(receiver: aiortc.RTCRtpReceiver, name: str) -> Any:
     """Read aiortc's private ``RTCRtpReceiver.__<name>`` member."""
-    assert name in RTP_RECEIVER_PRIVATE, name
-    return getattr(receiver, "_RTCRtpReceiver__" + name)
+    return getattr(receiver, _RECEIVER_PRIVATE[name])
 
 
 def set_receiver_private(receiver: aiortc.RTCRtpReceiver, name: str, value: Any) -> None:
     """Write aiortc's private ``RTCRtpReceiver.__<name>`` member."""
-    assert name in RTP_RECEIVER_PRIVATE, name
-    setattr(receiver, "_RTCRtpReceiver__" + name, value)
+    setattr(receiver, _RECEIVER_PRIVATE[name], value)
 
 
 def missing_rtp_internals(sender: Any, receiver: aiortc.RTCRtpReceiver) -> list[str]:

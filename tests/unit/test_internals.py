@@ -174,3 +174,34 @@ def test_the_receiver_rtcp_loop_copied_is_still_upstream_s() -> None:
         upstream_source_sha256(aiortc.RTCRtpReceiver._run_rtcp)
         == RTP_RECEIVER_RUN_RTCP_UPSTREAM_SHA256
     )
+
+
+async def test_private_member_accessors_leave_no_name_strings_behind() -> None:
+    """The accessors run for every packet and stats sample of every call. CPython's type
+    attribute cache keeps the last name looked up in each slot, so a name string built per
+    call would stay alive somewhere among the call's memory and keep the allocator from
+    returning it when the call ends (docs/performance.md, fourth round)."""
+    import tracemalloc
+
+    from tests.support import LOOPBACK
+    from webrtc_ext import RTCPeerConnection
+    from webrtc_ext._internals import dtls_private_add, pc_private, receiver_private
+
+    pc = RTCPeerConnection(LOOPBACK)
+    try:
+        receiver = pc.addTransceiver("audio").receiver
+        dtls = receiver.transport
+        tracemalloc.start()
+        try:
+            for _ in range(200):
+                pc_private(pc, "transceivers")
+                receiver_private(receiver, "remote_streams")
+                dtls_private_add(dtls, "rx_packets", 0)
+            left = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(True, "*webrtc_ext/_internals.py")]
+            )
+        finally:
+            tracemalloc.stop()
+        assert left.statistics("lineno") == []
+    finally:
+        await pc.close()
