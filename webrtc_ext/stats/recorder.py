@@ -47,6 +47,25 @@ def _is_time_name(name: str) -> bool:
     return known
 
 
+#: The last DOMHighResTimeStamp rounded, and its rounding: every object of one report has the
+#: same ``timestamp`` object, so it is rounded once per sample rather than once per object.
+_last_rounded: list[float] = [math.nan, math.nan]
+
+
+def _clean_float(name: str, value: float) -> float | None:
+    """A float field as recorded: ``None`` for NaN and infinities (JSON and the viewers have
+    neither), timestamps rounded to the microseconds that are their precision."""
+    if not math.isfinite(value):
+        return None
+    if not _is_time_name(name):
+        return value
+    if value is _last_rounded[0]:
+        return _last_rounded[1]
+    rounded = round(value, 3)
+    _last_rounded[0], _last_rounded[1] = value, rounded
+    return rounded
+
+
 class _Column:
     """One field of one stats object: its values from the object's sample ``start`` on.
 
@@ -137,14 +156,20 @@ class _StatsObject:
         if "timestamp" not in stats:
             stats = {"timestamp": now_ms, **stats}
         for name, value in stats.items():
-            if name in _NOT_SERIES:
+            column = columns.get(name)
+            if column is not None and column.end == index:
+                # The common case, inlined (~130 fields a sample, most of them unchanged):
+                # the field was in the sample before and has the value it had then.
+                last = column.last
+                # (``last`` is never NaN nor infinite: those are recorded as None.)
+                if value is last or (type(value) is type(last) and value == last):
+                    column.end = index + 1
+                    column.repeats += 1
+                    continue
+            elif name in _NOT_SERIES:
                 continue
             if isinstance(value, float):
-                if not math.isfinite(value):
-                    value = None  # JSON (and the viewers) have no NaN or infinity
-                elif _is_time_name(name):
-                    value = round(value, 3)  # DOMHighResTimeStamp: microseconds are its precision
-            column = columns.get(name)
+                value = _clean_float(name, value)
             if column is None:
                 column = columns[name] = _Column(index)
             else:
