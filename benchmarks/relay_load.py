@@ -18,16 +18,19 @@ after the calls end, loss and delay variation of the packets the relay carried, 
 time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
-[--profile FILE] [--tracemalloc DIR] [--without-media] [--peer-rtcp SECONDS] [--pin]``
+[--profile FILE] [--tracemalloc DIR] [--heap DIR] [--without-media] [--peer-rtcp SECONDS]
+[--pin] [--rounds N]``
 (``--pin``: the service on one CPU, the generator and the simulator on the others; ``--profile``:
 py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
 ``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
 default; ``--tracemalloc``:
 the service's allocations, snapshots after the warm-up call, with the calls and after they
-end, for ``tracemalloc.Snapshot.load``). Method and figures: docs/performance.md.
+end, for ``tracemalloc.Snapshot.load``; ``--heap``: the same three moments as text, the
+allocator's arenas and pools and the objects by type). Method and figures: docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
 ``jitter_p99_ms``, ``setup_p50_ms``, ``setup_p95_ms``, ``rss_growth_mb_after`` (5 s after the
-calls end), ``rss_growth_mb_after_30s``, ``user_cpu_share`` and ``wakeups_per_s``.
+calls end), ``rss_growth_mb_after_30s``, ``rss_growth_mb_after_rounds`` (after each round of
+``--rounds``), ``user_cpu_share`` and ``wakeups_per_s``.
 """
 
 from __future__ import annotations
@@ -208,6 +211,8 @@ class Generator:
         self.quiet = False
         """No packets sent (``--without-media``): what a call costs with no audio at all."""
         self.peer_rtcp_interval = peer_rtcp_interval
+        self.placed = 0
+        """Calls placed so far: each gets its own WhatsApp call id, round after round."""
 
     # Meta's Graph API, as the service calls it.
     async def graph(self, request: web.Request) -> web.Response:
@@ -263,6 +268,14 @@ class Generator:
                 if not future.done():
                     future.set_result(data)
 
+    async def ramp(self, calls: int, per_s: float) -> list[LoadCall]:
+        """Place ``calls`` calls, ``per_s`` a second; each once media flows both ways."""
+        placing = []
+        for index in range(calls):
+            placing.append(asyncio.ensure_future(self.place(index)))
+            await asyncio.sleep(1 / per_s)
+        return list(await asyncio.gather(*placing))
+
     async def place(self, index: int) -> LoadCall:
         """One call: the caller rings, agent ``index`` answers, media flows both ways."""
         caller = RTCPeerConnection(
@@ -273,7 +286,8 @@ class Generator:
         )  # fmt: skip
         caller.addTransceiver("audio", direction="sendrecv")
         await caller.setLocalDescription(await caller.createOffer())
-        call_id = f"wacid.LOAD{index:05d}{os.getpid()}"
+        call_id = f"wacid.LOAD{self.placed:05d}{os.getpid()}"
+        self.placed += 1
         call = LoadCall(index, call_id, caller)
         self.calls[call_id] = call
         self.ringing[call_id] = asyncio.Event()
@@ -370,6 +384,13 @@ class Generator:
             )  # fmt: skip
             await call.caller.close()
 
+    async def forget_ended(self) -> None:
+        """Close the agents' side of the calls hung up, and start the next round afresh."""
+        for call in self.calls.values():
+            if call.agent_pc is not None:
+                await call.agent_pc.close()
+        self.calls.clear()
+
     async def close(self) -> None:
         for call in self.calls.values():
             await call.caller.close()
@@ -444,24 +465,65 @@ def percentile(values: list[float], q: float) -> float:
 
 
 TRACING_SERVICE = """
-import os, signal, sys, tracemalloc
-folder, taken = sys.argv[1], [0]
+import collections, gc, os, signal, sys, tracemalloc
+folder, mode, taken = sys.argv[1], sys.argv[2], [0]
+def heap(path):
+    with open(path, "w") as out:
+        stderr = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+        info = mallinfo()
+        if info:
+            out.write("\\n# glibc malloc (mallinfo2): bytes in use by native code and free\\n")
+            out.writelines(f"{name} = {value}\\n" for name, value in info.items())
+        types = collections.Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
+        )
+        out.write("\\n# objects tracked by the garbage collector, by type\\n")
+        out.writelines(f"{n} {name}\\n" for name, n in types.most_common())
+def mallinfo():
+    import ctypes
+    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+              "uordblks", "fordblks", "keepcost")
+    class Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in fields]
+    try:
+        call = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    call.restype = Info
+    info = call()
+    return {name: getattr(info, name) for name in ("arena", "hblkhd", "uordblks", "fordblks")}
 def snapshot(*_):
+    taken[0] += 1
+    target = os.path.join(folder, f"snapshot-{taken[0]}")
+    if mode == "heap":
+        heap(target + ".part")
+        os.rename(target + ".part", target)
+        return
     if not tracemalloc.is_tracing():
         tracemalloc.start(int(os.environ.get("LOAD_TRACE_FRAMES", "12")))
-    taken[0] += 1
-    tracemalloc.take_snapshot().dump(os.path.join(folder, f"snapshot-{taken[0]}"))
+    tracemalloc.take_snapshot().dump(target)
 signal.signal(signal.SIGUSR1, snapshot)
-sys.argv = ["relay-service", *sys.argv[2:]]
+sys.argv = ["relay-service", *sys.argv[3:]]
 from relay_service.cli import main
 main()
 """
-"""The service with ``tracemalloc`` on ``SIGUSR1``: the first starts tracing (imports and
-start-up are not traced), each writes ``snapshot-<n>`` into a folder."""
+"""The service with a snapshot on ``SIGUSR1``, written as ``snapshot-<n>`` into a folder.
+
+``tracemalloc`` mode: the first starts tracing (imports and start-up are not traced).
+``heap`` mode: a text file, ``sys._debugmallocstats()`` (the allocator's arenas, pools and
+blocks: what RSS holds that live objects do not), glibc's ``mallinfo2`` (native code's heap:
+``uordblks`` in use, ``fordblks`` free), then the garbage collector's objects by type.
+"""
 
 
 async def take_snapshot(pid: int, folder: str | None, number: int) -> None:
-    """Snapshot ``number`` of a traced service (nothing without ``--tracemalloc``)."""
+    """Snapshot ``number`` of a traced service (nothing without ``--tracemalloc``/``--heap``)."""
     if folder is None:
         return
     target = Path(folder) / f"snapshot-{number}"
@@ -479,9 +541,11 @@ async def run(
     ramp_per_s: float,
     profile: str | None,
     trace: str | None = None,
+    trace_mode: str = "tracemalloc",
     without_media: bool = False,
     peer_rtcp: float = PEER_RTCP_INTERVAL,
     pin: tuple[set[int], set[int]] | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -509,7 +573,7 @@ async def run(
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
         if trace is not None:
             Path(trace).mkdir(parents=True, exist_ok=True)
-            command[1:3] = ["-c", TRACING_SERVICE, trace]
+            command[1:3] = ["-c", TRACING_SERVICE, trace, trace_mode]
         log = stack.enter_context(open(Path(data) / "log", "w"))
         service = subprocess.Popen(
             command, env=environ, cwd=data, stdout=subprocess.DEVNULL, stderr=log
@@ -526,7 +590,7 @@ async def run(
             await generator.place(calls)
             await asyncio.sleep(2)
             await generator.hang_up_all()
-            generator.calls.clear()
+            await generator.forget_ended()
             await until_idle(generator.session, service_url)
             await asyncio.sleep(3)
             await take_snapshot(service.pid, trace, 1)  # after a warm-up call
@@ -534,11 +598,7 @@ async def run(
             print(f"service RSS after a warm-up call: {rss_start:.1f} MB")
 
             ramp_started = time.monotonic()
-            placing = []
-            for index in range(calls):
-                placing.append(asyncio.ensure_future(generator.place(index)))
-                await asyncio.sleep(1 / ramp_per_s)
-            placed = await asyncio.gather(*placing)
+            placed = await generator.ramp(calls, ramp_per_s)
             print(f"ramp: {calls} calls set up in {time.monotonic() - ramp_started:.1f} s")
             await asyncio.sleep(2)  # settle
 
@@ -579,11 +639,24 @@ async def run(
             teardown = time.monotonic() - ended
             await asyncio.sleep(5)
             rss_after = rss_mb(service.pid)
+            rss_after_rounds = [rss_after]
+            await generator.forget_ended()
+            for _ in range(rounds - 1):
+                # The same calls again (new call ids): does what stays after a round grow?
+                await generator.ramp(calls, ramp_per_s)
+                await asyncio.sleep(hold)
+                await generator.hang_up_all()
+                await generator.forget_ended()
+                await until_idle(generator.session, service_url)
+                await asyncio.sleep(5)
+                rss_after_rounds.append(rss_mb(service.pid))
+                await take_snapshot(service.pid, trace, 1 + len(rss_after_rounds))
+                print(f"round {len(rss_after_rounds)}: RSS {rss_after_rounds[-1]:.1f} MB after")
             # And once the consoles' WebSocket heartbeats (every 20 s) have renewed the small
             # objects that pinned the calls' freed allocator blocks (docs/performance.md).
             await asyncio.sleep(25)
             rss_later = rss_mb(service.pid)
-            await take_snapshot(service.pid, trace, 3)  # after they ended
+            await take_snapshot(service.pid, trace, 2 + rounds)  # after they ended
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -620,6 +693,7 @@ async def run(
         "rss_after_mb": rss_after,
         "rss_growth_mb_after": rss_after - rss_start,
         "rss_growth_mb_after_30s": rss_later - rss_start,
+        "rss_growth_mb_after_rounds": [round(r - rss_start, 3) for r in rss_after_rounds],
         "packets_sent": sent,
         "packets_received": received,
         "loss_pct": 100 * (sent - received) / max(1, sent),
@@ -659,6 +733,21 @@ def main() -> None:
         help="run the service under tracemalloc; snapshots after warm-up, during, after into DIR",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ramp, hold and end the calls N times (the figures are the first round's; "
+        "rss_growth_mb_after_rounds has the RSS after each)",
+    )
+    parser.add_argument(
+        "--heap",
+        metavar="DIR",
+        help="the service's allocator statistics (CPython's and glibc's) and objects by type "
+        "after warm-up, during and after the calls (and after each further round), as text "
+        "into DIR (cheap: the calls run as usual)",
+    )
+    parser.add_argument(
         "--peer-rtcp",
         type=float,
         default=PEER_RTCP_INTERVAL,
@@ -673,6 +762,10 @@ def main() -> None:
         "that they do not share a core's caches (as the service alone on its cores would not)",
     )
     args = parser.parse_args()
+    if args.tracemalloc and args.heap:
+        parser.error("--tracemalloc and --heap take their snapshots the same way: one at a time")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     pin = None
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
@@ -688,10 +781,12 @@ def main() -> None:
             hold,
             ramp_per_s=4.0,
             profile=args.profile,
-            trace=args.tracemalloc,
+            trace=args.tracemalloc or args.heap,
+            trace_mode="heap" if args.heap else "tracemalloc",
             without_media=args.without_media,
             peer_rtcp=args.peer_rtcp,
             pin=pin,
+            rounds=args.rounds,
         )
     )
     print(
@@ -727,6 +822,12 @@ def main() -> None:
             "user_cpu_share",
             "wakeups_per_s")  # fmt: skip
     figures: dict[str, Any] = {k: round(float(result[k]), 3) for k in keys}
+    if args.rounds > 1:
+        figures["rss_growth_mb_after_rounds"] = result["rss_growth_mb_after_rounds"]
+        print(
+            "RSS after each round, against the start: "
+            + ", ".join(f"{g:+.1f} MB" for g in result["rss_growth_mb_after_rounds"])
+        )
     if args.without_media:  # nothing was sent in the window: no loss or jitter to report
         figures.update(without_media=True, loss_pct=None, jitter_p99_ms=None)
     print(json.dumps(figures))
