@@ -193,6 +193,32 @@ def test_any_sequence_of_samples_reads_back_as_recorded(
         assert [_kind(v) for v in values] == [_kind(v) for v in expected]
 
 
+@given(st.lists(st.sets(st.sampled_from("ABC")), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_objects_that_come_and_go_keep_the_times_of_their_own_samples(
+    presence: list[set[str]],
+) -> None:
+    # A connection's sample times are kept once for all its objects while each is in every
+    # sample; one that misses a sample must still read back exactly the times it was seen.
+    core = RecordingCore("pc", {})
+    for i, present in enumerate(presence):
+        core.sample(
+            T0 + 1000 * i + 0.25,
+            {obj: {"id": obj, "type": "t", "n": i} for obj in sorted(present)},
+        )
+    for obj in "ABC":
+        seen = [i for i, present in enumerate(presence) if obj in present]
+        record = core._objects.get(obj)
+        if not seen:
+            assert record is None
+            continue
+        series = {name: (times, values) for name, times, values in record.series()}
+        times, values = series["n"]
+        assert record.times.tolist() == [T0 + 1000 * i + 0.25 for i in seen]
+        assert times == record.times.tolist()
+        assert values == seen
+
+
 def _as_recorded(name: str, value: object) -> object:
     if isinstance(value, float):
         if not math.isfinite(value):

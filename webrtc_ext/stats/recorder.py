@@ -140,18 +140,41 @@ class _Column:
 
 
 class _StatsObject:
-    """The samples of one stats object: when it was seen, and one column per field."""
+    """The samples of one stats object: when it was seen, and one column per field.
 
-    __slots__ = ("columns", "stats_type", "times")
+    When it was seen is the connection's sample times from its first sample on, kept once
+    per connection (``shared``) rather than once per object, for as long as the object is
+    in every sample; an object that misses one gets its own copy from then on.
+    """
 
-    def __init__(self, stats_type: str) -> None:
+    __slots__ = ("columns", "count", "first", "own_times", "shared", "stats_type")
+
+    def __init__(self, stats_type: str, shared: array[float]) -> None:
         self.stats_type = stats_type
-        self.times: array[float] = array("d")
+        self.shared = shared
+        self.first = len(shared) - 1
+        """The connection's sample index of this object's first sample."""
+        self.count = 0
+        self.own_times: array[float] | None = None
         self.columns: dict[str, _Column] = {}
 
+    @property
+    def times(self) -> array[float]:
+        """The times (ms since the epoch, rounded to µs) of this object's samples."""
+        if self.own_times is not None:
+            return self.own_times
+        return self.shared[self.first : self.first + self.count]
+
     def add(self, now_ms: float, stats: Mapping[str, Any]) -> None:
-        index = len(self.times)
-        self.times.append(round(now_ms, 3))
+        """Record this object's part of the connection's latest sample (``shared[-1]``)."""
+        index = self.count
+        self.count = index + 1
+        own = self.own_times
+        if own is not None:
+            own.append(self.shared[-1])
+        elif self.first + index != len(self.shared) - 1:  # it missed a sample: a copy
+            self.own_times = self.shared[self.first : self.first + index]
+            self.own_times.append(self.shared[-1])
         columns = self.columns
         if "timestamp" not in stats:
             stats = {"timestamp": now_ms, **stats}
@@ -193,6 +216,8 @@ class RecordingCore:
         self.configuration = dict(configuration)
         self.update_log: list[dict[str, Any]] = []
         self._objects: dict[str, _StatsObject] = {}
+        self._times: array[float] = array("d")
+        """Every sample's time, once for all the connection's objects."""
         self.samples = 0
         self.frozen = False
 
@@ -211,10 +236,13 @@ class RecordingCore:
         if self.frozen:
             return
         self.samples += 1
+        self._times.append(round(now_ms, 3))
         for stats_id, stats in report.items():
             record = self._objects.get(stats_id)
             if record is None:
-                record = self._objects[stats_id] = _StatsObject(str(stats.get("type", "")))
+                record = self._objects[stats_id] = _StatsObject(
+                    str(stats.get("type", "")), self._times
+                )
             record.add(now_ms, stats)
 
     def to_json(self) -> dict[str, Any]:
