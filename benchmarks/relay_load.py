@@ -497,7 +497,15 @@ def mallinfo():
         return {}
     call.restype = Info
     info = call()
-    return {name: getattr(info, name) for name in ("arena", "hblkhd", "uordblks", "fordblks")}
+    figures = {name: getattr(info, name) for name in ("arena", "hblkhd", "uordblks", "fordblks")}
+    try:  # SQLite's own allocations (page caches, statements): a part of uordblks
+        import _sqlite3
+        used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+        used.restype = ctypes.c_int64
+        figures["sqlite3_memory_used"] = used()
+    except (ImportError, OSError, AttributeError):
+        pass
+    return figures
 def snapshot(*_):
     taken[0] += 1
     target = os.path.join(folder, f"snapshot-{taken[0]}")
@@ -518,7 +526,8 @@ main()
 ``tracemalloc`` mode: the first starts tracing (imports and start-up are not traced).
 ``heap`` mode: a text file, ``sys._debugmallocstats()`` (the allocator's arenas, pools and
 blocks: what RSS holds that live objects do not), glibc's ``mallinfo2`` (native code's heap:
-``uordblks`` in use, ``fordblks`` free), then the garbage collector's objects by type.
+``uordblks`` in use, ``fordblks`` free) with SQLite's share of it, then the garbage
+collector's objects by type.
 """
 
 
