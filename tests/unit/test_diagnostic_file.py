@@ -219,11 +219,54 @@ def test_objects_that_come_and_go_keep_the_times_of_their_own_samples(
         assert values == seen
 
 
+_stamps = st.sampled_from(["shared", "other", "missing", "int", "bool", "nan"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.dictionaries(st.sampled_from("ABC"), _stamps)), max_size=30
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_each_object_s_timestamp_reads_back_as_recorded(
+    reports: list[tuple[bool, dict[str, str]]],
+) -> None:
+    # The report's shared timestamp is kept once per connection: objects whose timestamp is
+    # something else (another time, none, an int, a bool, NaN), or that miss samples, must
+    # still read back exactly their own values; 1 and True equal a stamp of 1.0, yet are not it.
+    core = RecordingCore("pc", {})
+    expected: dict[str, list[object]] = {obj: [] for obj in "ABC"}
+    for i, (one, kinds) in enumerate(reports):
+        shared = 1.0 if one else T0 + 1000 * i + 0.1234567
+        now = T0 + 1000 * i + 0.5
+        values = {
+            "shared": shared, "other": shared + 3.0, "int": 1 if one else i, "bool": True,
+            "nan": math.nan,
+        }  # fmt: skip
+        report = {}
+        for obj, kind in sorted(kinds.items()):
+            stats: dict[str, object] = {"id": obj, "type": "t"}
+            if kind != "missing":
+                stats["timestamp"] = values[kind]
+            report[obj] = stats
+        core.sample(now, report)
+        for obj, kind in kinds.items():
+            value = values[kind] if kind != "missing" else now
+            expected[obj].append(_as_recorded("timestamp", value))
+    for obj in "ABC":
+        record = core._objects.get(obj)
+        if record is None:
+            assert not expected[obj]
+            continue
+        series = {name: values for name, _, values in record.series()}
+        assert [_kind(v) for v in series["timestamp"]] == [_kind(v) for v in expected[obj]]
+
+
 def _as_recorded(name: str, value: object) -> object:
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        if name.endswith("Timestamp"):
+        if name == "timestamp" or name.endswith("Timestamp"):
             return round(value, 3)
     return value
 

@@ -139,6 +139,48 @@ class _Column:
         return values + values[-1:] * self.repeats if self.repeats else values
 
 
+class _SharedColumn(_Column):
+    """A column equal, sample for sample, to a series its connection keeps once: the
+    ``timestamp`` every object of one stats report shares. It stores nothing of its own until
+    a value differs (or its object misses a sample); from then on it is a plain column.
+    """
+
+    __slots__ = ("first", "own", "shared")
+
+    def __init__(self, start: int, shared: array[float]) -> None:
+        super().__init__(start)
+        self.shared = shared
+        self.first = len(shared) - 1
+        """The connection's sample index of this column's first value."""
+        self.own = False
+
+    def __len__(self) -> int:
+        return super().__len__() if self.own else self.end - self.start
+
+    def append(self, value: Any) -> None:
+        if not self.own:
+            shared = self.shared
+            count = self.end - self.start
+            if (
+                type(value) is float
+                and self.first + count == len(shared) - 1
+                and value == shared[-1]
+            ):
+                self.end += 1
+                return
+            # From here on a plain column: its shared values become its own.
+            self.own = True
+            self.end = self.start
+            for earlier in shared[self.first : self.first + count].tolist():
+                super().append(earlier)
+        super().append(value)
+
+    def values(self) -> list[Any]:
+        if self.own:
+            return super().values()
+        return self.shared[self.first : self.first + self.end - self.start].tolist()
+
+
 class _StatsObject:
     """The samples of one stats object: when it was seen, and one column per field.
 
@@ -147,11 +189,13 @@ class _StatsObject:
     in every sample; an object that misses one gets its own copy from then on.
     """
 
-    __slots__ = ("columns", "count", "first", "own_times", "shared", "stats_type")
+    __slots__ = ("columns", "count", "first", "own_times", "shared", "stamps", "stats_type")
 
-    def __init__(self, stats_type: str, shared: array[float]) -> None:
+    def __init__(self, stats_type: str, shared: array[float], stamps: array[float]) -> None:
         self.stats_type = stats_type
         self.shared = shared
+        self.stamps = stamps
+        """The reports' shared ``timestamp`` per sample (see :class:`_SharedColumn`)."""
         self.first = len(shared) - 1
         """The connection's sample index of this object's first sample."""
         self.count = 0
@@ -194,7 +238,9 @@ class _StatsObject:
             if isinstance(value, float):
                 value = _clean_float(name, value)
             if column is None:
-                column = columns[name] = _Column(index)
+                column = columns[name] = (
+                    _SharedColumn(index, self.stamps) if name == "timestamp" else _Column(index)
+                )
             else:
                 while column.end < index:
                     column.append(None)  # absent from the samples in between
@@ -218,6 +264,8 @@ class RecordingCore:
         self._objects: dict[str, _StatsObject] = {}
         self._times: array[float] = array("d")
         """Every sample's time, once for all the connection's objects."""
+        self._stamps: array[float] = array("d")
+        """Every report's ``timestamp`` (its first object's, as recorded; NaN if none)."""
         self.samples = 0
         self.frozen = False
 
@@ -237,11 +285,17 @@ class RecordingCore:
             return
         self.samples += 1
         self._times.append(round(now_ms, 3))
+        stamp: Any = math.nan
+        for stats in report.values():
+            stamp = stats.get("timestamp")
+            stamp = _clean_float("timestamp", stamp) if isinstance(stamp, float) else None
+            break
+        self._stamps.append(math.nan if stamp is None else stamp)
         for stats_id, stats in report.items():
             record = self._objects.get(stats_id)
             if record is None:
                 record = self._objects[stats_id] = _StatsObject(
-                    str(stats.get("type", "")), self._times
+                    str(stats.get("type", "")), self._times, self._stamps
                 )
             record.add(now_ms, stats)
 
