@@ -186,7 +186,7 @@ def _missing_stats_internals() -> list[str]:
         if not hasattr(probes[owner], name)
     ]
     for name in RTP_RECEIVER_PRIVATE:
-        if not hasattr(receiver, "_RTCRtpReceiver__" + name):
+        if not hasattr(receiver, _RECEIVER_PRIVATE[name]):
             missing.append(f"aiortc.RTCRtpReceiver().__{name}")
     return missing
 
@@ -278,7 +278,7 @@ def missing_rtp_internals(sender: Any, receiver: aiortc.RTCRtpReceiver) -> list[
     missing += [
         f"aiortc.RTCRtpReceiver().__{name}"
         for name in RTP_RECEIVER_PRIVATE
-        if not hasattr(receiver, "_RTCRtpReceiver__" + name)
+        if not hasattr(receiver, _RECEIVER_PRIVATE[name])
     ]
     missing += [f"{cls.__name__}.{name}" for cls, name in RTP_METHODS if not hasattr(cls, name)]
     stats = StreamStatistics(8000)
@@ -295,7 +295,7 @@ def missing_internals() -> list[str]:
     missing = []
     for name in PEER_CONNECTION_PRIVATE:
         if name.startswith(("create", "update")) and not hasattr(
-            aiortc.RTCPeerConnection, "_RTCPeerConnection__" + name
+            aiortc.RTCPeerConnection, _PC_PRIVATE[name]
         ):
             missing.append(f"aiortc.RTCPeerConnection.__{name}")
     if not hasattr(aiortc.RTCIceTransport, "_RTCIceTransport__setState"):
@@ -308,14 +308,14 @@ def missing_internals() -> list[str]:
                 missing.append(f"aiortc.{type(owner).__name__}().{name}")
     pc = aiortc.RTCPeerConnection()
     for name in PEER_CONNECTION_PRIVATE:
-        if not hasattr(pc, "_RTCPeerConnection__" + name):
+        if not hasattr(pc, _PC_PRIVATE[name]):
             missing.append(f"aiortc.RTCPeerConnection().__{name}")
     dtls = aiortc.RTCDtlsTransport(
         aiortc.RTCIceTransport(aiortc.RTCIceGatherer()),
         [aiortc.RTCCertificate.generateCertificate()],
     )
     for name in DTLS_TRANSPORT_PRIVATE:
-        if not hasattr(dtls, "_RTCDtlsTransport__" + name):
+        if not hasattr(dtls, _DTLS_PRIVATE[name]):
             missing.append(f"aiortc.RTCDtlsTransport().__{name}")
     return missing + _missing_stats_internals() + _missing_raw_rtp_internals()
 
