@@ -140,9 +140,10 @@ class _Column:
 
 
 class _SharedColumn(_Column):
-    """A column equal, sample for sample, to a series its connection keeps once: the
-    ``timestamp`` every object of one stats report shares. It stores nothing of its own until
-    a value differs (or its object misses a sample); from then on it is a plain column.
+    """A column equal, sample for sample, to a series its connection keeps once: the sample
+    times, or the ``timestamp`` every object of one stats report shares. It stores nothing of
+    its own until a value differs (or its object misses a sample); from then on it is a plain
+    column.
     """
 
     __slots__ = ("first", "own", "shared")
@@ -184,41 +185,29 @@ class _SharedColumn(_Column):
 class _StatsObject:
     """The samples of one stats object: when it was seen, and one column per field.
 
-    When it was seen is the connection's sample times from its first sample on, kept once
-    per connection (``shared``) rather than once per object, for as long as the object is
-    in every sample; an object that misses one gets its own copy from then on.
+    When it was seen is the connection's sample times from the object's first sample on, a
+    :class:`_SharedColumn` over them: nothing of its own while the object is in every sample.
     """
 
-    __slots__ = ("columns", "count", "first", "own_times", "shared", "stamps", "stats_type")
+    __slots__ = ("columns", "stamps", "stats_type", "times_column")
 
     def __init__(self, stats_type: str, shared: array[float], stamps: array[float]) -> None:
         self.stats_type = stats_type
-        self.shared = shared
+        self.times_column = _SharedColumn(0, shared)
         self.stamps = stamps
         """The reports' shared ``timestamp`` per sample (see :class:`_SharedColumn`)."""
-        self.first = len(shared) - 1
-        """The connection's sample index of this object's first sample."""
-        self.count = 0
-        self.own_times: array[float] | None = None
         self.columns: dict[str, _Column] = {}
 
     @property
     def times(self) -> array[float]:
         """The times (ms since the epoch, rounded to µs) of this object's samples."""
-        if self.own_times is not None:
-            return self.own_times
-        return self.shared[self.first : self.first + self.count]
+        return array("d", self.times_column.values())
 
     def add(self, now_ms: float, stats: Mapping[str, Any]) -> None:
-        """Record this object's part of the connection's latest sample (``shared[-1]``)."""
-        index = self.count
-        self.count = index + 1
-        own = self.own_times
-        if own is not None:
-            own.append(self.shared[-1])
-        elif self.first + index != len(self.shared) - 1:  # it missed a sample: a copy
-            self.own_times = self.shared[self.first : self.first + index]
-            self.own_times.append(self.shared[-1])
+        """Record this object's part of the connection's latest sample."""
+        times = self.times_column
+        index = len(times)
+        times.append(times.shared[-1])
         columns = self.columns
         if "timestamp" not in stats:
             stats = {"timestamp": now_ms, **stats}
@@ -248,7 +237,7 @@ class _StatsObject:
 
     def series(self) -> Iterator[tuple[str, list[float], list[Any]]]:
         """``(field, times, values)`` of every field, as Chromium's layout keeps them."""
-        times = self.times.tolist()
+        times = self.times_column.values()
         for name, column in self.columns.items():
             values = column.values()
             yield name, times[column.start : column.start + len(values)], values
@@ -318,7 +307,7 @@ class RecordingCore:
 
         objects = {}
         for stats_id, record in self._objects.items():
-            times = column(stats_id, None, encode_column(record.times.tolist()))
+            times = column(stats_id, None, encode_column(record.times_column.values()))
             fields = {
                 name: {"start": c.start, **column(stats_id, name, encode_column(c.values()))}
                 for name, c in record.columns.items()
