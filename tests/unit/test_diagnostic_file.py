@@ -157,6 +157,26 @@ def test_an_hour_of_unchanging_fields_costs_almost_no_memory() -> None:
     assert core._objects["X"].columns["f3"].values() == ["value-3"] * 3600
 
 
+def test_a_field_that_never_changes_costs_only_its_column() -> None:
+    # A leg's report has ~200 such fields (ids, SSRCs, codecs, addresses, states): each
+    # stores nothing until its value changes. An array or list made at the first value
+    # costs ~70 bytes more a field (~15 KB a call).
+    constant = {f"f{n}": f"value-{n}" if n % 2 else n * 1000 for n in range(100)}
+    core = RecordingCore("pc", {})
+    core.sample(T0, {"Y": {"id": "Y", "type": "t"}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, 11):
+            core.sample(T0 + 1000 * i, {"X": {"id": "X", "type": "t", **constant}})
+        per_field = (tracemalloc.get_traced_memory()[0] - before) / len(constant)
+    finally:
+        tracemalloc.stop()
+    assert per_field < 160, f"{per_field:.0f} bytes a field"
+    assert core._objects["X"].columns["f3"].values() == ["value-3"] * 10
+    assert core._objects["X"].columns["f4"].values() == [4000] * 10
+
+
 _field_values = (
     st.none()
     | st.booleans()

@@ -69,11 +69,11 @@ def _clean_float(name: str, value: float) -> float | None:
 class _Column:
     """One field of one stats object: its values from the object's sample ``start`` on.
 
-    Numbers are kept in an ``array('d')`` (8 bytes a value, NaN for a missing one) until the
-    first value that is not a number, so a long call's counters cost little memory. A value
-    equal to the one before it is only counted (``repeats``) until a different one comes: most
-    fields (ids, SSRCs, codecs, addresses, states) never change over a call and cost nothing
-    per sample.
+    A value equal to the one before it is only counted (``repeats``) until a different one
+    comes, and the run is stored then: most fields (ids, SSRCs, codecs, addresses, states)
+    never change over a call, and cost nothing but this object however long the call. Stored
+    numbers go to an ``array('d')`` (8 bytes a value, NaN for a missing one) until the first
+    value that is not a number, so a long call's counters cost little memory.
     """
 
     __slots__ = ("end", "floats", "last", "numbers", "others", "repeats", "start")
@@ -84,15 +84,17 @@ class _Column:
         self.start = start
         self.end = start
         """The sample index after the last value (``start + len(self)``)."""
-        self.numbers: array[float] | None = array("d")
+        self.numbers: array[float] | None = None
+        """The stored values while they are numbers or None (made at the first one stored)."""
         self.others: list[Any] | None = None
+        """The stored values once one is not a number (``numbers`` is None from then on)."""
         self.floats = False
         self.last: Any = _Column._NOTHING
         self.repeats = 0
         """How many copies of ``last`` follow the stored values."""
 
     def __len__(self) -> int:
-        stored = self.numbers if self.numbers is not None else self.others or ()
+        stored = self.others if self.others is not None else self.numbers or ()
         return len(stored) + self.repeats
 
     def append(self, value: Any) -> None:
@@ -105,38 +107,50 @@ class _Column:
             return
         self._flush()
         self.last = value
-        self._store(value)
+        self.repeats = 1
 
     def _flush(self) -> None:
+        """Store the run of ``last`` that is only counted so far."""
         if self.repeats:
             repeats, self.repeats = self.repeats, 0
             for _ in range(repeats):
                 self._store(self.last)
 
     def _store(self, value: Any) -> None:
-        if self.numbers is not None:
+        if self.others is None:
             if value is None:
-                self.numbers.append(math.nan)
+                self._numbers().append(math.nan)
                 return
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.floats = self.floats or isinstance(value, float)
-                self.numbers.append(float(value))
+                self._numbers().append(float(value))
                 return
             self.others = self._stored_values()
             self.numbers = None
-        assert self.others is not None
         self.others.append(value)
 
+    def _numbers(self) -> array[float]:
+        numbers = self.numbers
+        if numbers is None:
+            numbers = self.numbers = array("d")
+        return numbers
+
     def _stored_values(self) -> list[Any]:
+        if self.others is not None:
+            return list(self.others)
         if self.numbers is None:
-            return list(self.others or ())
+            return []
         cast = float if self.floats else int
         return [None if math.isnan(v) else cast(v) for v in self.numbers]
 
     def values(self) -> list[Any]:
-        """The values as they were given (ints stay ints, NaN reads back as ``None``)."""
-        values = self._stored_values()
-        return values + values[-1:] * self.repeats if self.repeats else values
+        """The values as they were given (ints stay ints, NaN reads back as ``None``).
+
+        The run counted so far is stored first: a column holding floats reads every number
+        back as a float, so how ``last`` reads depends on the values before it.
+        """
+        self._flush()
+        return self._stored_values()
 
 
 class _SharedColumn(_Column):
