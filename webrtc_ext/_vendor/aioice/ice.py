@@ -26,6 +26,7 @@ from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import ConnectionClosed, ConnectionEvent, TransportPolicy
 from aioice.utils import random_string
 
+from ..._aio import Flag
 from ..._internals import set_candidate_network_host
 from ...config import NominationMode
 from ...ice_engine import (
@@ -387,7 +388,8 @@ class Connection:
         self._closed = False
         self._closing = False
         self._check_list_done = False
-        self._check_list_state: asyncio.Queue[int] = asyncio.Queue()
+        self._check_list_ended = Flag()
+        self._check_list_result = ICE_FAILED
         self._connecting = False
         self._event_waiter: asyncio.Future[ConnectionEvent] | None = None
         self._id = next(connection_id)
@@ -607,8 +609,8 @@ class Connection:
         )
 
         # Wait for the check list to complete or fail.
-        res = await self._check_list_state.get()
-        if res != ICE_COMPLETED:
+        await self._check_list_ended.wait()
+        if self._check_list_result != ICE_COMPLETED:
             self._cancel_transactions()
             raise ConnectionError("ICE negotiation failed")
 
@@ -627,7 +629,8 @@ class Connection:
 
         # Stop the check list, which also ends connect().
         if not self._check_list_done:
-            self._check_list_state.put_nowait(ICE_FAILED)
+            self._check_list_result = ICE_FAILED
+            self._check_list_ended.set()
             self._check_list_done = True
 
         # Stop the transactions before their sockets are closed.
@@ -787,9 +790,8 @@ class Connection:
             elif isinstance(action, StateChanged):
                 if not self._check_list_done:
                     completed = action.state is CheckListState.COMPLETED
-                    self._check_list_state.put_nowait(
-                        ICE_COMPLETED if completed else ICE_FAILED
-                    )
+                    self._check_list_result = ICE_COMPLETED if completed else ICE_FAILED
+                    self._check_list_ended.set()
                     self._check_list_done = True
             elif isinstance(action, ConsentExpired):
                 self.__log_info("Consent to send expired")

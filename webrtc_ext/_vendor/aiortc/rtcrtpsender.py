@@ -58,6 +58,7 @@ from aiortc.utils import random16, random32, uint16_add
 from av import AudioFrame
 from av.frame import Frame
 
+from ..._aio import Flag
 from ...config import RTCP_INTERVAL
 from ...munger import RtpMunger
 from ...rtp import HISTORY_SIZE, OutboundRtpStream, RawRtpPacket, ntp_now
@@ -112,7 +113,7 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self._outbound: Optional[OutboundRtpStream] = None
         self._codec: Optional[RTCRtpCodecParameters] = None
         self._pending_source: Hashable = None
-        self._track_set = asyncio.Event()
+        self._track_set = Flag()
         self._media_held = False
         self._pending_sends: set[asyncio.Future[None]] = set()
         self.packets_dropped = 0
@@ -136,12 +137,12 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self.__force_keyframe = False
         self.__loop = asyncio.get_event_loop()
         self.__mid: Optional[str] = None
-        self.__rtp_exited = asyncio.Event()
+        self.__rtp_exited = Flag()  # type: ignore[assignment]
         self.__rtp_header_extensions_map = rtp.HeaderExtensionsMap()
-        self.__rtp_started = asyncio.Event()
+        self.__rtp_started = Flag()  # type: ignore[assignment]
         self.__rtp_task: Optional[asyncio.Future[None]] = None
-        self.__rtcp_exited = asyncio.Event()
-        self.__rtcp_started = asyncio.Event()
+        self.__rtcp_exited = Flag()  # type: ignore[assignment]
+        self.__rtcp_started = Flag()  # type: ignore[assignment]
         self.__rtcp_task: Optional[asyncio.Future[None]] = None
         self.__rtx_payload_type: Optional[int] = None
         self.__rtx_sequence_number = random_sequence_number()
