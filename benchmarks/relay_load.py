@@ -19,18 +19,20 @@ time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
 [--profile FILE] [--tracemalloc DIR] [--heap DIR] [--without-media] [--peer-rtcp SECONDS]
-[--pin] [--rounds N]``
+[--pin] [--rounds N] [--allocator malloc|pymalloc]``
 (``--pin``: the service on one CPU, the generator and the simulator on the others; ``--profile``:
 py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
 ``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
 default; ``--tracemalloc``:
 the service's allocations, snapshots after the warm-up call, with the calls and after they
 end, for ``tracemalloc.Snapshot.load``; ``--heap``: the same three moments as text, the
-allocator's arenas and pools and the objects by type). Method and figures: docs/performance.md.
+allocator's arenas and pools and the objects by type; ``--allocator``: the service's
+``PYTHONMALLOC``, CPython's ``pymalloc`` by default, as deploy/Containerfile runs it).
+Method and figures: docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
 ``jitter_p99_ms``, ``setup_p50_ms``, ``setup_p95_ms``, ``rss_growth_mb_after`` (5 s after the
 calls end), ``rss_growth_mb_after_30s``, ``rss_growth_mb_after_rounds`` (after each round of
-``--rounds``), ``user_cpu_share`` and ``wakeups_per_s``.
+``--rounds``), ``user_cpu_share``, ``wakeups_per_s`` and ``allocator``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The service's ``PYTHONMALLOC``: CPython's default, as deploy/Containerfile runs it
+#: (``--allocator malloc`` measures the other; docs/performance.md, fifth round).
+DEPLOYED_ALLOCATOR = "pymalloc"
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
@@ -414,11 +419,19 @@ async def active_calls(session: aiohttp.ClientSession, url: str) -> float:
 
 
 def service_environment(
-    port: int, graph_url: str, realtime_url: str, data: str, calls: int, no_media_s: float = 20
+    port: int,
+    graph_url: str,
+    realtime_url: str,
+    data: str,
+    calls: int,
+    no_media_s: float = 20,
+    allocator: str = DEPLOYED_ALLOCATOR,
 ) -> dict[str, str]:
     environ = dict(os.environ)
     environ.update(
         {
+            # Python's allocator (``--allocator``).
+            "PYTHONMALLOC": allocator,
             "RELAY_HOST": "127.0.0.1",
             "RELAY_PORT": str(port),
             "RELAY_DATA_DIR": data,
@@ -555,6 +568,7 @@ async def run(
     peer_rtcp: float = PEER_RTCP_INTERVAL,
     pin: tuple[set[int], set[int]] | None = None,
     rounds: int = 1,
+    allocator: str = DEPLOYED_ALLOCATOR,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -577,7 +591,7 @@ async def run(
         environ = service_environment(
             service_port, f"http://127.0.0.1:{graph_port}",
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
-            no_media_s=hold + 60 if without_media else 20,
+            no_media_s=hold + 60 if without_media else 20, allocator=allocator,
         )  # fmt: skip
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
         if trace is not None:
@@ -765,6 +779,13 @@ def main() -> None:
         "for audio; 1 is aiortc's)",
     )
     parser.add_argument(
+        "--allocator",
+        choices=("malloc", "pymalloc"),
+        default=DEPLOYED_ALLOCATOR,
+        help="the service's PYTHONMALLOC (default pymalloc, CPython's, as deploy/Containerfile "
+        "runs it; malloc puts every object in glibc's heap, trimmed after the calls)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="the service on the first CPU, the generator and the simulator on the others, so "
@@ -796,11 +817,12 @@ def main() -> None:
             peer_rtcp=args.peer_rtcp,
             pin=pin,
             rounds=args.rounds,
+            allocator=args.allocator,
         )
     )
     print(
         f"{calls} calls (caller ↔ agent, two transcription legs each, statistics recorded), "
-        f"held {result['hold_s']} s"
+        f"held {result['hold_s']} s; the service's allocator: PYTHONMALLOC={args.allocator}"
     )
     print(
         f"service CPU: {result['service_cpu_percent']:.1f} % of a core, "
@@ -837,6 +859,7 @@ def main() -> None:
             "RSS after each round, against the start: "
             + ", ".join(f"{g:+.1f} MB" for g in result["rss_growth_mb_after_rounds"])
         )
+    figures["allocator"] = args.allocator
     if args.without_media:  # nothing was sent in the window: no loss or jitter to report
         figures.update(without_media=True, loss_pct=None, jitter_p99_ms=None)
     print(json.dumps(figures))

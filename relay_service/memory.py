@@ -1,4 +1,10 @@
-"""The C allocator's side of the process's memory (glibc): how many arenas it may keep.
+"""The C allocator's side of the process's memory (glibc): how many arenas it may keep, and
+giving back what a burst of calls freed.
+
+Python's small objects are not glibc's: CPython keeps them in 1 MiB arenas, each kept as long
+as a single object lives in it, so :func:`return_free_memory` gives back only what native code
+and larger Python objects freed. ``PYTHONMALLOC=malloc`` would put every object in glibc's heap;
+measured, it costs more than it returns (docs/performance.md, fifth round).
 
 glibc gives each thread that allocates while another holds the main arena an arena of its
 own (up to 8 per core), and keeps it for the life of the process. The service's threads
@@ -13,6 +19,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -37,4 +44,25 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
     if not mallopt(M_ARENA_MAX, count):
         logger.warning("glibc refused M_ARENA_MAX=%d", count)
         return False
+    return True
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to do
+    return trim
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def return_free_memory() -> bool:
+    """Give the free pages glibc's allocator keeps back to the system (``malloc_trim``), so
+    the process shrinks when its calls end; false if not glibc."""
+    if _malloc_trim is None:
+        return False
+    _malloc_trim(0)
     return True

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -71,6 +69,7 @@ from .cluster.recovery import record_late_terminate
 from .diagnostics import LegRecorder
 from .holdmusic import hold_music_path
 from .logs import bound_leg
+from .memory import return_free_memory
 from .metrics import Metrics
 from .realtime.client import RealtimeSettings, new_openai_client
 from .rtpbridge import RtpMediaBridge
@@ -793,7 +792,7 @@ class CallRouter:
             logger.warning("idle database connections could not be closed", exc_info=True)
         started = time.perf_counter()
         freed = gc.collect()
-        _return_free_memory()
+        return_free_memory()
         logger.info(
             "cycle collector after calls ended: %d objects freed in %.1f ms",
             freed,
@@ -851,25 +850,6 @@ class CallRouter:
                 columns={"ended_at": utcnow(), "end_reason": reason},
             )
         self.calls.pop(call.wa_call_id, None)
-
-
-def _libc_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc: nothing to do
-    return trim
-
-
-_malloc_trim = _libc_malloc_trim()
-
-
-def _return_free_memory() -> None:
-    """Give the pages glibc's allocator keeps after a call's memory was freed back to the
-    system (``malloc_trim``), so the process shrinks when its calls end."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
 
 
 def _allowed(call: Call, event: Event) -> None:
