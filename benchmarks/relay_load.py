@@ -19,7 +19,7 @@ time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
 [--profile FILE] [--tracemalloc DIR] [--heap DIR] [--without-media] [--peer-rtcp SECONDS]
-[--pin] [--rounds N] [--allocator malloc|pymalloc]``
+[--pin] [--rounds N] [--allocator malloc|pymalloc] [--hang-up-per-s RATE]``
 (``--pin``: the service on one CPU, the generator and the simulator on the others; ``--profile``:
 py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
 ``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
@@ -378,8 +378,11 @@ class Generator:
             for stream in (call.to_agent, call.to_caller):
                 stream.measuring = on
 
-    async def hang_up_all(self) -> None:
+    async def hang_up_all(self, per_s: float = 0.0) -> None:
+        """The callers hang up: all at once, or ``per_s`` calls a second."""
         for call in list(self.calls.values()):
+            if per_s:
+                await asyncio.sleep(1 / per_s)
             call.to_agent.sender = call.to_caller.sender = None
             await self.webhook(
                 payloads.terminate(
@@ -569,6 +572,7 @@ async def run(
     pin: tuple[set[int], set[int]] | None = None,
     rounds: int = 1,
     allocator: str = DEPLOYED_ALLOCATOR,
+    hang_up_per_s: float = 0.0,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -656,8 +660,8 @@ async def run(
             rss_active = max(rss_samples)
             await take_snapshot(service.pid, trace, 2)  # with the calls
 
-            await generator.hang_up_all()
             ended = time.monotonic()
+            await generator.hang_up_all(hang_up_per_s)
             await until_idle(generator.session, service_url)
             teardown = time.monotonic() - ended
             await asyncio.sleep(5)
@@ -668,7 +672,7 @@ async def run(
                 # The same calls again (new call ids): does what stays after a round grow?
                 await generator.ramp(calls, ramp_per_s)
                 await asyncio.sleep(hold)
-                await generator.hang_up_all()
+                await generator.hang_up_all(hang_up_per_s)
                 await generator.forget_ended()
                 await until_idle(generator.session, service_url)
                 await asyncio.sleep(5)
@@ -779,6 +783,14 @@ def main() -> None:
         "for audio; 1 is aiortc's)",
     )
     parser.add_argument(
+        "--hang-up-per-s",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="the callers hang up RATE calls a second (default 0: all at once, the harder "
+        "case for the memory after the calls; the ramp up is 4 a second)",
+    )
+    parser.add_argument(
         "--allocator",
         choices=("malloc", "pymalloc"),
         default=DEPLOYED_ALLOCATOR,
@@ -818,6 +830,7 @@ def main() -> None:
             pin=pin,
             rounds=args.rounds,
             allocator=args.allocator,
+            hang_up_per_s=args.hang_up_per_s,
         )
     )
     print(
