@@ -66,6 +66,11 @@ def _clean_float(name: str, value: float) -> float | None:
     return rounded
 
 
+def _is_number(value: Any) -> bool:
+    """Whether a column keeps ``value`` in its array of numbers (ints and floats, not bools)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class _Column:
     """One field of one stats object: its values from the object's sample ``start`` on.
 
@@ -121,7 +126,7 @@ class _Column:
             if value is None:
                 self._numbers().append(math.nan)
                 return
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if _is_number(value):
                 self.floats = self.floats or isinstance(value, float)
                 self._numbers().append(float(value))
                 return
@@ -146,11 +151,18 @@ class _Column:
     def values(self) -> list[Any]:
         """The values as they were given (ints stay ints, NaN reads back as ``None``).
 
-        The run counted so far is stored first: a column holding floats reads every number
-        back as a float, so how ``last`` reads depends on the values before it.
+        The counted run of ``last`` reads back as it would once stored (a column holding a
+        float reads every number back as a float), but is not stored: a dump is written while
+        the call's memory is still held, and must not add to it.
         """
-        self._flush()
-        return self._stored_values()
+        repeats, last = self.repeats, self.last
+        if not repeats:
+            return self._stored_values()
+        if self.others is not None or not (last is None or _is_number(last)):
+            return self._stored_values() + [last] * repeats
+        cast = float if self.floats or isinstance(last, float) else int
+        stored = [None if math.isnan(v) else cast(v) for v in self.numbers or ()]
+        return stored + [None if last is None else cast(float(last))] * repeats
 
 
 class _SharedColumn(_Column):
