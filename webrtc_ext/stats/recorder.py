@@ -140,12 +140,13 @@ class _Column:
             numbers = self.numbers = array("d")
         return numbers
 
-    def _stored_values(self) -> list[Any]:
+    def _stored_values(self, floats: bool = False) -> list[Any]:
+        """The stored values as given; numbers as floats if one was (or ``floats``)."""
         if self.others is not None:
             return list(self.others)
         if self.numbers is None:
             return []
-        cast = float if self.floats else int
+        cast = float if self.floats or floats else int
         return [None if math.isnan(v) else cast(v) for v in self.numbers]
 
     def values(self) -> list[Any]:
@@ -160,9 +161,9 @@ class _Column:
             return self._stored_values()
         if self.others is not None or not (last is None or _is_number(last)):
             return self._stored_values() + [last] * repeats
-        cast = float if self.floats or isinstance(last, float) else int
-        stored = [None if math.isnan(v) else cast(v) for v in self.numbers or ()]
-        return stored + [None if last is None else cast(float(last))] * repeats
+        floats = self.floats or isinstance(last, float)
+        read = None if last is None else float(last) if floats else int(float(last))
+        return self._stored_values(floats) + [read] * repeats
 
 
 class _SharedColumn(_Column):
