@@ -3,9 +3,11 @@
 # Pion (third-party WebRTC peer), espeak-ng and sox (offline speech for test audio),
 # iproute2/iptables/nftables (network namespaces with an MTU-limited path), PostgreSQL (the service's
 # production database; the tests start their own server as the postgres user), redis-server (what
-# replicas share; the tests start their own).
+# replicas share; the tests start their own), gcc (webrtc_ext's C extension, built by pip).
 set -euo pipefail
 packages=(
+    gcc
+    libc6-dev
     chromium
     firefox-esr
     coturn

@@ -19,7 +19,8 @@ time (the ``connect`` webhook sent → media flowing both ways).
 
 Usage: ``python benchmarks/relay_load.py [--quick] [--calls N] [--hold SECONDS]
 [--profile FILE] [--tracemalloc DIR] [--heap DIR] [--without-media] [--peer-rtcp SECONDS]
-[--pin] [--rounds N] [--allocator malloc|pymalloc] [--hang-up-per-s RATE]``
+[--pin] [--rounds N] [--allocator malloc|pymalloc] [--hang-up-per-s RATE]
+[--packet-path native|python]``
 (``--pin``: the service on one CPU, the generator and the simulator on the others; ``--profile``:
 py-spy raw stacks of the service during the hold; ``--without-media``: the calls held silent;
 ``--peer-rtcp``: the callers' and agents' mean RTCP interval, 5 s as libwebrtc's audio by
@@ -27,12 +28,14 @@ default; ``--tracemalloc``:
 the service's allocations, snapshots after the warm-up call, with the calls and after they
 end, for ``tracemalloc.Snapshot.load``; ``--heap``: the same three moments as text, the
 allocator's arenas and pools and the objects by type; ``--allocator``: the service's
-``PYTHONMALLOC``, CPython's ``pymalloc`` by default, as deploy/Containerfile runs it).
+``PYTHONMALLOC``, CPython's ``pymalloc`` by default, as deploy/Containerfile runs it;
+``--packet-path``: the service's per-packet work in C, ``webrtc_ext.native``, by default, or
+``python``, the same path in Python, ``WEBRTC_EXT_NATIVE=0``).
 Method and figures: docs/performance.md.
 Last line: JSON with ``calls``, ``calls_per_core``, ``rss_mb_per_call``, ``loss_pct``,
 ``jitter_p99_ms``, ``setup_p50_ms``, ``setup_p95_ms``, ``rss_growth_mb_after`` (5 s after the
 calls end), ``rss_growth_mb_after_30s``, ``rss_growth_mb_after_rounds`` (after each round of
-``--rounds``), ``user_cpu_share``, ``wakeups_per_s`` and ``allocator``.
+``--rounds``), ``user_cpu_share``, ``wakeups_per_s``, ``allocator`` and ``packet_path``.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from webrtc_ext import (  # noqa: E402
 )
 from webrtc_ext import RTCRtpReceiver as RtpReceiver  # noqa: E402
 from webrtc_ext import RTCRtpSender as RtpSender  # noqa: E402
+from webrtc_ext.native import AVAILABLE as NATIVE_AVAILABLE  # noqa: E402
 from webrtc_ext.rtp import RawRtpPacket  # noqa: E402
 
 APP_SECRET = "load-app-secret"
@@ -429,12 +433,15 @@ def service_environment(
     calls: int,
     no_media_s: float = 20,
     allocator: str = DEPLOYED_ALLOCATOR,
+    native: bool = True,
 ) -> dict[str, str]:
     environ = dict(os.environ)
     environ.update(
         {
             # Python's allocator (``--allocator``).
             "PYTHONMALLOC": allocator,
+            # The per-packet work in C or in Python (``--packet-path``).
+            "WEBRTC_EXT_NATIVE": "1" if native else "0",
             "RELAY_HOST": "127.0.0.1",
             "RELAY_PORT": str(port),
             "RELAY_DATA_DIR": data,
@@ -573,6 +580,7 @@ async def run(
     rounds: int = 1,
     allocator: str = DEPLOYED_ALLOCATOR,
     hang_up_per_s: float = 0.0,
+    native: bool = True,
 ) -> dict[str, Any]:
     payload_set = opus_payloads(600)
     graph_port, service_port, realtime_port = free_port(), free_port(), free_port()
@@ -595,7 +603,7 @@ async def run(
         environ = service_environment(
             service_port, f"http://127.0.0.1:{graph_port}",
             f"http://127.0.0.1:{realtime_port}/v1", data, calls,
-            no_media_s=hold + 60 if without_media else 20, allocator=allocator,
+            no_media_s=hold + 60 if without_media else 20, allocator=allocator, native=native,
         )  # fmt: skip
         command = [sys.executable, "-m", "relay_service.cli", "--log-level", "WARNING", "serve"]
         if trace is not None:
@@ -798,6 +806,13 @@ def main() -> None:
         "runs it; malloc puts every object in glibc's heap, trimmed after the calls)",
     )
     parser.add_argument(
+        "--packet-path",
+        choices=("native", "python"),
+        default="native",
+        help="the service's per-packet work: in C (webrtc_ext.native, the default when it is "
+        "built) or the same path in Python (WEBRTC_EXT_NATIVE=0), to compare",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="the service on the first CPU, the generator and the simulator on the others, so "
@@ -831,11 +846,13 @@ def main() -> None:
             rounds=args.rounds,
             allocator=args.allocator,
             hang_up_per_s=args.hang_up_per_s,
+            native=args.packet_path == "native",
         )
     )
     print(
         f"{calls} calls (caller ↔ agent, two transcription legs each, statistics recorded), "
-        f"held {result['hold_s']} s; the service's allocator: PYTHONMALLOC={args.allocator}"
+        f"held {result['hold_s']} s; the service's allocator: PYTHONMALLOC={args.allocator}; "
+        f"per-packet work: {args.packet_path if NATIVE_AVAILABLE else 'python (C not built)'}"
     )
     print(
         f"service CPU: {result['service_cpu_percent']:.1f} % of a core, "
@@ -873,6 +890,7 @@ def main() -> None:
             + ", ".join(f"{g:+.1f} MB" for g in result["rss_growth_mb_after_rounds"])
         )
     figures["allocator"] = args.allocator
+    figures["packet_path"] = args.packet_path if NATIVE_AVAILABLE else "python"
     if args.without_media:  # nothing was sent in the window: no loss or jitter to report
         figures.update(without_media=True, loss_pct=None, jitter_p99_ms=None)
     print(json.dumps(figures))

@@ -411,3 +411,38 @@ def srtp_session_parts(session: Any) -> tuple[Any, ...] | None:
     if len(buffer) < 1500:
         return None
     return context, cdata, buffer, ffi.new("int *"), functions, errors
+
+
+def srtp_native_pointers(session: Any) -> tuple[int, int, int] | None:
+    """``(context, srtp_protect, srtp_unprotect)`` of a pylibsrtp session, as addresses.
+
+    For webrtc_ext's C path (:mod:`webrtc_ext.native`): pylibsrtp's own libsrtp context and
+    functions, so that C and Python share one libsrtp and one session state. None if
+    pylibsrtp's internals are not as expected.
+    """
+    try:
+        from pylibsrtp._binding import ffi, lib
+
+        context = session._srtp[0]
+        protect = ffi.addressof(lib, "srtp_protect")
+        unprotect = ffi.addressof(lib, "srtp_unprotect")
+        addresses: tuple[int, int, int] = (
+            int(ffi.cast("uintptr_t", context)),
+            int(ffi.cast("uintptr_t", protect)),
+            int(ffi.cast("uintptr_t", unprotect)),
+        )
+    except (ImportError, AttributeError, TypeError, IndexError):
+        return None
+    if "int *" not in str(ffi.typeof(protect)) or 0 in addresses:
+        return None  # not libsrtp 2's (ctx, packet, int *length)
+    return addresses
+
+
+def dtls_counter_names() -> tuple[str, str, str, str]:
+    """The mangled names of aiortc's ``rx_bytes``, ``rx_packets``, ``tx_bytes``, ``tx_packets``."""
+    return (
+        _DTLS_PRIVATE["rx_bytes"],
+        _DTLS_PRIVATE["rx_packets"],
+        _DTLS_PRIVATE["tx_bytes"],
+        _DTLS_PRIVATE["tx_packets"],
+    )

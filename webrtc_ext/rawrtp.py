@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pylibsrtp
 from aiortc import RTCDtlsTransport, RTCRtpReceiver
@@ -41,9 +41,14 @@ from ._internals import dtls_count_received, dtls_count_sent, receiver_private
 from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
+from .native import RETRY_AFTER as NATIVE_RETRY_AFTER
+from .native import recv_path
 from .opus import OpusRepacketizer
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 from .srtp import fast_session
+
+if TYPE_CHECKING:
+    from ._native import RecvPath
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +221,9 @@ class RtpFastPathMixin(RTCDtlsTransport):
         self.interceptors = TransportInterceptorChain()
         """Observers of every plaintext RTP/RTCP packet sent and received (e.g. statistics)."""
         self._pending_sends: set[asyncio.Future[None]] = set()
+        # The C receive path (webrtc_ext.native), built at the first raw packet.
+        self._native_recv: RecvPath | None = None
+        self._native_retry = 0
         if self._ice_connection is not None:
             self._ice_connection.data_callback = self._datagram_received
 
@@ -254,6 +262,27 @@ class RtpFastPathMixin(RTCDtlsTransport):
         if not isinstance(receiver, RawRtpReceiverMixin) or not receiver._raw:
             return False
         arrival = time.monotonic()
+        native = self._native_recv
+        if native is not None and not unknown_ssrc:
+            # Unprotect, count and parse in C (webrtc_ext.native): the same results.
+            try:
+                native_packet = native.receive(data, arrival, receiver._audio_level_id)
+            except pylibsrtp.Error as exc:
+                logger.debug("dropped SRTP packet that failed to unprotect: %s", exc)
+                return True
+            except ValueError as exc:
+                logger.info("dropped malformed RTP packet: %s", exc)
+                return True
+            if native_packet is not None:
+                receiver._deliver(native_packet)
+                return True
+            self._native_recv = None  # what it was built for changed: Python, then a new one
+            self._native_retry = 0
+        elif native is None:
+            self._native_retry -= 1
+            if self._native_retry <= 0:
+                self._native_recv = recv_path(self)
+                self._native_retry = NATIVE_RETRY_AFTER
         try:
             plain = rx_srtp.unprotect(data)
         except pylibsrtp.Error as exc:

@@ -17,7 +17,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Hashable
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import aiortc.rtcrtpsender
 from aiortc import clock, rtp
@@ -61,7 +61,12 @@ from av.frame import Frame
 from ..._aio import Flag
 from ...config import RTCP_INTERVAL
 from ...munger import RtpMunger
+from ...native import RETRY_AFTER as NATIVE_RETRY_AFTER
+from ...native import send_path
 from ...rtp import HISTORY_SIZE, OutboundRtpStream, RawRtpPacket, ntp_now
+
+if TYPE_CHECKING:
+    from ..._native import SendPath
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +121,9 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self._track_set = Flag()
         self._media_held = False
         self._pending_sends: set[asyncio.Future[None]] = set()
+        # webrtc_ext: the C send path (webrtc_ext.native), built after a Python send.
+        self._native: Optional[SendPath] = None
+        self._native_retry = 0
         self.packets_dropped = 0
         """Packets given to :meth:`send_rtp` that were not sent."""
         self.rtcp_interval = RTCP_INTERVAL
@@ -588,6 +596,17 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         if munged is None:
             self.packets_dropped += 1
             return False
+        native = self._native
+        if native is not None:
+            # The same writing, SRTP, sending and counting, in C (webrtc_ext.native).
+            sent_at = native.send(outbound, packet, munged[0], munged[1])
+            if sent_at is not None:
+                self._account(outbound)
+                self.__ntp_timestamp = sent_at
+                self.__rtp_timestamp = munged[1]
+                return True
+            self._native = None  # what it was built for changed: Python, then a new one
+            self._native_retry = 0
         ntp = ntp_now()
         data = outbound.write(packet, munged[0], munged[1], ntp)
         try:
@@ -600,6 +619,10 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         # (RFC 3550 §6.4.1).
         self.__ntp_timestamp = ntp
         self.__rtp_timestamp = munged[1]
+        self._native_retry -= 1
+        if self._native_retry <= 0:
+            self._native = send_path(self, outbound)
+            self._native_retry = NATIVE_RETRY_AFTER
         return True
 
     def _send_packet(self, data: bytes) -> None:

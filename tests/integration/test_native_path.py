@@ -1,0 +1,141 @@
+"""A relay over real sockets gives the same packets and statistics with the C path as without.
+
+A source sends raw Opus-like packets (with audio levels) to a relay, whose fan-out forwards them
+to two sinks. The same run is made twice, with ``webrtc_ext.native`` on and off: the sinks
+must receive the same packets (payload, marker, audio level, sequence and timestamp steps), and
+the W3C statistics of every connection must count the same packets and bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.integration.raw_support import connect, raw_receiver_of, sender_of
+from tests.support import LOOPBACK
+from webrtc_ext import RTCPeerConnection, RtpFanOut, native
+from webrtc_ext.rawrtp import RtpFastPathMixin
+from webrtc_ext.rtp import RawRtpPacket
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not native.AVAILABLE, reason="webrtc_ext._native not built"),
+]
+
+#: No RTCP during the run: reports go out at random times, and would make byte counts differ.
+QUIET = LOOPBACK.with_changes(rtcp_interval=30.0)  # the first report after 15 s at least
+PACKETS = 120
+#: The figures both runs must agree on, per stats type.
+COUNTED = {
+    "outbound-rtp": ("packetsSent", "bytesSent", "headerBytesSent"),
+    "inbound-rtp": ("packetsReceived", "bytesReceived", "headerBytesReceived", "packetsLost"),
+    "transport": ("packetsSent", "packetsReceived", "bytesSent", "bytesReceived"),
+    "candidate-pair": ("packetsSent", "packetsReceived", "bytesSent", "bytesReceived"),
+}
+
+
+def counted(report: Any) -> dict[str, tuple[int, ...]]:
+    figures = {}
+    for stats in report.values():
+        names = COUNTED.get(stats.type)
+        if names is not None and getattr(stats, "nominated", True) is not False:
+            figures[stats.type] = tuple(getattr(stats, name, None) or 0 for name in names)
+    return figures
+
+
+async def snapshot(pcs: list[RTCPeerConnection]) -> list[dict[str, tuple[int, ...]]]:
+    return [counted(await pc.getStats()) for pc in pcs]
+
+
+def grown(
+    before: list[dict[str, tuple[int, ...]]], after: list[dict[str, tuple[int, ...]]]
+) -> list[dict[str, tuple[int, ...]]]:
+    """What each figure grew by (the DTLS handshake's bytes vary from run to run)."""
+    return [
+        {
+            kind: tuple(b - a for a, b in zip(old.get(kind, (0,) * len(new)), new, strict=True))
+            for kind, new in later.items()
+        }
+        for old, later in zip(before, after, strict=True)
+    ]
+
+
+async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str, Any]:
+    monkeypatch.setattr(native, "ENABLED", enabled)
+    source, relay_in = RTCPeerConnection(QUIET), RTCPeerConnection(QUIET)
+    outs = [RTCPeerConnection(QUIET) for _ in range(2)]
+    sinks = [RTCPeerConnection(QUIET) for _ in range(2)]
+    pcs = [source, relay_in, *outs, *sinks]
+    try:
+        source.addTransceiver("audio", direction="sendonly")
+        for out in outs:
+            out.addTransceiver("audio", direction="sendonly")
+        await connect(source, relay_in)
+        for out, sink in zip(outs, sinks, strict=True):
+            await connect(out, sink)
+        fan = RtpFanOut(raw_receiver_of(relay_in))
+        for out in outs:
+            fan.add(sender_of(out))
+        heard: list[list[RawRtpPacket]] = [[], []]
+        for sink, packets in zip(sinks, heard, strict=True):
+            raw_receiver_of(sink).on_rtp(packets.append)
+        sender = sender_of(source)
+        before = await snapshot(pcs)
+        for n in range(PACKETS):
+            packet = RawRtpPacket.create(
+                bytes([0x78]) + bytes([n % 251]) * (20 + n % 60),
+                payload_type=111,
+                sequence_number=1000 + n,
+                timestamp=960 * n,
+                marker=n % 40 == 0,
+            )
+            packet.audio_level = (n * 7) % 128 if n % 3 else None
+            assert sender.send_rtp(packet)
+            if n % 10 == 9:
+                await asyncio.sleep(0.02)
+        for _ in range(100):
+            if all(len(packets) == PACKETS for packets in heard):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        relay_transport = relay_in.getTransceivers()[0].receiver.transport
+        assert isinstance(relay_transport, RtpFastPathMixin)
+        return {
+            "heard": [
+                [
+                    (
+                        (p.sequence_number - packets[0].sequence_number) & 0xFFFF,
+                        (p.timestamp - packets[0].timestamp) & 0xFFFFFFFF,
+                        p.marker,
+                        p.audio_level,
+                        p.payload,
+                    )
+                    for p in packets
+                ]
+                for packets in heard
+            ],
+            "stats": grown(before, await snapshot(pcs)),
+            "native": (
+                relay_transport._native_recv is not None,
+                [sender_of(out)._native is not None for out in outs],
+            ),
+        }
+    finally:
+        for pc in pcs:
+            await pc.close()
+
+
+async def test_the_c_path_relays_and_counts_what_the_python_path_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    python = await relay_run(monkeypatch, enabled=False)
+    c = await relay_run(monkeypatch, enabled=True)
+    assert python["native"] == (False, [False, False])
+    assert c["native"] == (True, [True, True]), "the C path was used on the relay"
+    assert len(python["heard"][0]) == PACKETS, "every packet arrived (loopback)"
+    assert c["heard"] == python["heard"]
+    assert [p[3] for p in c["heard"][0][:4]] == [None, 7, 14, None], "audio levels forwarded"
+    assert c["stats"] == python["stats"]
+    assert c["stats"][1]["inbound-rtp"][0] == PACKETS, "the relay counted every packet"

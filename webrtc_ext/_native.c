@@ -1,0 +1,1102 @@
+/*
+ * webrtc_ext._native: the per-packet work of the raw RTP path, in C.
+ *
+ * Two objects, each the C form of a chain of Python calls the library runs for every
+ * forwarded packet (see webrtc_ext/native.py, which builds them, and docs/performance.md):
+ *
+ * - SendPath: one raw sender's route to the wire. send(outbound, packet, seq, ts) writes the
+ *   packet's header for the sender (OutboundRtpStream.write), protects it with the
+ *   transport's libsrtp session, sends it with sendto(2) on the ICE socket of the selected
+ *   pair, and counts it where the Python path counts it: the outgoing stream, the pair's
+ *   counters, aiortc's transport counters and the statistics (RtpCounters.rtp_sent).
+ * - RecvPath: one transport's SRTP reception. receive(data, arrival, audio_level_id)
+ *   unprotects, counts (aiortc's transport counters, RtpCounters.rtp_received) and parses
+ *   the packet into a RawRtpPacket (RawRtpPacket.parse).
+ *
+ * Neither owns any state of the stream: every counter stays in the Python object the rest
+ * of the library reads, and libsrtp's state stays in pylibsrtp's session, called through
+ * the function pointers of pylibsrtp's own libsrtp. Each call first checks that what the
+ * object was built for still holds (the transport connected with the same SRTP session,
+ * the same selected pair and socket, the same interceptor stages); if not, it returns None
+ * and the caller takes the Python path, which rebuilds the object.
+ *
+ * The Python path is the reference: tests/unit/test_native.py checks both give the same
+ * bytes on the wire and the same counters.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* libsrtp 2's srtp_protect / srtp_unprotect: (srtp_t ctx, void *packet, int *length). */
+typedef int (*srtp_function)(void *context, void *packet, int *length);
+
+/* pylibsrtp's buffer size: longer packets are refused, as FastSrtpSession refuses them. */
+#define SRTP_BUFFER 1500
+#define SRTP_MAX_TRAILER_LEN 144
+#define NTP_UNIX_OFFSET 2208988800.0
+
+/* Interned attribute names, made once at import. */
+static PyObject *s_state, *s_tx_srtp, *s_rx_srtp, *s_stages, *s_selected, *s_socket;
+static PyObject *s_data, *s_payload_start, *s_payload_end, *s_marker, *s_audio_level;
+static PyObject *s_packet_count, *s_octet_count, *s_last_timestamp;
+static PyObject *s_packets_sent, *s_bytes_sent, *s_last_sent;
+static PyObject *s_packets, *s_payload_bytes, *s_header_bytes, *s_highest_sequence;
+static PyObject *s_retransmitted_packets, *s_retransmitted_payload_bytes;
+static PyObject *s_base_sequence, *s_cycles, *s_last_received, *s_malformed;
+static PyObject *s_dict, *s_send_rtp_now;
+static PyObject *s_sent, *s_received, *s_rtp_sent, *s_rtp_received, *s_transport, *s_sendto;
+static PyObject *s_payload_type, *s_sequence_number, *s_timestamp, *s_ssrc, *s_arrival_time;
+
+static double
+wall_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* obj.name += delta, for a Python int attribute. */
+static int
+add_to(PyObject *obj, PyObject *name, long long delta)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject *increment = PyLong_FromLongLong(delta);
+    if (increment == NULL) {
+        Py_DECREF(value);
+        return -1;
+    }
+    PyObject *sum = PyNumber_Add(value, increment);
+    Py_DECREF(value);
+    Py_DECREF(increment);
+    if (sum == NULL) {
+        return -1;
+    }
+    int result = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return result;
+}
+
+static int
+set_long(PyObject *obj, PyObject *name, long long value)
+{
+    PyObject *number = PyLong_FromLongLong(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int result = PyObject_SetAttr(obj, name, number);
+    Py_DECREF(number);
+    return result;
+}
+
+static int
+set_double(PyObject *obj, PyObject *name, double value)
+{
+    PyObject *number = PyFloat_FromDouble(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int result = PyObject_SetAttr(obj, name, number);
+    Py_DECREF(number);
+    return result;
+}
+
+/* Whether obj.name is expected (a borrowed identity check); -1 on error. */
+static int
+attr_is(PyObject *obj, PyObject *name, PyObject *expected)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int same = value == expected;
+    Py_DECREF(value);
+    return same;
+}
+
+/* An int attribute as long long; -1 with an exception set on error (check PyErr_Occurred). */
+static long long
+get_long(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    long long result = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* The time from a statistics clock (a callable returning float seconds). */
+static int
+read_clock(PyObject *clock, PyObject **now)
+{
+    *now = PyObject_CallNoArgs(clock);
+    return *now == NULL ? -1 : 0;
+}
+
+/* Raise pylibsrtp.Error with libsrtp's reason for status, as FastSrtpSession does. */
+static void
+srtp_error(PyObject *error_type, PyObject *reasons, int status)
+{
+    if (status >= 0 && status < PyTuple_GET_SIZE(reasons)) {
+        PyErr_SetObject(error_type, PyTuple_GET_ITEM(reasons, status));
+    } else {
+        PyErr_Format(error_type, "error %d", status);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* SendPath                                                                                 */
+
+typedef struct {
+    PyObject_HEAD
+    /* what the path was built for, checked on every packet */
+    PyObject *transport;      /* the RTCDtlsTransport */
+    PyObject *connected;      /* aiortc's State.CONNECTED */
+    PyObject *session;        /* transport._tx_srtp when built */
+    PyObject *chain;          /* transport.interceptors */
+    PyObject *stages;         /* chain._stages when built: () or (RtpStatsInterceptor,) */
+    PyObject *engine;         /* the ICE check list */
+    PyObject *pair;           /* engine.selected[1] when built */
+    PyObject *protocol;       /* the pair's IceProtocol */
+    PyObject *sock;           /* protocol._socket when built */
+    PyObject *address;        /* the pair's remote address tuple */
+    PyObject *outbound;       /* the sender's OutboundRtpStream */
+    /* where it counts */
+    PyObject *peer_counters;  /* protocol.peer_counters(address) */
+    PyObject *tx_bytes_name;  /* aiortc's private transport counters */
+    PyObject *tx_packets_name;
+    PyObject *stats;          /* RtpCounters, or None */
+    PyObject *clock;          /* the statistics' clock */
+    PyObject *error_type;     /* pylibsrtp.Error */
+    PyObject *reasons;        /* pylibsrtp.ERRORS, a tuple */
+    /* how it writes and sends */
+    srtp_function protect;
+    void *context;
+    int fd;
+    struct sockaddr_storage sockaddr;
+    socklen_t sockaddr_length;
+    uint32_t ssrc;
+    PyObject *ssrc_key;
+    int payload_type;
+    int abs_send_time_id;
+    int audio_level_id;
+    unsigned char mid_element[17];
+    int mid_element_length;
+} SendPath;
+
+static int
+SendPath_traverse(SendPath *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->transport);
+    Py_VISIT(self->connected);
+    Py_VISIT(self->session);
+    Py_VISIT(self->chain);
+    Py_VISIT(self->stages);
+    Py_VISIT(self->engine);
+    Py_VISIT(self->pair);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->address);
+    Py_VISIT(self->outbound);
+    Py_VISIT(self->peer_counters);
+    Py_VISIT(self->stats);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->error_type);
+    Py_VISIT(self->reasons);
+    return 0;
+}
+
+static int
+SendPath_clear(SendPath *self)
+{
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->connected);
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->chain);
+    Py_CLEAR(self->stages);
+    Py_CLEAR(self->engine);
+    Py_CLEAR(self->pair);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->address);
+    Py_CLEAR(self->outbound);
+    Py_CLEAR(self->peer_counters);
+    Py_CLEAR(self->tx_bytes_name);
+    Py_CLEAR(self->tx_packets_name);
+    Py_CLEAR(self->stats);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->reasons);
+    Py_CLEAR(self->ssrc_key);
+    return 0;
+}
+
+static void
+SendPath_dealloc(SendPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    SendPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The IPv4 or IPv6 socket address of (host, port, ...); -1 (ValueError) if it is neither. */
+static int
+parse_address(PyObject *address, int family, struct sockaddr_storage *out, socklen_t *length)
+{
+    const char *host;
+    int port;
+    if (!PyTuple_Check(address) || PyTuple_GET_SIZE(address) < 2) {
+        PyErr_SetString(PyExc_ValueError, "address must be a (host, port) tuple");
+        return -1;
+    }
+    host = PyUnicode_AsUTF8(PyTuple_GET_ITEM(address, 0));
+    if (host == NULL) {
+        return -1;
+    }
+    port = (int)PyLong_AsLong(PyTuple_GET_ITEM(address, 1));
+    if (port == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+            *length = sizeof(*in);
+            return 0;
+        }
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        if (PyTuple_GET_SIZE(address) >= 4) {
+            in6->sin6_scope_id = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(address, 3));
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+        }
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+            *length = sizeof(*in6);
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "address %R is not a numeric address of the socket's family",
+                 address);
+    return -1;
+}
+
+static int
+SendPath_init(SendPath *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "transport", "connected", "session", "chain", "stages", "engine", "pair",
+        "protocol", "sock", "family", "address", "outbound", "peer_counters",
+        "tx_bytes_name", "tx_packets_name", "stats", "clock", "error_type", "reasons",
+        "protect", "context", "ssrc", "payload_type", "mid_element", "abs_send_time_id",
+        "audio_level_id", NULL};
+    PyObject *transport, *connected, *session, *chain, *stages, *engine, *pair, *protocol;
+    PyObject *sock, *address, *outbound, *peer_counters, *tx_bytes_name, *tx_packets_name;
+    PyObject *stats, *clock, *error_type, *reasons;
+    unsigned long long protect, context;
+    unsigned long ssrc;
+    int family, payload_type, abs_send_time_id, audio_level_id;
+    Py_buffer mid;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "OOOOO!OOOOiOOOUUOOOO!KKkiy*ii", keywords, &transport, &connected,
+            &session, &chain, &PyTuple_Type, &stages, &engine, &pair, &protocol, &sock,
+            &family, &address, &outbound, &peer_counters, &tx_bytes_name, &tx_packets_name,
+            &stats, &clock, &error_type, &PyTuple_Type, &reasons, &protect, &context, &ssrc,
+            &payload_type, &mid, &abs_send_time_id, &audio_level_id)) {
+        return -1;
+    }
+    if (mid.len > 17 || protect == 0 || context == 0 || payload_type < 0 || payload_type > 127
+        || abs_send_time_id < 0 || abs_send_time_id > 14 || audio_level_id < 0
+        || audio_level_id > 14) {
+        PyBuffer_Release(&mid);
+        PyErr_SetString(PyExc_ValueError, "invalid send path parameters");
+        return -1;
+    }
+    memcpy(self->mid_element, mid.buf, (size_t)mid.len);
+    self->mid_element_length = (int)mid.len;
+    PyBuffer_Release(&mid);
+    int fd = PyObject_AsFileDescriptor(sock);
+    if (fd < 0) {
+        return -1;
+    }
+    if (parse_address(address, family, &self->sockaddr, &self->sockaddr_length) < 0) {
+        return -1;
+    }
+    SendPath_clear(self);
+    self->ssrc_key = PyLong_FromUnsignedLong(ssrc);
+    if (self->ssrc_key == NULL) {
+        return -1;
+    }
+#define KEEP(field) Py_INCREF(field); self->field = field
+    KEEP(transport);
+    KEEP(connected);
+    KEEP(session);
+    KEEP(chain);
+    KEEP(stages);
+    KEEP(engine);
+    KEEP(pair);
+    KEEP(protocol);
+    KEEP(sock);
+    KEEP(address);
+    KEEP(outbound);
+    KEEP(peer_counters);
+    KEEP(tx_bytes_name);
+    KEEP(tx_packets_name);
+    KEEP(stats);
+    KEEP(clock);
+    KEEP(error_type);
+    KEEP(reasons);
+#undef KEEP
+    self->fd = fd;
+    self->protect = (srtp_function)(uintptr_t)protect;
+    self->context = (void *)(uintptr_t)context;
+    self->ssrc = (uint32_t)ssrc;
+    self->payload_type = payload_type;
+    self->abs_send_time_id = abs_send_time_id;
+    self->audio_level_id = audio_level_id;
+    return 0;
+}
+
+/* 1 if everything the path was built for still holds, 0 if not, -1 on error. */
+static int
+SendPath_valid(SendPath *self, PyObject *outbound)
+{
+    int same;
+    if (outbound != self->outbound) {
+        return 0;
+    }
+    if ((same = attr_is(self->transport, s_state, self->connected)) != 1) {
+        return same;
+    }
+    if ((same = attr_is(self->transport, s_tx_srtp, self->session)) != 1) {
+        return same;
+    }
+    if ((same = attr_is(self->chain, s_stages, self->stages)) != 1) {
+        return same;
+    }
+    if ((same = attr_is(self->protocol, s_socket, self->sock)) != 1) {
+        return same;
+    }
+    /* send_rtp_now replaced on the transport (a test's capture or loss): it sees everything. */
+    PyObject *instance = PyObject_GetAttr(self->transport, s_dict);
+    if (instance == NULL) {
+        return -1;
+    }
+    same = PyDict_Check(instance) && PyDict_GetItemWithError(instance, s_send_rtp_now) != NULL;
+    Py_DECREF(instance);
+    if (same || PyErr_Occurred()) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *selected = PyObject_GetAttr(self->engine, s_selected);
+    if (selected == NULL) {
+        return -1;
+    }
+    if (!PyDict_Check(selected)) {
+        Py_DECREF(selected);
+        return 0;
+    }
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *pair = one == NULL ? NULL : PyDict_GetItemWithError(selected, one);
+    Py_XDECREF(one);
+    Py_DECREF(selected);
+    if (pair == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    return pair == self->pair;
+}
+
+/* The statistics of one sent packet, as RtpCounters.rtp_sent counts it. */
+static int
+count_sent(SendPath *self, const unsigned char *plain, Py_ssize_t length, Py_ssize_t header,
+           uint16_t sequence)
+{
+    if (self->stats == Py_None) {
+        return 0;
+    }
+    PyObject *now;
+    if (read_clock(self->clock, &now) < 0) {
+        return -1;
+    }
+    PyObject *streams = PyObject_GetAttr(self->stats, s_sent);
+    if (streams == NULL) {
+        Py_DECREF(now);
+        return -1;
+    }
+    PyObject *stream = PyDict_Check(streams) ? PyDict_GetItemWithError(streams, self->ssrc_key)
+                                             : NULL;
+    Py_DECREF(streams);
+    if (stream == NULL) {
+        /* The stream's first packet (or not a dict): RtpCounters counts it itself. */
+        if (PyErr_Occurred()) {
+            Py_DECREF(now);
+            return -1;
+        }
+        PyObject *data = PyBytes_FromStringAndSize((const char *)plain, length);
+        if (data == NULL) {
+            Py_DECREF(now);
+            return -1;
+        }
+        PyObject *result = PyObject_CallMethodObjArgs(self->stats, s_rtp_sent, data, now, NULL);
+        Py_DECREF(data);
+        Py_DECREF(now);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    Py_INCREF(stream);
+    long long payload = length - header;
+    int failed = add_to(stream, s_packets, 1) < 0 || add_to(stream, s_payload_bytes, payload) < 0
+                 || add_to(stream, s_header_bytes, header) < 0
+                 || PyObject_SetAttr(stream, s_last_sent, now) < 0;
+    Py_DECREF(now);
+    if (!failed) {
+        PyObject *highest = PyObject_GetAttr(stream, s_highest_sequence);
+        if (highest == NULL) {
+            failed = 1;
+        } else {
+            long long previous = highest == Py_None ? -1 : PyLong_AsLongLong(highest);
+            Py_DECREF(highest);
+            if (previous == -1 && PyErr_Occurred()) {
+                failed = 1;
+            } else {
+                unsigned int step = ((unsigned int)sequence - (unsigned int)previous) & 0xFFFF;
+                if (previous < 0 || (0 < step && step < 0x8000)) {
+                    failed = set_long(stream, s_highest_sequence, sequence) < 0;
+                } else {
+                    failed = add_to(stream, s_retransmitted_packets, 1) < 0
+                             || add_to(stream, s_retransmitted_payload_bytes, payload) < 0;
+                }
+            }
+        }
+    }
+    Py_DECREF(stream);
+    return failed ? -1 : 0;
+}
+
+static void
+put16(unsigned char *at, unsigned int value)
+{
+    at[0] = (unsigned char)(value >> 8);
+    at[1] = (unsigned char)value;
+}
+
+static void
+put32(unsigned char *at, uint32_t value)
+{
+    at[0] = (unsigned char)(value >> 24);
+    at[1] = (unsigned char)(value >> 16);
+    at[2] = (unsigned char)(value >> 8);
+    at[3] = (unsigned char)value;
+}
+
+/* send(outbound, packet, sequence_number, timestamp) -> the NTP time it was sent at, or None */
+static PyObject *
+SendPath_send(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "send() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *outbound = args[0], *packet = args[1];
+    long sequence = PyLong_AsLong(args[2]);
+    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    int valid = SendPath_valid(self, outbound);
+    if (valid <= 0) {
+        if (valid < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+
+    /* The packet's payload and the header fields this sender keeps. */
+    PyObject *data = PyObject_GetAttr(packet, s_data);
+    if (data == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        Py_DECREF(data);
+        PyErr_SetString(PyExc_TypeError, "packet.data must be bytes");
+        return NULL;
+    }
+    long long start = get_long(packet, s_payload_start);
+    long long end = start == -1 && PyErr_Occurred() ? -1 : get_long(packet, s_payload_end);
+    PyObject *marker = end == -1 && PyErr_Occurred() ? NULL : PyObject_GetAttr(packet, s_marker);
+    PyObject *level = marker == NULL ? NULL : PyObject_GetAttr(packet, s_audio_level);
+    int marked = level == NULL ? -1 : PyObject_IsTrue(marker);
+    Py_XDECREF(marker);
+    if (marked < 0) {
+        Py_XDECREF(level);
+        Py_DECREF(data);
+        return NULL;
+    }
+    if (start < 0 || end < start || end > PyBytes_GET_SIZE(data)) {
+        Py_DECREF(level);
+        Py_DECREF(data);
+        PyErr_SetString(PyExc_ValueError, "packet payload bounds are outside its data");
+        return NULL;
+    }
+
+    /* OutboundRtpStream.write: fixed header, one-byte extensions (RFC 8285), payload. */
+    unsigned char buffer[SRTP_BUFFER + SRTP_MAX_TRAILER_LEN];
+    unsigned char elements[32];
+    int count = 0;
+    double wall = wall_clock();
+    unsigned long long ntp = (unsigned long long)((wall + NTP_UNIX_OFFSET) * 4294967296.0);
+    memcpy(elements, self->mid_element, (size_t)self->mid_element_length);
+    count = self->mid_element_length;
+    if (self->abs_send_time_id && ntp) {
+        uint32_t value = (uint32_t)(ntp >> 14) & 0xFFFFFF;
+        elements[count++] = (unsigned char)((self->abs_send_time_id << 4) | 2);
+        elements[count++] = (unsigned char)(value >> 16);
+        elements[count++] = (unsigned char)(value >> 8);
+        elements[count++] = (unsigned char)value;
+    }
+    if (self->audio_level_id && level != Py_None) {
+        long byte = PyLong_AsLong(level);
+        if (byte == -1 && PyErr_Occurred()) {
+            Py_DECREF(level);
+            Py_DECREF(data);
+            return NULL;
+        }
+        elements[count++] = (unsigned char)(self->audio_level_id << 4);
+        elements[count++] = (unsigned char)byte;
+    }
+    Py_DECREF(level);
+    Py_ssize_t header = 12;
+    buffer[0] = 0x80;
+    if (count) {
+        int pad = (4 - count % 4) % 4;
+        buffer[0] = 0x90;
+        put16(buffer + 12, 0xBEDE);
+        put16(buffer + 14, (unsigned int)((count + pad) / 4));
+        memcpy(buffer + 16, elements, (size_t)count);
+        memset(buffer + 16 + count, 0, (size_t)pad);
+        header = 16 + count + pad;
+    }
+    buffer[1] = (unsigned char)((marked ? 0x80 : 0) | self->payload_type);
+    put16(buffer + 2, (unsigned int)sequence & 0xFFFF);
+    put32(buffer + 4, (uint32_t)timestamp);
+    put32(buffer + 8, self->ssrc);
+    Py_ssize_t payload = (Py_ssize_t)(end - start);
+    Py_ssize_t length = header + payload;
+    if (length > SRTP_BUFFER - SRTP_MAX_TRAILER_LEN) {
+        Py_DECREF(data);
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    memcpy(buffer + header, PyBytes_AS_STRING(data) + start, (size_t)payload);
+    Py_DECREF(data);
+    if (add_to(outbound, s_packet_count, 1) < 0 || add_to(outbound, s_octet_count, payload) < 0
+        || set_long(outbound, s_last_timestamp, (long long)timestamp) < 0) {
+        return NULL;
+    }
+    /* The plaintext, for the statistics (protection happens in place). */
+    unsigned char plain[SRTP_BUFFER];
+    memcpy(plain, buffer, (size_t)length);
+
+    /* SRTP (RFC 3711 §3.3), with the transport's own session. */
+    int protected_length = (int)length;
+    int status = self->protect(self->context, buffer, &protected_length);
+    if (status) {
+        srtp_error(self->error_type, self->reasons, status);
+        return NULL;
+    }
+
+    /* IceProtocol.send_datagram: count, then sendto; asyncio's transport if that fails. */
+    if (add_to(self->peer_counters, s_packets_sent, 1) < 0
+        || add_to(self->peer_counters, s_bytes_sent, protected_length) < 0
+        || set_double(self->peer_counters, s_last_sent, wall_clock()) < 0) {
+        return NULL;
+    }
+    /* Non-blocking: the GIL is kept (releasing it costs more than the call). */
+    ssize_t sent = sendto(self->fd, buffer, (size_t)protected_length, 0,
+                          (struct sockaddr *)&self->sockaddr, self->sockaddr_length);
+    if (sent < 0) {
+        PyObject *datagram = PyBytes_FromStringAndSize((const char *)buffer, protected_length);
+        PyObject *asyncio_transport =
+            datagram == NULL ? NULL : PyObject_GetAttr(self->protocol, s_transport);
+        PyObject *result = asyncio_transport == NULL
+                               ? NULL
+                               : PyObject_CallMethodObjArgs(asyncio_transport, s_sendto, datagram,
+                                                            self->address, NULL);
+        Py_XDECREF(datagram);
+        Py_XDECREF(asyncio_transport);
+        if (result == NULL) {
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
+
+    /* aiortc's transport counters, then the statistics (RtpFastPathMixin.send_rtp_now). */
+    if (add_to(self->transport, self->tx_bytes_name, protected_length) < 0
+        || add_to(self->transport, self->tx_packets_name, 1) < 0
+        || count_sent(self, plain, length, header, (uint16_t)sequence) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(ntp);
+}
+
+static PyMethodDef SendPath_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))SendPath_send, METH_FASTCALL,
+     "send(outbound, packet, sequence_number, timestamp): write, protect, send and count one "
+     "packet; the NTP time it was written with, or None if the path no longer holds."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SendPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "webrtc_ext._native.SendPath",
+    .tp_basicsize = sizeof(SendPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One raw sender's route to the wire (see webrtc_ext.native).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SendPath_init,
+    .tp_dealloc = (destructor)SendPath_dealloc,
+    .tp_traverse = (traverseproc)SendPath_traverse,
+    .tp_clear = (inquiry)SendPath_clear,
+    .tp_methods = SendPath_methods,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* RecvPath                                                                                 */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *transport;
+    PyObject *session;       /* transport._rx_srtp when built */
+    PyObject *chain;
+    PyObject *stages;        /* chain._stages when built: () or (RtpStatsInterceptor,) */
+    PyObject *rx_bytes_name;
+    PyObject *rx_packets_name;
+    PyObject *stats;         /* RtpCounters, or None */
+    PyObject *clock;
+    PyObject *error_type;
+    PyObject *reasons;
+    PyObject *packet_type;   /* RawRtpPacket */
+    srtp_function unprotect;
+    void *context;
+} RecvPath;
+
+static int
+RecvPath_traverse(RecvPath *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->transport);
+    Py_VISIT(self->session);
+    Py_VISIT(self->chain);
+    Py_VISIT(self->stages);
+    Py_VISIT(self->stats);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->error_type);
+    Py_VISIT(self->reasons);
+    Py_VISIT(self->packet_type);
+    return 0;
+}
+
+static int
+RecvPath_clear(RecvPath *self)
+{
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->chain);
+    Py_CLEAR(self->stages);
+    Py_CLEAR(self->rx_bytes_name);
+    Py_CLEAR(self->rx_packets_name);
+    Py_CLEAR(self->stats);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->reasons);
+    Py_CLEAR(self->packet_type);
+    return 0;
+}
+
+static void
+RecvPath_dealloc(RecvPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    RecvPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+RecvPath_init(RecvPath *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"transport", "session", "chain", "stages", "rx_bytes_name",
+                               "rx_packets_name", "stats", "clock", "error_type", "reasons",
+                               "packet_type", "unprotect", "context", NULL};
+    PyObject *transport, *session, *chain, *stages, *rx_bytes_name, *rx_packets_name, *stats;
+    PyObject *clock, *error_type, *reasons, *packet_type;
+    unsigned long long unprotect, context;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!UUOOOO!O!KK", keywords, &transport,
+                                     &session, &chain, &PyTuple_Type, &stages, &rx_bytes_name,
+                                     &rx_packets_name, &stats, &clock, &error_type,
+                                     &PyTuple_Type, &reasons, &PyType_Type, &packet_type,
+                                     &unprotect, &context)) {
+        return -1;
+    }
+    if (unprotect == 0 || context == 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid receive path parameters");
+        return -1;
+    }
+    RecvPath_clear(self);
+#define KEEP(field) Py_INCREF(field); self->field = field
+    KEEP(transport);
+    KEEP(session);
+    KEEP(chain);
+    KEEP(stages);
+    KEEP(rx_bytes_name);
+    KEEP(rx_packets_name);
+    KEEP(stats);
+    KEEP(clock);
+    KEEP(error_type);
+    KEEP(reasons);
+    KEEP(packet_type);
+#undef KEEP
+    self->unprotect = (srtp_function)(uintptr_t)unprotect;
+    self->context = (void *)(uintptr_t)context;
+    return 0;
+}
+
+/* RtpCounters.rtp_received for one packet (its _parse_rtp, then the stream's counters). */
+static int
+count_received(RecvPath *self, const unsigned char *plain, int length)
+{
+    if (self->stats == Py_None) {
+        return 0;
+    }
+    /* _parse_rtp: (ssrc, sequence, header with extension and padding) or malformed. */
+    Py_ssize_t header = 12 + 4 * (plain[0] & 0x0F);
+    int malformed = 0;
+    if (plain[0] & 0x10) {
+        if (length < header + 4) {
+            malformed = 1;
+        } else {
+            header += 4 + 4 * ((plain[header + 2] << 8) | plain[header + 3]);
+        }
+    }
+    if (!malformed && (plain[0] & 0x20) && length > header) {
+        header += plain[length - 1];
+    }
+    if (malformed || header > length) {
+        return add_to(self->stats, s_malformed, 1);
+    }
+    unsigned int sequence = ((unsigned int)plain[2] << 8) | plain[3];
+    uint32_t ssrc = ((uint32_t)plain[8] << 24) | ((uint32_t)plain[9] << 16)
+                    | ((uint32_t)plain[10] << 8) | plain[11];
+    PyObject *now;
+    if (read_clock(self->clock, &now) < 0) {
+        return -1;
+    }
+    PyObject *streams = PyObject_GetAttr(self->stats, s_received);
+    PyObject *key = streams == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
+    PyObject *stream = key == NULL || !PyDict_Check(streams)
+                           ? NULL
+                           : PyDict_GetItemWithError(streams, key);
+    Py_XDECREF(key);
+    Py_XDECREF(streams);
+    if (stream == NULL) {
+        /* The stream's first packet: RtpCounters counts it itself. */
+        if (PyErr_Occurred()) {
+            Py_DECREF(now);
+            return -1;
+        }
+        PyObject *data = PyBytes_FromStringAndSize((const char *)plain, length);
+        PyObject *result =
+            data == NULL ? NULL
+                         : PyObject_CallMethodObjArgs(self->stats, s_rtp_received, data, now, NULL);
+        Py_XDECREF(data);
+        Py_DECREF(now);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    Py_INCREF(stream);
+    int failed = add_to(stream, s_packets, 1) < 0
+                 || add_to(stream, s_payload_bytes, length - header) < 0
+                 || add_to(stream, s_header_bytes, header) < 0
+                 || PyObject_SetAttr(stream, s_last_received, now) < 0;
+    Py_DECREF(now);
+    if (!failed) {
+        PyObject *base = PyObject_GetAttr(stream, s_base_sequence);
+        long long highest = base == NULL ? -1 : get_long(stream, s_highest_sequence);
+        if (base == NULL || (highest == -1 && PyErr_Occurred())) {
+            failed = 1;
+        } else if (base == Py_None) {
+            failed = set_long(stream, s_base_sequence, sequence) < 0
+                     || set_long(stream, s_highest_sequence, sequence) < 0;
+        } else {
+            unsigned int step = (sequence - (unsigned int)highest) & 0xFFFF;
+            if (0 < step && step < 0x8000) {
+                if ((long long)sequence < highest) {
+                    failed = add_to(stream, s_cycles, 1 << 16) < 0;
+                }
+                failed = failed || set_long(stream, s_highest_sequence, sequence) < 0;
+            }
+        }
+        Py_XDECREF(base);
+    }
+    Py_DECREF(stream);
+    return failed ? -1 : 0;
+}
+
+/* RawRtpPacket.parse's checks and fields; NULL with ValueError if the packet is malformed. */
+static PyObject *
+parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *arrival,
+             long audio_level_id)
+{
+    if (length < 12) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet is shorter than its 12-byte fixed header");
+        return NULL;
+    }
+    unsigned int first = plain[0], second = plain[1];
+    if (first >> 6 != 2) {
+        PyErr_Format(PyExc_ValueError, "RTP version %u is not 2 (RFC 3550 §5.1)", first >> 6);
+        return NULL;
+    }
+    long start = 12 + 4 * (long)(first & 0x0F);
+    long end = length;
+    long level = -1;
+    if (first & 0x10) {
+        if (end < start + 4) {
+            PyErr_SetString(PyExc_ValueError, "RTP header extension is truncated (RFC 3550 §5.3.1)");
+            return NULL;
+        }
+        unsigned int profile = ((unsigned int)plain[start] << 8) | plain[start + 1];
+        long words = ((long)plain[start + 2] << 8) | plain[start + 3];
+        long position = start + 4;
+        start = start + 4 + 4 * words;
+        if (start > end) {
+            PyErr_SetString(PyExc_ValueError, "RTP header extension is truncated (RFC 3550 §5.3.1)");
+            return NULL;
+        }
+        if (audio_level_id && profile == 0xBEDE) {
+            /* _one_byte_element (RFC 8285 §4.2) */
+            while (position < start) {
+                unsigned int byte = plain[position];
+                if (byte == 0) {
+                    position += 1;
+                    continue;
+                }
+                long id = byte >> 4, size = (byte & 0x0F) + 1;
+                if (id == 15) {
+                    break;
+                }
+                if (id == audio_level_id && position + 1 < start) {
+                    level = plain[position + 1];
+                    break;
+                }
+                position += 1 + size;
+            }
+        }
+    }
+    if (first & 0x20) {
+        unsigned int padding = plain[length - 1];
+        if (end <= start || padding == 0 || padding > end - start) {
+            PyErr_SetString(PyExc_ValueError, "RTP padding length is invalid (RFC 3550 §5.1)");
+            return NULL;
+        }
+        end -= padding;
+    }
+    if (start > end) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet is shorter than its header");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)self->packet_type;
+    PyObject *packet = type->tp_alloc(type, 0);
+    if (packet == NULL) {
+        return NULL;
+    }
+    PyObject *values[9];
+    values[0] = PyBytes_FromStringAndSize((const char *)plain, length);
+    values[1] = PyLong_FromLong(second & 0x7F);
+    values[2] = PyBool_FromLong(second & 0x80);
+    values[3] = PyLong_FromLong(((long)plain[2] << 8) | plain[3]);
+    values[4] = PyLong_FromUnsignedLong(((unsigned long)plain[4] << 24) | ((unsigned long)plain[5] << 16)
+                                        | ((unsigned long)plain[6] << 8) | plain[7]);
+    values[5] = PyLong_FromUnsignedLong(((unsigned long)plain[8] << 24) | ((unsigned long)plain[9] << 16)
+                                        | ((unsigned long)plain[10] << 8) | plain[11]);
+    values[6] = PyLong_FromLong(start);
+    values[7] = PyLong_FromLong(end);
+    if (level < 0) {
+        Py_INCREF(Py_None);
+        values[8] = Py_None;
+    } else {
+        values[8] = PyLong_FromLong(level);
+    }
+    PyObject *names[9] = {s_data, s_payload_type, s_marker, s_sequence_number, s_timestamp,
+                          s_ssrc, s_payload_start, s_payload_end, s_audio_level};
+    int failed = 0;
+    for (int i = 0; i < 9; i++) {
+        if (values[i] == NULL || (!failed && PyObject_SetAttr(packet, names[i], values[i]) < 0)) {
+            failed = 1;
+        }
+        Py_XDECREF(values[i]);
+    }
+    if (failed || PyObject_SetAttr(packet, s_arrival_time, arrival) < 0) {
+        Py_DECREF(packet);
+        return NULL;
+    }
+    return packet;
+}
+
+/* receive(data, arrival, audio_level_id) -> RawRtpPacket, or None if the path no longer holds.
+ * Raises pylibsrtp.Error if the packet does not verify, ValueError if it is malformed (after
+ * counting it, as the Python path does). */
+static PyObject *
+RecvPath_receive(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "receive() takes 3 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0], *arrival = args[1];
+    long audio_level_id = PyLong_AsLong(args[2]);
+    if (audio_level_id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "packet must be bytes");
+        return NULL;
+    }
+    int same;
+    if ((same = attr_is(self->transport, s_rx_srtp, self->session)) != 1
+        || (same = attr_is(self->chain, s_stages, self->stages)) != 1) {
+        if (same < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size > SRTP_BUFFER) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    unsigned char buffer[SRTP_BUFFER];
+    memcpy(buffer, PyBytes_AS_STRING(data), (size_t)size);
+    int length = (int)size;
+    int status = self->unprotect(self->context, buffer, &length);
+    if (status) {
+        srtp_error(self->error_type, self->reasons, status);
+        return NULL;
+    }
+    if (add_to(self->transport, self->rx_bytes_name, size) < 0
+        || add_to(self->transport, self->rx_packets_name, 1) < 0) {
+        return NULL;
+    }
+    if (length >= 12 && count_received(self, buffer, length) < 0) {
+        return NULL;
+    }
+    if (length < 12 && self->stats != Py_None && add_to(self->stats, s_malformed, 1) < 0) {
+        return NULL;
+    }
+    return parse_packet(self, buffer, length, arrival, audio_level_id);
+}
+
+static PyMethodDef RecvPath_methods[] = {
+    {"receive", (PyCFunction)(void (*)(void))RecvPath_receive, METH_FASTCALL,
+     "receive(data, arrival, audio_level_id): unprotect, count and parse one SRTP packet; "
+     "None if the path no longer holds."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RecvPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "webrtc_ext._native.RecvPath",
+    .tp_basicsize = sizeof(RecvPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One transport's SRTP reception (see webrtc_ext.native).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)RecvPath_init,
+    .tp_dealloc = (destructor)RecvPath_dealloc,
+    .tp_traverse = (traverseproc)RecvPath_traverse,
+    .tp_clear = (inquiry)RecvPath_clear,
+    .tp_methods = RecvPath_methods,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "webrtc_ext._native",
+    .m_doc = "The per-packet work of the raw RTP path, in C (see webrtc_ext.native).",
+    .m_size = -1,
+};
+
+#define INTERN(variable, text)                                                                 \
+    if ((variable = PyUnicode_InternFromString(text)) == NULL) {                               \
+        return NULL;                                                                           \
+    }
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    INTERN(s_state, "_state");
+    INTERN(s_tx_srtp, "_tx_srtp");
+    INTERN(s_rx_srtp, "_rx_srtp");
+    INTERN(s_stages, "_stages");
+    INTERN(s_selected, "selected");
+    INTERN(s_socket, "_socket");
+    INTERN(s_data, "data");
+    INTERN(s_payload_start, "payload_start");
+    INTERN(s_payload_end, "payload_end");
+    INTERN(s_marker, "marker");
+    INTERN(s_audio_level, "audio_level");
+    INTERN(s_packet_count, "packet_count");
+    INTERN(s_octet_count, "octet_count");
+    INTERN(s_last_timestamp, "last_timestamp");
+    INTERN(s_packets_sent, "packets_sent");
+    INTERN(s_bytes_sent, "bytes_sent");
+    INTERN(s_last_sent, "last_sent");
+    INTERN(s_packets, "packets");
+    INTERN(s_payload_bytes, "payload_bytes");
+    INTERN(s_header_bytes, "header_bytes");
+    INTERN(s_highest_sequence, "highest_sequence");
+    INTERN(s_retransmitted_packets, "retransmitted_packets");
+    INTERN(s_retransmitted_payload_bytes, "retransmitted_payload_bytes");
+    INTERN(s_base_sequence, "base_sequence");
+    INTERN(s_cycles, "cycles");
+    INTERN(s_last_received, "last_received");
+    INTERN(s_malformed, "malformed");
+    INTERN(s_dict, "__dict__");
+    INTERN(s_send_rtp_now, "send_rtp_now");
+    INTERN(s_sent, "sent");
+    INTERN(s_received, "received");
+    INTERN(s_rtp_sent, "rtp_sent");
+    INTERN(s_rtp_received, "rtp_received");
+    INTERN(s_transport, "transport");
+    INTERN(s_sendto, "sendto");
+    INTERN(s_payload_type, "payload_type");
+    INTERN(s_sequence_number, "sequence_number");
+    INTERN(s_timestamp, "timestamp");
+    INTERN(s_ssrc, "ssrc");
+    INTERN(s_arrival_time, "arrival_time");
+    if (PyType_Ready(&SendPathType) < 0 || PyType_Ready(&RecvPathType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&SendPathType);
+    Py_INCREF(&RecvPathType);
+    if (PyModule_AddObject(module, "SendPath", (PyObject *)&SendPathType) < 0
+        || PyModule_AddObject(module, "RecvPath", (PyObject *)&RecvPathType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

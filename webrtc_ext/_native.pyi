@@ -1,0 +1,63 @@
+"""Type stubs of the C extension (webrtc_ext/_native.c); see webrtc_ext.native."""
+
+from collections.abc import Callable
+from typing import Any
+
+from .rtp import RawRtpPacket
+
+class SendPath:
+    def __init__(
+        self,
+        *,
+        transport: Any,
+        connected: Any,
+        session: Any,
+        chain: Any,
+        stages: tuple[Any, ...],
+        engine: Any,
+        pair: Any,
+        protocol: Any,
+        sock: Any,
+        family: int,
+        address: tuple[Any, ...],
+        outbound: Any,
+        peer_counters: Any,
+        tx_bytes_name: str,
+        tx_packets_name: str,
+        stats: Any,
+        clock: Callable[[], float],
+        error_type: type[Exception],
+        reasons: tuple[str, ...],
+        protect: int,
+        context: int,
+        ssrc: int,
+        payload_type: int,
+        mid_element: bytes,
+        abs_send_time_id: int,
+        audio_level_id: int,
+    ) -> None: ...
+    def send(
+        self, outbound: Any, packet: RawRtpPacket, sequence_number: int, timestamp: int, /
+    ) -> int | None: ...
+
+class RecvPath:
+    def __init__(
+        self,
+        *,
+        transport: Any,
+        session: Any,
+        chain: Any,
+        stages: tuple[Any, ...],
+        rx_bytes_name: str,
+        rx_packets_name: str,
+        stats: Any,
+        clock: Callable[[], float],
+        error_type: type[Exception],
+        reasons: tuple[str, ...],
+        packet_type: type[RawRtpPacket],
+        unprotect: int,
+        context: int,
+    ) -> None: ...
+    def receive(
+        self, data: bytes, arrival: float, audio_level_id: int, /
+    ) -> RawRtpPacket | None: ...

@@ -1,0 +1,161 @@
+"""The raw RTP path's per-packet work in C (``webrtc_ext._native``), when it is built.
+
+Forwarding one packet in Python is a chain of ~30 calls over ~40 objects: SRTP, the
+statistics, the header, the ICE socket, each a layer with its own checks. Their CPU is most of
+what a relayed call costs (docs/performance.md). The C extension does the same work in two
+calls, one per direction, with the same results:
+
+- :class:`~webrtc_ext._native.SendPath` (built by :func:`send_path` for one raw sender):
+  ``OutboundRtpStream.write``, ``RtpFastPathMixin.send_rtp_now`` (SRTP, the transport's
+  counters, the statistics) and ``IceProtocol.send_datagram`` (the pair's counters,
+  ``sendto``);
+- :class:`~webrtc_ext._native.RecvPath` (built by :func:`recv_path` for one transport): the
+  SRTP unprotect, counting and ``RawRtpPacket.parse`` of ``RtpFastPathMixin``'s receive path.
+
+It is used only where it gives exactly what the Python path gives: a direct UDP pair (not
+TURN), libsrtp 2 through pylibsrtp, no NACK history, and interceptor stages that are the
+library's statistics or none (any other stage keeps the Python path, which calls it). Each call
+checks that what the object was built for still holds and returns ``None`` when it does not;
+the caller then takes the Python path and builds a new one. Every counter stays where the
+Python path keeps it, so statistics, RTCP reports and diagnostics read the same values.
+
+``WEBRTC_EXT_NATIVE=0`` in the environment turns it off (the Python path, for comparison);
+:data:`AVAILABLE` says whether the extension was built (a C compiler at install time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import pylibsrtp
+from aiortc.rtcdtlstransport import State
+
+from ._internals import dtls_counter_names, srtp_native_pointers
+from .rtp import RawRtpPacket
+from .srtp import FastSrtpSession
+from .stats.rtpcounters import RtpStatsInterceptor
+
+if TYPE_CHECKING:
+    from ._native import RecvPath, SendPath
+
+logger = logging.getLogger(__name__)
+
+try:
+    from . import _native
+except ImportError:  # built without a C compiler: the Python path
+    _native = None  # type: ignore[assignment]
+
+#: Whether the C extension is built and importable.
+AVAILABLE = _native is not None
+#: Whether the raw RTP path uses it (``AVAILABLE``, unless ``WEBRTC_EXT_NATIVE=0``).
+ENABLED = AVAILABLE and os.environ.get("WEBRTC_EXT_NATIVE", "1") != "0"
+
+#: Packets that take the Python path before a failed build is tried again.
+RETRY_AFTER = 50
+
+
+def _stats_stage(chain: Any) -> tuple[Any, Any] | None:
+    """``(RtpCounters or None, clock)`` for the chain's stages, or None if C cannot run them."""
+    stages = chain._stages
+    if not stages:
+        return None, time.time
+    if len(stages) == 1 and type(stages[0]) is RtpStatsInterceptor:
+        return stages[0].counters, stages[0]._clock
+    return None
+
+
+def _pointers(session: Any) -> tuple[int, int, int] | None:
+    if not isinstance(session, FastSrtpSession):
+        return None
+    return srtp_native_pointers(session.session)
+
+
+def send_path(sender: Any, outbound: Any) -> SendPath | None:
+    """A :class:`~webrtc_ext._native.SendPath` for ``sender`` now, or None if C cannot send."""
+    if not ENABLED or outbound.history_size:
+        return None
+    from .ice import IceConnection, IceProtocol
+
+    transport = sender.transport
+    connection = getattr(transport, "_ice_connection", None)
+    if not isinstance(connection, IceConnection) or transport._state is not State.CONNECTED:
+        return None
+    session = transport._tx_srtp
+    pointers = _pointers(session)
+    stats = _stats_stage(transport.interceptors)
+    engine = connection._engine
+    pair = engine.selected.get(1)
+    protocol = getattr(pair, "local_socket", None)
+    if pointers is None or stats is None or not isinstance(protocol, IceProtocol):
+        return None
+    assert pair is not None
+    sock = protocol._socket
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    context, protect, _ = pointers
+    tx_bytes, tx_packets = dtls_counter_names()[2:]
+    address = pair.remote_addr
+    try:
+        return _native.SendPath(
+            transport=transport,
+            connected=State.CONNECTED,
+            session=session,
+            chain=transport.interceptors,
+            stages=transport.interceptors._stages,
+            engine=engine,
+            pair=pair,
+            protocol=protocol,
+            sock=sock,
+            family=int(sock.family),
+            address=address,
+            outbound=outbound,
+            peer_counters=protocol.peer_counters(address),
+            tx_bytes_name=tx_bytes,
+            tx_packets_name=tx_packets,
+            stats=stats[0],
+            clock=stats[1],
+            error_type=pylibsrtp.Error,
+            reasons=tuple(getattr(pylibsrtp, "ERRORS", ())),
+            protect=protect,
+            context=context,
+            ssrc=outbound.ssrc,
+            payload_type=outbound.payload_type,
+            mid_element=outbound._mid_element,
+            abs_send_time_id=outbound._abs_send_time_id,
+            audio_level_id=outbound._audio_level_id,
+        )
+    except (ValueError, TypeError, OSError) as exc:
+        logger.debug("no C send path for %r: %s", sender, exc)
+        return None
+
+
+def recv_path(transport: Any) -> RecvPath | None:
+    """A :class:`~webrtc_ext._native.RecvPath` for ``transport`` now, or None."""
+    if not ENABLED:
+        return None
+    session = transport._rx_srtp
+    pointers = _pointers(session)
+    stats = _stats_stage(transport.interceptors)
+    if pointers is None or stats is None:
+        return None
+    context, _, unprotect = pointers
+    rx_bytes, rx_packets = dtls_counter_names()[:2]
+    return _native.RecvPath(
+        transport=transport,
+        session=session,
+        chain=transport.interceptors,
+        stages=transport.interceptors._stages,
+        rx_bytes_name=rx_bytes,
+        rx_packets_name=rx_packets,
+        stats=stats[0],
+        clock=stats[1],
+        error_type=pylibsrtp.Error,
+        reasons=tuple(getattr(pylibsrtp, "ERRORS", ())),
+        packet_type=RawRtpPacket,
+        unprotect=unprotect,
+        context=context,
+    )
