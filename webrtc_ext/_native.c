@@ -504,28 +504,12 @@ put32(unsigned char *at, uint32_t value)
     at[3] = (unsigned char)value;
 }
 
-/* send(outbound, packet, sequence_number, timestamp) -> the NTP time it was sent at, or None */
+/* Write, protect, send and count one packet with its outgoing sequence number and timestamp
+ * (the path already checked valid): the NTP time it was written with, NULL on error. */
 static PyObject *
-SendPath_send(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
+send_packet(SendPath *self, PyObject *outbound, PyObject *packet, long sequence,
+            unsigned long long timestamp)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "send() takes 4 arguments");
-        return NULL;
-    }
-    PyObject *outbound = args[0], *packet = args[1];
-    long sequence = PyLong_AsLong(args[2]);
-    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[3]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    int valid = SendPath_valid(self, outbound);
-    if (valid <= 0) {
-        if (valid < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-
     /* The packet's payload and the header fields this sender keeps. */
     PyObject *data = PyObject_GetAttr(packet, s_data);
     if (data == NULL) {
@@ -654,10 +638,189 @@ SendPath_send(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(ntp);
 }
 
+/* send(outbound, packet, sequence_number, timestamp) -> the NTP time it was sent at, or None */
+static PyObject *
+SendPath_send(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "send() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *outbound = args[0], *packet = args[1];
+    long sequence = PyLong_AsLong(args[2]);
+    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    int valid = SendPath_valid(self, outbound);
+    if (valid <= 0) {
+        if (valid < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return send_packet(self, outbound, packet, sequence, timestamp);
+}
+
+/* The munger members RtpMunger._in_segment reads, in the order of MUNGER_NAMES. */
+enum {
+    M_HIGH_IN_SEQ16,
+    M_HIGH_IN_SEQ,
+    M_FIRST_IN_SEQ,
+    M_HIGH_IN_TS32,
+    M_HIGH_IN_TS,
+    M_TS_OFFSET,
+    M_SEGMENT_FLOOR_TS,
+    M_CLOCK_RATE,
+    M_SEQ_OFFSET,
+    M_HIGH_OUT_SEQ,
+    M_HIGH_OUT_TS,
+    M_COUNT
+};
+static PyObject *munger_names[M_COUNT];
+static PyObject *s_segment_started, *s_source, *s_segment_ssrc, *s_frame_ticks;
+static PyObject *s_high_out_time, *s_dropped;
+
+/* RtpMunger.munge's common case (a packet of the current segment), as _in_segment computes
+ * it: 1 with *sequence and *timestamp set, 0 if the munger drops the packet (counted), 2 if
+ * the packet is not of the current segment (nothing changed: the caller takes munge()), -1
+ * on error (or a value beyond 64 bits: 2, Python's ints have no limit). */
+static int
+munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long long sequence,
+                 long long timestamp, PyObject *now, long *out_sequence,
+                 unsigned long long *out_timestamp)
+{
+    PyObject *value = PyObject_GetAttr(munger, s_segment_started);
+    if (value == NULL) {
+        return -1;
+    }
+    int started = value == Py_True;
+    Py_DECREF(value);
+    if (!started) {
+        return 2;
+    }
+    int same;
+    if ((value = PyObject_GetAttr(munger, s_source)) == NULL) {
+        return -1;
+    }
+    same = PyObject_RichCompareBool(source, value, Py_EQ);
+    Py_DECREF(value);
+    if (same != 1) {
+        return same < 0 ? -1 : 2;
+    }
+    if ((value = PyObject_GetAttr(munger, s_segment_ssrc)) == NULL) {
+        return -1;
+    }
+    same = PyObject_RichCompareBool(packet_ssrc, value, Py_EQ);
+    Py_DECREF(value);
+    if (same != 1) {
+        return same < 0 ? -1 : 2;
+    }
+    long long m[M_COUNT];
+    for (int i = 0; i < M_COUNT; i++) {
+        int overflow = 0;
+        if ((value = PyObject_GetAttr(munger, munger_names[i])) == NULL) {
+            return -1;
+        }
+        m[i] = PyLong_Check(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : 0;
+        int bad = !PyLong_Check(value) || overflow || (m[i] == -1 && PyErr_Occurred());
+        Py_DECREF(value);
+        if (bad) {
+            PyErr_Clear();
+            return 2;
+        }
+    }
+    long long delta = (sequence - m[M_HIGH_IN_SEQ16]) & 0xFFFF;
+    long long in_seq = m[M_HIGH_IN_SEQ] + (delta >= 0x8000 ? delta - 0x10000 : delta);
+    delta = (timestamp - m[M_HIGH_IN_TS32]) & 0xFFFFFFFFLL;
+    long long in_ts = m[M_HIGH_IN_TS] + (delta >= 0x80000000LL ? delta - 0x100000000LL : delta);
+    long long out_ts = in_ts + m[M_TS_OFFSET];
+    if (in_seq < m[M_FIRST_IN_SEQ] || out_ts <= m[M_SEGMENT_FLOOR_TS]) {
+        return add_to(munger, s_dropped, 1) < 0 ? -1 : 0;
+    }
+    if (in_seq > m[M_HIGH_IN_SEQ]) {
+        long long step = in_ts - m[M_HIGH_IN_TS];
+        if (in_seq == m[M_HIGH_IN_SEQ] + 1 && 0 < step && step < m[M_CLOCK_RATE]
+            && set_long(munger, s_frame_ticks, step) < 0) {
+            return -1;
+        }
+        if (set_long(munger, munger_names[M_HIGH_IN_SEQ], in_seq) < 0
+            || set_long(munger, munger_names[M_HIGH_IN_SEQ16], sequence & 0xFFFF) < 0) {
+            return -1;
+        }
+    }
+    if (in_ts > m[M_HIGH_IN_TS]
+        && (set_long(munger, munger_names[M_HIGH_IN_TS], in_ts) < 0
+            || set_long(munger, munger_names[M_HIGH_IN_TS32], timestamp & 0xFFFFFFFFLL) < 0)) {
+        return -1;
+    }
+    long long out_seq = in_seq + m[M_SEQ_OFFSET];
+    if (out_seq > m[M_HIGH_OUT_SEQ] && set_long(munger, munger_names[M_HIGH_OUT_SEQ], out_seq) < 0) {
+        return -1;
+    }
+    if (out_ts > m[M_HIGH_OUT_TS]
+        && (set_long(munger, munger_names[M_HIGH_OUT_TS], out_ts) < 0
+            || PyObject_SetAttr(munger, s_high_out_time, now) < 0)) {
+        return -1;
+    }
+    *out_sequence = (long)(out_seq & 0xFFFF);
+    *out_timestamp = (unsigned long long)(out_ts & 0xFFFFFFFFLL);
+    return 1;
+}
+
+/* send_media(outbound, munger, packet, source, now): RtpMunger.munge's common case, then
+ * send(): the NTP time it was sent at, False if the munger dropped the packet, None if the
+ * path no longer holds or the packet is not of the munger's current segment (nothing was
+ * changed: the caller takes the Python path). */
+static PyObject *
+SendPath_send_media(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "send_media() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *outbound = args[0], *munger = args[1], *packet = args[2];
+    int valid = SendPath_valid(self, outbound);
+    if (valid <= 0) {
+        if (valid < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *ssrc = PyObject_GetAttr(packet, s_ssrc);
+    if (ssrc == NULL) {
+        return NULL;
+    }
+    long long sequence = get_long(packet, s_sequence_number);
+    long long timestamp = sequence == -1 && PyErr_Occurred() ? -1 : get_long(packet, s_timestamp);
+    if (timestamp == -1 && PyErr_Occurred()) {
+        Py_DECREF(ssrc);
+        return NULL;
+    }
+    long out_sequence = 0;
+    unsigned long long out_timestamp = 0;
+    int munged = munge_in_segment(munger, args[3], ssrc, sequence, timestamp, args[4],
+                                  &out_sequence, &out_timestamp);
+    Py_DECREF(ssrc);
+    switch (munged) {
+    case -1:
+        return NULL;
+    case 0:
+        Py_RETURN_FALSE;
+    case 2:
+        Py_RETURN_NONE;
+    }
+    return send_packet(self, outbound, packet, out_sequence, out_timestamp);
+}
+
 static PyMethodDef SendPath_methods[] = {
     {"send", (PyCFunction)(void (*)(void))SendPath_send, METH_FASTCALL,
      "send(outbound, packet, sequence_number, timestamp): write, protect, send and count one "
      "packet; the NTP time it was written with, or None if the path no longer holds."},
+    {"send_media", (PyCFunction)(void (*)(void))SendPath_send_media, METH_FASTCALL,
+     "send_media(outbound, munger, packet, source, now): RtpMunger.munge's common case, then "
+     "send(); False if the munger dropped the packet, None if the path no longer holds or "
+     "the packet starts a segment (the caller takes the Python path)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1084,6 +1247,23 @@ PyInit__native(void)
     INTERN(s_timestamp, "timestamp");
     INTERN(s_ssrc, "ssrc");
     INTERN(s_arrival_time, "arrival_time");
+    INTERN(s_segment_started, "_segment_started");
+    INTERN(s_source, "_source");
+    INTERN(s_segment_ssrc, "_segment_ssrc");
+    INTERN(s_frame_ticks, "frame_ticks");
+    INTERN(s_high_out_time, "_high_out_time");
+    INTERN(s_dropped, "dropped");
+    INTERN(munger_names[M_HIGH_IN_SEQ16], "_high_in_seq16");
+    INTERN(munger_names[M_HIGH_IN_SEQ], "_high_in_seq");
+    INTERN(munger_names[M_FIRST_IN_SEQ], "_first_in_seq");
+    INTERN(munger_names[M_HIGH_IN_TS32], "_high_in_ts32");
+    INTERN(munger_names[M_HIGH_IN_TS], "_high_in_ts");
+    INTERN(munger_names[M_TS_OFFSET], "_ts_offset");
+    INTERN(munger_names[M_SEGMENT_FLOOR_TS], "_segment_floor_ts");
+    INTERN(munger_names[M_CLOCK_RATE], "clock_rate");
+    INTERN(munger_names[M_SEQ_OFFSET], "_seq_offset");
+    INTERN(munger_names[M_HIGH_OUT_SEQ], "_high_out_seq");
+    INTERN(munger_names[M_HIGH_OUT_TS], "_high_out_ts");
     if (PyType_Ready(&SendPathType) < 0 || PyType_Ready(&RecvPathType) < 0) {
         return NULL;
     }

@@ -1,6 +1,6 @@
 """Type stubs of the C extension (webrtc_ext/_native.c); see webrtc_ext.native."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from .rtp import RawRtpPacket
@@ -39,6 +39,9 @@ class SendPath:
     def send(
         self, outbound: Any, packet: RawRtpPacket, sequence_number: int, timestamp: int, /
     ) -> int | None: ...
+    def send_media(
+        self, outbound: Any, munger: Any, packet: RawRtpPacket, source: Hashable, now: float, /
+    ) -> int | bool | None: ...
 
 class RecvPath:
     def __init__(

@@ -412,3 +412,83 @@ def test_receive_steps_aside_when_the_session_or_the_stages_change() -> None:
     transport._rx_srtp = fast_session(sessions()[1])
     assert path.receive(packet(4), 1.0, 0) is None
     assert getattr(transport, RX_PACKETS) == 2, "only the packets it took are counted"
+
+
+@needs_native
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("packet"),
+                st.sampled_from(["a", "b"]),  # source
+                st.sampled_from([0x1111, 0x2222]),  # the packet's SSRC
+                st.integers(0, 0xFFFF),
+                st.integers(0, 0xFFFFFFFF),
+            ),
+            st.tuples(st.just("switch"), st.sampled_from(["a", "b"])),
+            st.tuples(st.just("insert")),
+        ),
+        max_size=30,
+    ),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+)
+@example([("packet", "a", 0x1111, 65535, 4294967000), ("packet", "a", 0x1111, 0, 200)], 7, 9)
+@example(  # an insert() fences off the numbers before it, whatever their timestamps
+    [("packet", "a", 0x1111, 5, 1000), ("insert",), ("packet", "a", 0x1111, 5, 2000)], 7, 9
+)
+def test_send_media_munges_as_rtp_munger_does(
+    sockets: tuple[socket.socket, socket.socket],
+    steps: list[tuple[Any, ...]],
+    first_sequence: int,
+    first_timestamp: int,
+) -> None:
+    """``send_media`` (the munger's common case in C, else ``munge()`` and ``send``) against
+    ``RtpMunger.munge`` and the Python path: the same datagrams and the same munger state."""
+    from webrtc_ext.munger import RtpMunger
+
+    def munger() -> RtpMunger:
+        made = RtpMunger(48000, initial_sequence_number=first_sequence,
+                         initial_timestamp=first_timestamp)  # fmt: skip
+        made.update("a")
+        return made
+
+    rig = Rig(*sockets, extensions=False)
+    c_munger, reference_munger = munger(), munger()
+    reference = outbound(False)
+    reference_srtp = fast_session(sessions()[0])
+    now = 100.0
+    for step in steps:
+        now += 0.02
+        if step[0] == "switch":
+            c_munger.update(step[1])
+            reference_munger.update(step[1])
+            continue
+        if step[0] == "insert":
+            assert c_munger.insert(now) == reference_munger.insert(now)
+            continue
+        _, source, ssrc, sequence, timestamp = step
+        packet = RawRtpPacket.create(b"voice", payload_type=111, sequence_number=sequence,
+                                     timestamp=timestamp, ssrc=ssrc)  # fmt: skip
+        expected = reference_munger.munge(sequence, timestamp, now, source, ssrc)
+        try:
+            sent = rig.path.send_media(rig.outbound, c_munger, packet, source, now)
+            if sent is None:  # not the current segment: the sender's Python path
+                munged = c_munger.munge(sequence, timestamp, now, source, ssrc)
+                assert munged == expected
+                sent = False if munged is None else rig.path.send(rig.outbound, packet, *munged)
+        except pylibsrtp.Error:  # libsrtp refuses an index it protected before
+            assert expected is not None
+            with pytest.raises(pylibsrtp.Error):
+                reference_srtp.protect(reference.write(packet, *expected, 1))
+            assert vars(c_munger) == vars(reference_munger)
+            continue
+        assert vars(c_munger) == vars(reference_munger)
+        if expected is None:
+            assert sent is False
+            continue
+        assert isinstance(sent, int)
+        assert rig.b.recv(2048) == reference_srtp.protect(reference.write(packet, *expected, sent))

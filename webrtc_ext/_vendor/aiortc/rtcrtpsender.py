@@ -586,19 +586,28 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
                 munger.update(munger.source)
         if now is None:
             now = time.monotonic()
+        if source is None:
+            source = packet.ssrc
+        native = self._native
+        if native is not None:
+            # The munger's common case, writing, SRTP, sending and counting, in C
+            # (webrtc_ext.native): the same results as below.
+            sent_at = native.send_media(outbound, munger, packet, source, now)
+            if sent_at is not None:
+                if sent_at is False:
+                    self.packets_dropped += 1
+                    return False
+                self._account(outbound)
+                self.__ntp_timestamp = sent_at
+                self.__rtp_timestamp = outbound.last_timestamp
+                return True
         munged = munger.munge(
-            packet.sequence_number,
-            packet.timestamp,
-            now,
-            packet.ssrc if source is None else source,
-            packet.ssrc,
+            packet.sequence_number, packet.timestamp, now, source, packet.ssrc
         )
         if munged is None:
             self.packets_dropped += 1
             return False
-        native = self._native
         if native is not None:
-            # The same writing, SRTP, sending and counting, in C (webrtc_ext.native).
             sent_at = native.send(outbound, packet, munged[0], munged[1])
             if sent_at is not None:
                 self._account(outbound)
