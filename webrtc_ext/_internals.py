@@ -114,7 +114,7 @@ STREAM_STATISTICS_ATTRIBUTES = ("_jitter_q4", "_last_arrival", "_last_timestamp"
 #: Private members of other aiortc objects read or wrapped by webrtc_ext.stats (which also
 #: reads RTCRtpReceiver.__remote_streams and __rtx_ssrc, listed in RTP_RECEIVER_PRIVATE).
 STATS_ATTRIBUTES = {
-    "RTCDtlsTransport": ("_send_rtp", "_handle_rtp_data", "_handle_rtcp_data", "_get_stats"),
+    "RTCDtlsTransport": ("_send_rtp", "_handle_rtp_data", "_handle_rtcp_data"),
     "RTCDtlsTransport()": ("_role", "_ssl"),
     "RTCRtpSender()": ("_ssrc", "_rtx_ssrc"),
     "RTCRtpTransceiver()": ("_codecs",),
@@ -240,6 +240,20 @@ def dtls_count_sent(transport: aiortc.RTCDtlsTransport, size: int) -> None:
     """Count one datagram of ``size`` bytes in aiortc's private ``__tx_*`` transport counters."""
     transport._RTCDtlsTransport__tx_bytes += size  # type: ignore[attr-defined]
     transport._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+
+
+def dtls_totals(transport: aiortc.RTCDtlsTransport) -> tuple[int, int, int, int]:
+    """aiortc's transport counters: packets sent and received, bytes sent and received.
+
+    What ``RTCDtlsTransport._get_stats()`` reports, without the stats object and the
+    ``datetime`` it makes on each call (the statistics read it every second on every leg).
+    """
+    return (
+        transport._RTCDtlsTransport__tx_packets,  # type: ignore[attr-defined]
+        transport._RTCDtlsTransport__rx_packets,  # type: ignore[attr-defined]
+        transport._RTCDtlsTransport__tx_bytes,  # type: ignore[attr-defined]
+        transport._RTCDtlsTransport__rx_bytes,  # type: ignore[attr-defined]
+    )
 
 
 def dtls_private_add(transport: aiortc.RTCDtlsTransport, name: str, amount: int) -> None:

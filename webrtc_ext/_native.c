@@ -1191,12 +1191,109 @@ static PyTypeObject RecvPathType = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
+/* aiortc's StreamStatistics.add                                                            */
+
+static PyObject *s_max_seq, *s_packets_received, *s_base_seq, *s_clockrate, *s_jitter_q4;
+static PyObject *s_last_arrival, *s_last_stamp, *s_add;
+
+/* stream_add(stream, packet[, now]): aiortc.rtcrtpreceiver.StreamStatistics.add(packet), with
+ * `now` (seconds since the epoch) for time.time(). A stream in a state the C form does not
+ * cover (its first packet, a field that is not an int) is given to the method itself. */
+static PyObject *
+stream_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "stream_add() takes 2 or 3 arguments");
+        return NULL;
+    }
+    PyObject *stream = args[0], *packet = args[1];
+    PyObject *names[6] = {s_max_seq, s_packets_received, s_base_seq, s_cycles, s_clockrate,
+                          s_jitter_q4};
+    long long v[8];
+    int covered = 1;
+    for (int i = 0; i < 8 && covered; i++) {
+        PyObject *name = i < 6 ? names[i] : (i == 6 ? s_last_arrival : s_last_stamp);
+        PyObject *value = PyObject_GetAttr(stream, name);
+        if (value == NULL) {
+            return NULL;
+        }
+        int overflow = 0;
+        if (PyLong_CheckExact(value)) {
+            v[i] = PyLong_AsLongLongAndOverflow(value, &overflow);
+            covered = !overflow;
+        } else {
+            covered = 0;
+        }
+        Py_DECREF(value);
+    }
+    if (!covered) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallMethodOneArg(stream, s_add, packet);
+    }
+    long long sequence = get_long(packet, s_sequence_number);
+    long long timestamp = sequence == -1 && PyErr_Occurred() ? -1 : get_long(packet, s_timestamp);
+    if (timestamp == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double now;
+    if (nargs == 3) {
+        now = PyFloat_AsDouble(args[2]);
+        if (now == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    } else {
+        now = wall_clock();
+    }
+    long long max_seq = v[0], received = v[1] + 1, cycles = v[3], clockrate = v[4];
+    long long jitter = v[5], last_arrival = v[6], last_timestamp = v[7];
+    /* aiortc.utils.uint16_gt(sequence, max_seq) */
+    int in_order = (sequence < max_seq && max_seq - sequence > 0x8000)
+                   || (sequence > max_seq && sequence - max_seq < 0x8000);
+    if (set_long(stream, s_packets_received, received) < 0) {
+        return NULL;
+    }
+    if (in_order) {
+        long long arrival = (long long)(now * (double)clockrate);
+        if (sequence < max_seq && set_long(stream, s_cycles, cycles + (1 << 16)) < 0) {
+            return NULL;
+        }
+        if (set_long(stream, s_max_seq, sequence) < 0) {
+            return NULL;
+        }
+        if (timestamp != last_timestamp && received > 1) {
+            long long diff = (arrival - last_arrival) - (timestamp - last_timestamp);
+            if (diff < 0) {
+                diff = -diff;
+            }
+            /* Python's >> floors; so does gcc's on a negative long long. */
+            if (set_long(stream, s_jitter_q4, jitter + diff - ((jitter + 8) >> 4)) < 0) {
+                return NULL;
+            }
+        }
+        if (set_long(stream, s_last_arrival, arrival) < 0
+            || set_long(stream, s_last_stamp, timestamp) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef native_functions[] = {
+    {"stream_add", (PyCFunction)(void (*)(void))stream_add, METH_FASTCALL,
+     "stream_add(stream, packet[, now]): aiortc's StreamStatistics.add(packet), in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---------------------------------------------------------------------------------------- */
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "webrtc_ext._native",
     .m_doc = "The per-packet work of the raw RTP path, in C (see webrtc_ext.native).",
     .m_size = -1,
+    .m_methods = native_functions,
 };
 
 #define INTERN(variable, text)                                                                 \
@@ -1247,6 +1344,14 @@ PyInit__native(void)
     INTERN(s_timestamp, "timestamp");
     INTERN(s_ssrc, "ssrc");
     INTERN(s_arrival_time, "arrival_time");
+    INTERN(s_max_seq, "max_seq");
+    INTERN(s_packets_received, "packets_received");
+    INTERN(s_base_seq, "base_seq");
+    INTERN(s_clockrate, "_clockrate");
+    INTERN(s_jitter_q4, "_jitter_q4");
+    INTERN(s_last_arrival, "_last_arrival");
+    INTERN(s_last_stamp, "_last_timestamp");
+    INTERN(s_add, "add");
     INTERN(s_segment_started, "_segment_started");
     INTERN(s_source, "_source");
     INTERN(s_segment_ssrc, "_segment_ssrc");

@@ -10,7 +10,9 @@ calls, one per direction, with the same results:
   counters, the statistics) and ``IceProtocol.send_datagram`` (the pair's counters,
   ``sendto``);
 - :class:`~webrtc_ext._native.RecvPath` (built by :func:`recv_path` for one transport): the
-  SRTP unprotect, counting and ``RawRtpPacket.parse`` of ``RtpFastPathMixin``'s receive path.
+  SRTP unprotect, counting and ``RawRtpPacket.parse`` of ``RtpFastPathMixin``'s receive path;
+- :data:`stream_add`: aiortc's ``StreamStatistics.add``, the receiver-report statistics of each
+  raw packet a receiver delivers.
 
 It is used only where it gives exactly what the Python path gives: a direct UDP pair (not
 TURN), libsrtp 2 through pylibsrtp, no NACK history, and interceptor stages that are the
@@ -29,6 +31,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pylibsrtp
@@ -56,6 +59,12 @@ ENABLED = AVAILABLE and os.environ.get("WEBRTC_EXT_NATIVE", "1") != "0"
 
 #: Packets that take the Python path before a failed build is tried again.
 RETRY_AFTER = 50
+
+#: aiortc's ``StreamStatistics.add(packet)`` in C, called as ``stream_add(stream, packet)``
+#: (None when the C path is off): the receiver-report statistics of every raw packet received.
+stream_add: Callable[[Any, RawRtpPacket], None] | None = (
+    _native.stream_add if ENABLED and _native is not None else None
+)
 
 
 def _stats_stage(chain: Any) -> tuple[Any, Any] | None:

@@ -43,6 +43,7 @@ from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
 from .native import RETRY_AFTER as NATIVE_RETRY_AFTER
 from .native import recv_path
+from .native import stream_add as native_stream_add
 from .opus import OpusRepacketizer
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
 from .srtp import fast_session
@@ -170,7 +171,10 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = _stream_statistics(codec.clockRate)
-        stream.add(packet)
+        if native_stream_add is not None:
+            native_stream_add(stream, packet)  # the same as stream.add(packet), in C
+        else:
+            stream.add(packet)
         for callback in self._rtp_callbacks:
             try:
                 callback(packet)

@@ -492,3 +492,42 @@ def test_send_media_munges_as_rtp_munger_does(
             continue
         assert isinstance(sent, int)
         assert rig.b.recv(2048) == reference_srtp.protect(reference.write(packet, *expected, sent))
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 0xFFFF),  # sequence number
+            st.integers(0, 0xFFFFFFFF),  # timestamp
+            st.floats(0, 0.2),  # seconds since the previous packet
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([8000, 48000, 90000]),
+)
+@example([(65535, 0, 0.0), (0, 960, 0.02), (65534, 0, 0.02), (1, 1920, 0.02)], 48000)
+def test_stream_add_counts_as_aiortcs_stream_statistics(
+    packets: list[tuple[int, int, float]], clock_rate: int
+) -> None:
+    from unittest import mock
+
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    c, reference = StreamStatistics(clock_rate), StreamStatistics(clock_rate)
+    now = 1_700_000_000.0
+    for sequence, timestamp, elapsed in packets:
+        now += elapsed
+        packet = RawRtpPacket.create(b"", payload_type=111, sequence_number=sequence,
+                                     timestamp=timestamp)  # fmt: skip
+        with mock.patch("time.time", return_value=now):  # (a first packet goes to add())
+            native._native.stream_add(c, packet, now)
+            reference.add(packet)
+        assert vars(c) == vars(reference)
+    assert (c.jitter, c.packets_lost, c.fraction_lost) == (
+        reference.jitter,
+        reference.packets_lost,
+        reference.fraction_lost,
+    )

@@ -20,7 +20,7 @@ from aiortc.rtcdtlstransport import RTCCertificate, certificate_digest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .._internals import receiver_private
+from .._internals import dtls_totals, receiver_private
 from ..ice import CandidatePairInfo
 from ..interceptor import DataChannelInterceptor, TransportInterceptorChain
 from .builder import (
@@ -269,7 +269,7 @@ def _transport_input(
     from ..rtcicetransport import IceTransport
 
     ice = dtls.transport
-    (dtls_stats,) = dtls._get_stats().values()
+    packets_sent, packets_received, bytes_sent, bytes_received = dtls_totals(dtls)
     pairs: list[CandidatePairInfo] = []
     local_candidates: list[Candidate] = []
     remote_candidates: list[Candidate] = []
@@ -287,10 +287,10 @@ def _transport_input(
         ice_local_username_fragment=ice.iceGatherer.getLocalParameters().usernameFragment,
         dtls_state=dtls.state,
         dtls_role=DTLS_ROLES.get(dtls._role, "unknown"),
-        packets_sent=dtls_stats.packetsSent,
-        packets_received=dtls_stats.packetsReceived,
-        bytes_sent=dtls_stats.bytesSent,
-        bytes_received=dtls_stats.bytesReceived,
+        packets_sent=packets_sent,
+        packets_received=packets_received,
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
         selected_candidate_pair_changes=changes,
         pairs=pairs,
         local_candidates=local_candidates,
