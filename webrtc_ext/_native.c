@@ -853,6 +853,8 @@ typedef struct {
     PyObject *error_type;
     PyObject *reasons;
     PyObject *packet_type;   /* RawRtpPacket */
+    PyObject *receiver_type; /* RawRtpReceiverMixin: only its raw receivers are delivered */
+    PyObject *failed;        /* failed(callback, exception): logs a callback that raised */
     srtp_function unprotect;
     void *context;
 } RecvPath;
@@ -869,6 +871,8 @@ RecvPath_traverse(RecvPath *self, visitproc visit, void *arg)
     Py_VISIT(self->error_type);
     Py_VISIT(self->reasons);
     Py_VISIT(self->packet_type);
+    Py_VISIT(self->receiver_type);
+    Py_VISIT(self->failed);
     return 0;
 }
 
@@ -886,6 +890,8 @@ RecvPath_clear(RecvPath *self)
     Py_CLEAR(self->error_type);
     Py_CLEAR(self->reasons);
     Py_CLEAR(self->packet_type);
+    Py_CLEAR(self->receiver_type);
+    Py_CLEAR(self->failed);
     return 0;
 }
 
@@ -902,15 +908,17 @@ RecvPath_init(RecvPath *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"transport", "session", "chain", "stages", "rx_bytes_name",
                                "rx_packets_name", "stats", "clock", "error_type", "reasons",
-                               "packet_type", "unprotect", "context", NULL};
+                               "packet_type", "unprotect", "context", "receiver_type",
+                               "failed", NULL};
     PyObject *transport, *session, *chain, *stages, *rx_bytes_name, *rx_packets_name, *stats;
     PyObject *clock, *error_type, *reasons, *packet_type;
+    PyObject *receiver_type = Py_None, *failed = Py_None;
     unsigned long long unprotect, context;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!UUOOOO!O!KK", keywords, &transport,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!UUOOOO!O!KK|OO", keywords, &transport,
                                      &session, &chain, &PyTuple_Type, &stages, &rx_bytes_name,
                                      &rx_packets_name, &stats, &clock, &error_type,
                                      &PyTuple_Type, &reasons, &PyType_Type, &packet_type,
-                                     &unprotect, &context)) {
+                                     &unprotect, &context, &receiver_type, &failed)) {
         return -1;
     }
     if (unprotect == 0 || context == 0) {
@@ -930,6 +938,8 @@ RecvPath_init(RecvPath *self, PyObject *args, PyObject *kwargs)
     KEEP(error_type);
     KEEP(reasons);
     KEEP(packet_type);
+    KEEP(receiver_type);
+    KEEP(failed);
 #undef KEEP
     self->unprotect = (srtp_function)(uintptr_t)unprotect;
     self->context = (void *)(uintptr_t)context;
@@ -1117,6 +1127,9 @@ parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *a
     return packet;
 }
 
+static PyObject *unprotect_packet(RecvPath *self, PyObject *data, PyObject *arrival,
+                                  long audio_level_id);
+
 /* receive(data, arrival, audio_level_id) -> RawRtpPacket, or None if the path no longer holds.
  * Raises pylibsrtp.Error if the packet does not verify, ValueError if it is malformed (after
  * counting it, as the Python path does). */
@@ -1144,6 +1157,13 @@ RecvPath_receive(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
+    return unprotect_packet(self, data, arrival, audio_level_id);
+}
+
+/* The SRTP packet `data` unprotected, counted and parsed (the path already checked valid). */
+static PyObject *
+unprotect_packet(RecvPath *self, PyObject *data, PyObject *arrival, long audio_level_id)
+{
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     if (size > SRTP_BUFFER) {
         PyErr_SetString(PyExc_ValueError, "packet is too long");
@@ -1170,10 +1190,254 @@ RecvPath_receive(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     return parse_packet(self, buffer, length, arrival, audio_level_id);
 }
 
+static PyObject *stream_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *s_counters, *s_packets_received_ice, *s_bytes_received, *s_rtp_router;
+static PyObject *s_ssrc_table, *s_raw, *s_enabled, *s_rtp_queues, *s_interceptors;
+static PyObject *s_audio_level_id, *s_negotiated_codecs, *s_stream_statistics;
+static PyObject *s_rtp_callbacks, *s_deliver_raw;
+
+static double
+monotonic_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* deliver(protocol, data, addr): one datagram from the ICE socket, through to the receiver's
+ * callbacks, as IceProtocol._handle_datagram, IceConnection.data_received,
+ * RtpFastPathMixin._datagram_received and RawRtpReceiverMixin._deliver / _deliver_raw do it.
+ * False, with nothing done, for anything but SRTP of a known SSRC for a raw receiver with no
+ * packet iterator on a path that still holds: the caller takes the Python path. True once the
+ * packet was taken (delivered, consumed by a receiver stage, or dropped as aiortc drops a
+ * payload type it did not negotiate). Raises pylibsrtp.Error or ValueError (after counting,
+ * as the Python path) for a packet that does not verify or parse. */
+static PyObject *
+RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "deliver() takes 3 arguments");
+        return NULL;
+    }
+    PyObject *protocol = args[0], *data = args[1], *addr = args[2];
+    if (!PyBytes_Check(data) || self->receiver_type == Py_None) {
+        Py_RETURN_FALSE;
+    }
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size < 12 || bytes[0] < 128 || bytes[0] > 191 || (bytes[1] > 191 && bytes[1] < 224)) {
+        Py_RETURN_FALSE; /* not RTP: STUN, DTLS, RTCP, runts */
+    }
+    int same;
+    if ((same = attr_is(self->transport, s_rx_srtp, self->session)) != 1
+        || (same = attr_is(self->chain, s_stages, self->stages)) != 1) {
+        if (same < 0) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    /* The pair's counters (IceProtocol.peer_counters: made by the Python path's first). */
+    PyObject *all_counters = PyObject_GetAttr(protocol, s_counters);
+    if (all_counters == NULL) {
+        return NULL;
+    }
+    PyObject *peer = PyDict_Check(all_counters) ? PyDict_GetItemWithError(all_counters, addr)
+                                                : NULL;
+    Py_XINCREF(peer);
+    Py_DECREF(all_counters);
+    if (peer == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    /* The receiver the router knows the SSRC for (an unknown one is learnt in Python). */
+    uint32_t ssrc = ((uint32_t)bytes[8] << 24) | ((uint32_t)bytes[9] << 16)
+                    | ((uint32_t)bytes[10] << 8) | bytes[11];
+    PyObject *router = PyObject_GetAttr(self->transport, s_rtp_router);
+    PyObject *table = router == NULL ? NULL : PyObject_GetAttr(router, s_ssrc_table);
+    Py_XDECREF(router);
+    PyObject *key = table == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
+    PyObject *receiver = key == NULL || !PyDict_Check(table) ? NULL
+                                                            : PyDict_GetItemWithError(table, key);
+    Py_XINCREF(receiver);
+    Py_XDECREF(key);
+    Py_XDECREF(table);
+    PyObject *result = NULL, *packet = NULL, *queues = NULL, *value = NULL;
+    if (receiver == NULL) {
+        if (!PyErr_Occurred()) {
+            result = Py_False;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    int raw = PyObject_IsInstance(receiver, self->receiver_type);
+    if (raw == 1) {
+        value = PyObject_GetAttr(receiver, s_raw);
+        raw = value == NULL ? -1 : value == Py_True;
+        Py_XDECREF(value);
+    }
+    if (raw == 1) {
+        queues = PyObject_GetAttr(receiver, s_rtp_queues);
+        raw = queues == NULL ? -1 : (PyList_Check(queues) && PyList_GET_SIZE(queues) == 0);
+    }
+    if (raw != 1) {
+        if (raw == 0) {
+            result = Py_False;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    /* From here on the packet is taken. IceProtocol._handle_datagram's counters: */
+    if (add_to(peer, s_packets_received_ice, 1) < 0 || add_to(peer, s_bytes_received, size) < 0
+        || set_double(peer, s_last_received, wall_clock()) < 0) {
+        goto done;
+    }
+    long level_id = (long)get_long(receiver, s_audio_level_id);
+    if (level_id == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    PyObject *arrival = PyFloat_FromDouble(monotonic_clock());
+    if (arrival == NULL) {
+        goto done;
+    }
+    packet = unprotect_packet(self, data, arrival, level_id);
+    if (packet == NULL) {
+        Py_DECREF(arrival);
+        goto done;
+    }
+    /* RawRtpReceiverMixin._deliver: enabled, then the receiver's stages (which may consume). */
+    value = PyObject_GetAttr(receiver, s_enabled);
+    int enabled = value == NULL ? -1 : PyObject_IsTrue(value);
+    Py_XDECREF(value);
+    if (enabled != 1) {
+        Py_DECREF(arrival);
+        if (enabled == 0) {
+            result = Py_True;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    PyObject *stages = PyObject_GetAttr(receiver, s_interceptors);
+    int passed = 1;
+    if (stages == NULL) {
+        Py_DECREF(arrival);
+        goto done;
+    }
+    PyObject *chain_stages = PyObject_GetAttr(stages, s_stages);
+    if (chain_stages == NULL || (PyTuple_Check(chain_stages) && PyTuple_GET_SIZE(chain_stages))) {
+        PyObject *kept = chain_stages == NULL
+                             ? NULL
+                             : PyObject_CallMethodObjArgs(stages, s_rtp_received, packet, arrival,
+                                                          NULL);
+        passed = kept == NULL ? -1 : PyObject_IsTrue(kept);
+        Py_XDECREF(kept);
+    }
+    Py_XDECREF(chain_stages);
+    Py_DECREF(stages);
+    Py_DECREF(arrival);
+    if (passed != 1) {
+        if (passed == 0) {
+            result = Py_True;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    /* RawRtpReceiverMixin._deliver_raw: a negotiated payload type, the stream's statistics. */
+    PyObject *codecs = PyObject_GetAttr(receiver, s_negotiated_codecs);
+    if (codecs == NULL) {
+        goto done;
+    }
+    value = PyObject_GetAttr(packet, s_payload_type);
+    PyObject *codec = value == NULL || !PyDict_Check(codecs) ? NULL
+                                                            : PyDict_GetItemWithError(codecs, value);
+    Py_XDECREF(value);
+    Py_DECREF(codecs);
+    if (codec == NULL) {
+        if (!PyErr_Occurred()) {
+            result = Py_True; /* not negotiated: dropped, as aiortc drops it */
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    PyObject *streams = PyObject_GetAttr(receiver, s_stream_statistics);
+    PyObject *ssrc_key = streams == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
+    PyObject *stream = ssrc_key == NULL || !PyDict_Check(streams)
+                           ? NULL
+                           : PyDict_GetItemWithError(streams, ssrc_key);
+    Py_XINCREF(stream);
+    Py_XDECREF(ssrc_key);
+    Py_XDECREF(streams);
+    if (stream == NULL) {
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        /* A new stream: _deliver_raw makes its statistics, then delivers. */
+        result = PyObject_CallMethodOneArg(receiver, s_deliver_raw, packet);
+        if (result != NULL) {
+            Py_DECREF(result);
+            result = Py_True;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    PyObject *add_args[2] = {stream, packet};
+    PyObject *added = stream_add(NULL, add_args, 2);
+    Py_DECREF(stream);
+    if (added == NULL) {
+        goto done;
+    }
+    Py_DECREF(added);
+    /* The callbacks, each on its own: one that raises is logged and the others still run. */
+    PyObject *callbacks = PyObject_GetAttr(receiver, s_rtp_callbacks);
+    if (callbacks == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; PyList_Check(callbacks) && i < PyList_GET_SIZE(callbacks); i++) {
+        PyObject *callback = PyList_GET_ITEM(callbacks, i);
+        Py_INCREF(callback);
+        PyObject *returned = PyObject_CallOneArg(callback, packet);
+        if (returned == NULL) {
+            PyObject *type, *exception, *traceback;
+            PyErr_Fetch(&type, &exception, &traceback);
+            PyErr_NormalizeException(&type, &exception, &traceback);
+            if (exception != NULL && traceback != NULL) {
+                PyException_SetTraceback(exception, traceback);
+            }
+            PyObject *logged = PyObject_CallFunctionObjArgs(
+                self->failed, callback, exception == NULL ? Py_None : exception, NULL);
+            Py_XDECREF(type);
+            Py_XDECREF(exception);
+            Py_XDECREF(traceback);
+            if (logged == NULL) {
+                Py_DECREF(callback);
+                Py_DECREF(callbacks);
+                goto done;
+            }
+            Py_DECREF(logged);
+        } else {
+            Py_DECREF(returned);
+        }
+        Py_DECREF(callback);
+    }
+    Py_DECREF(callbacks);
+    result = Py_True;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(packet);
+    Py_XDECREF(queues);
+    Py_XDECREF(receiver);
+    Py_DECREF(peer);
+    return result;
+}
+
 static PyMethodDef RecvPath_methods[] = {
     {"receive", (PyCFunction)(void (*)(void))RecvPath_receive, METH_FASTCALL,
      "receive(data, arrival, audio_level_id): unprotect, count and parse one SRTP packet; "
      "None if the path no longer holds."},
+    {"deliver", (PyCFunction)(void (*)(void))RecvPath_deliver, METH_FASTCALL,
+     "deliver(protocol, data, addr): one datagram from the ICE socket to the raw receiver's "
+     "callbacks; False (nothing done) if the Python path must take it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1344,6 +1608,20 @@ PyInit__native(void)
     INTERN(s_timestamp, "timestamp");
     INTERN(s_ssrc, "ssrc");
     INTERN(s_arrival_time, "arrival_time");
+    INTERN(s_counters, "counters");
+    INTERN(s_packets_received_ice, "packets_received");
+    INTERN(s_bytes_received, "bytes_received");
+    INTERN(s_rtp_router, "_rtp_router");
+    INTERN(s_ssrc_table, "ssrc_table");
+    INTERN(s_raw, "_raw");
+    INTERN(s_enabled, "_enabled");
+    INTERN(s_rtp_queues, "_rtp_queues");
+    INTERN(s_interceptors, "interceptors");
+    INTERN(s_audio_level_id, "_audio_level_id");
+    INTERN(s_negotiated_codecs, "_negotiated_codecs");
+    INTERN(s_stream_statistics, "_stream_statistics");
+    INTERN(s_rtp_callbacks, "_rtp_callbacks");
+    INTERN(s_deliver_raw, "_deliver_raw");
     INTERN(s_max_seq, "max_seq");
     INTERN(s_packets_received, "packets_received");
     INTERN(s_base_seq, "base_seq");

@@ -21,8 +21,9 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import pylibsrtp
 from aioice import Candidate, TransportPolicy, stun
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
@@ -38,6 +39,9 @@ from ._vendor.aioice.ice import (
 )
 from .config import PeerConnectionConfig
 from .ice_engine import CandidatePair
+
+if TYPE_CHECKING:
+    from ._native import RecvPath
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +276,22 @@ class IceProtocol(StunProtocol):
         if not data:
             return
         if data[0] > 3:
+            native = self.receiver.native_receive
+            if native is not None:
+                # SRTP for a raw receiver: counted here, decrypted, parsed and delivered to
+                # the receiver's callbacks in one C call (webrtc_ext.native); False: the rest.
+                try:
+                    if native.deliver(self, data, addr):
+                        return
+                except pylibsrtp.Error as exc:
+                    logger.debug("dropped SRTP packet that failed to unprotect: %s", exc)
+                    return
+                except ValueError as exc:
+                    logger.info("dropped malformed RTP packet: %s", exc)
+                    return
+                except Exception:
+                    logger.warning("dropped a datagram the data callback failed on", exc_info=True)
+                    return
             # RFC 7983: 0-3 is STUN; DTLS (20-63) and RTP/RTCP (128-191) go straight up,
             # without being parsed as STUN first.
             counters = self.counters.get(addr)
@@ -353,6 +373,9 @@ class IceConnection(Connection):
         self._send_route: tuple[CandidatePair, IceProtocol, tuple[str, int]] | None = None
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
         self.data_callback: Callable[[bytes, int], bool] | None = None
+        self.native_receive: RecvPath | None = None
+        """The C receive path of the DTLS transport over this connection, which sets it
+        (webrtc_ext.native): datagrams it takes skip ``data_received`` altogether."""
         """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
         they arrive; returning ``True`` consumes the datagram, ``False`` queues it for
         ``recv()`` as usual."""

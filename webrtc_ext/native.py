@@ -142,8 +142,15 @@ def send_path(sender: Any, outbound: Any) -> SendPath | None:
         return None
 
 
-def recv_path(transport: Any) -> RecvPath | None:
-    """A :class:`~webrtc_ext._native.RecvPath` for ``transport`` now, or None."""
+def recv_path(
+    transport: Any, receiver_type: type | None = None, failed: Callable[..., None] | None = None
+) -> RecvPath | None:
+    """A :class:`~webrtc_ext._native.RecvPath` for ``transport`` now, or None.
+
+    With ``receiver_type`` (the raw receiver class) and ``failed`` (``failed(callback,
+    exception)`` logs a callback that raised), its ``deliver`` takes datagrams from the ICE
+    socket through to the receiver's callbacks.
+    """
     if not ENABLED:
         return None
     session = transport._rx_srtp
@@ -167,4 +174,6 @@ def recv_path(transport: Any) -> RecvPath | None:
         packet_type=RawRtpPacket,
         unprotect=unprotect,
         context=context,
+        receiver_type=receiver_type,
+        failed=failed,
     )

@@ -184,6 +184,11 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             _put_dropping_oldest(queue, packet)
 
 
+def _callback_failed(callback: RtpCallback, exception: BaseException | None) -> None:
+    """Log an ``on_rtp`` callback that raised (the C path's delivery calls this)."""
+    logger.error("RTP callback %r failed", callback, exc_info=exception)
+
+
 def _stream_statistics(clock_rate: int) -> Any:
     from aiortc.rtcrtpreceiver import StreamStatistics
 
@@ -280,12 +285,14 @@ class RtpFastPathMixin(RTCDtlsTransport):
             if native_packet is not None:
                 receiver._deliver(native_packet)
                 return True
-            self._native_recv = None  # what it was built for changed: Python, then a new one
+            self._set_native_recv(None)  # what it was built for changed: Python, then anew
             self._native_retry = 0
         elif native is None:
             self._native_retry -= 1
             if self._native_retry <= 0:
-                self._native_recv = recv_path(self)
+                self._set_native_recv(
+                    recv_path(self, receiver_type=RawRtpReceiverMixin, failed=_callback_failed)
+                )
                 self._native_retry = NATIVE_RETRY_AFTER
         try:
             plain = rx_srtp.unprotect(data)
@@ -304,6 +311,12 @@ class RtpFastPathMixin(RTCDtlsTransport):
             return True
         receiver._deliver(packet)
         return True
+
+    def _set_native_recv(self, path: RecvPath | None) -> None:
+        """Use ``path`` (or the Python path): here, and from the ICE socket's callback."""
+        self._native_recv = path
+        if self._ice_connection is not None:
+            self._ice_connection.native_receive = path
 
     def send_rtp_now(self, data: bytes) -> None:
         """Protect and send one RTP or RTCP packet now; raises ``ConnectionError`` if closed."""
@@ -338,6 +351,8 @@ class RtpFastPathMixin(RTCDtlsTransport):
         """aiortc's ``stop``, also cancelling sends still pending."""
         for future in list(self._pending_sends):
             future.cancel()
+        self._set_native_recv(None)
+        self._native_retry = 1 << 62  # never again: the transport is done
         await super().stop()
 
     # The plaintext paths aiortc's own senders and receivers use, observed by the interceptors.

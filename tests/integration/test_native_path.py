@@ -118,7 +118,9 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
             ],
             "stats": grown(before, await snapshot(pcs)),
             "native": (
-                relay_transport._native_recv is not None,
+                relay_transport._native_recv is not None
+                and relay_transport._ice_connection is not None
+                and relay_transport._ice_connection.native_receive is relay_transport._native_recv,
                 [sender_of(out)._native is not None for out in outs],
             ),
         }
@@ -133,9 +135,48 @@ async def test_the_c_path_relays_and_counts_what_the_python_path_does(
     python = await relay_run(monkeypatch, enabled=False)
     c = await relay_run(monkeypatch, enabled=True)
     assert python["native"] == (False, [False, False])
+    # (True: the relay's receive went socket → C → callbacks, its sends C all the way.)
     assert c["native"] == (True, [True, True]), "the C path was used on the relay"
     assert len(python["heard"][0]) == PACKETS, "every packet arrived (loopback)"
     assert c["heard"] == python["heard"]
     assert [p[3] for p in c["heard"][0][:4]] == [None, 7, 14, None], "audio levels forwarded"
     assert c["stats"] == python["stats"]
     assert c["stats"][1]["inbound-rtp"][0] == PACKETS, "the relay counted every packet"
+
+
+async def test_a_failing_callback_is_logged_and_the_others_still_get_every_packet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source, relay_in = RTCPeerConnection(QUIET), RTCPeerConnection(QUIET)
+    try:
+        source.addTransceiver("audio", direction="sendonly")
+        await connect(source, relay_in)
+        receiver = raw_receiver_of(relay_in)
+        heard: list[int] = []
+
+        def broken(packet: RawRtpPacket) -> None:
+            raise RuntimeError("a consumer's bug")
+
+        receiver.on_rtp(broken)
+        receiver.on_rtp(lambda packet: heard.append(packet.sequence_number))
+        sender = sender_of(source)
+        for n in range(60):
+            packet = RawRtpPacket.create(b"\x78voice", payload_type=111, sequence_number=n,
+                                         timestamp=960 * n)  # fmt: skip
+            assert sender.send_rtp(packet)
+            await asyncio.sleep(0.002)
+        for _ in range(50):
+            if len(heard) == 60:
+                break
+            await asyncio.sleep(0.02)
+        transport = receiver.transport
+        assert isinstance(transport, RtpFastPathMixin)
+        assert transport._ice_connection is not None
+        assert transport._ice_connection.native_receive is not None, "C delivered"
+        assert len(heard) == 60
+        failures = [r for r in caplog.records if "RTP callback" in r.getMessage()]
+        assert len(failures) == 60 and failures[-1].exc_info is not None
+        assert "a consumer's bug" in str(failures[-1].exc_info[1])
+    finally:
+        await source.close()
+        await relay_in.close()

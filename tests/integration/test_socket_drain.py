@@ -19,6 +19,7 @@ class Collector:
 
     def __init__(self) -> None:
         self.datagrams: list[bytes] = []
+        self.native_receive = None  # no C receive path: every datagram comes up here
 
     def data_received(self, data: bytes, component: int) -> None:
         self.datagrams.append(data)
