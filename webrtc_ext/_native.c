@@ -813,6 +813,233 @@ SendPath_send_media(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
     return send_packet(self, outbound, packet, out_sequence, out_timestamp);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* FanOut                                                                                   */
+
+static PyTypeObject SendPathType;
+static PyObject *s_native_targets, *s_native, *s_media_held, *s_dtmf, *s_player, *s_playing;
+static PyObject *s_munger, *s_outbound, *s_packets_dropped, *s_send_rtp, *s_forward_packed;
+static PyObject *s_now, *s_source_kw, *kw_source_now;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fan;          /* the RtpFanOut */
+    PyObject *report_names; /* the sender's (packet count, octet count, NTP, RTP timestamp) */
+} FanOut;
+
+static int
+FanOut_traverse(FanOut *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fan);
+    return 0;
+}
+
+static int
+FanOut_clear(FanOut *self)
+{
+    Py_CLEAR(self->fan);
+    Py_CLEAR(self->report_names);
+    return 0;
+}
+
+static void
+FanOut_dealloc(FanOut *self)
+{
+    PyObject_GC_UnTrack(self);
+    FanOut_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+FanOut_init(FanOut *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"fan", "report_names", NULL};
+    PyObject *fan, *names;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!", keywords, &fan, &PyTuple_Type, &names)) {
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(names) != 4) {
+        PyErr_SetString(PyExc_ValueError, "report_names: four attribute names");
+        return -1;
+    }
+    FanOut_clear(self);
+    Py_INCREF(fan);
+    self->fan = fan;
+    Py_INCREF(names);
+    self->report_names = names;
+    return 0;
+}
+
+/* RTCRtpSender.send_rtp(packet, source=source, now=now) for one sender, the common case in C:
+ * 1 sent or dropped (counted as send_rtp counts it), 0 if send_rtp itself must take it
+ * (nothing done), -1 on error. `hold` is how the sender holds media back: 0 never, 1 while
+ * its DTMF sender plays a tone (DtmfSenderMixin._media_may_send). */
+static int
+send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject *source,
+          PyObject *now)
+{
+    PyObject *path = PyObject_GetAttr(sender, s_native);
+    if (path == NULL) {
+        return -1;
+    }
+    if (!Py_IS_TYPE(path, &SendPathType)) {
+        Py_DECREF(path);
+        return 0;
+    }
+    int taken = 0;
+    PyObject *value = NULL, *munger = NULL, *outbound = NULL, *sent = NULL;
+    if ((value = PyObject_GetAttr(sender, s_media_held)) == NULL) {
+        taken = -1;
+        goto done;
+    }
+    int held = value != Py_False;
+    Py_CLEAR(value);
+    if (held) {
+        goto done; /* resuming after a hold starts a segment: send_rtp does it */
+    }
+    if (hold == 1) {
+        PyObject *object = PyObject_GetAttr(sender, s_dtmf);
+        if (object != NULL && object != Py_None) {
+            Py_SETREF(object, PyObject_GetAttr(object, s_player));
+            if (object != NULL && object != Py_None) {
+                Py_SETREF(object, PyObject_GetAttr(object, s_playing));
+                held = object != NULL && object != Py_None;
+            }
+        }
+        if (object == NULL) {
+            taken = -1;
+            goto done;
+        }
+        Py_DECREF(object);
+        if (held) {
+            goto done; /* a tone plays: send_rtp holds the packet back and counts it */
+        }
+    }
+    munger = PyObject_GetAttr(sender, s_munger);
+    outbound = munger == NULL ? NULL : PyObject_GetAttr(sender, s_outbound);
+    if (outbound == NULL) {
+        taken = -1;
+        goto done;
+    }
+    if (munger == Py_None || outbound == Py_None) {
+        goto done;
+    }
+    PyObject *args[5] = {outbound, munger, packet, source, now};
+    sent = SendPath_send_media((SendPath *)path, args, 5);
+    if (sent == NULL) {
+        taken = -1;
+    } else if (sent == Py_False) {
+        taken = add_to(sender, s_packets_dropped, 1) < 0 ? -1 : 1;
+    } else if (sent != Py_None) {
+        /* RTCRtpSender._account, then the sender report's wall clock / media time pair. */
+        PyObject *names = self->report_names;
+        PyObject *packets = PyObject_GetAttr(outbound, s_packet_count);
+        PyObject *octets = packets == NULL ? NULL : PyObject_GetAttr(outbound, s_octet_count);
+        PyObject *stamp = octets == NULL ? NULL : PyObject_GetAttr(outbound, s_last_timestamp);
+        taken = stamp == NULL
+                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 0), packets) < 0
+                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 1), octets) < 0
+                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 2), sent) < 0
+                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 3), stamp) < 0
+                    ? -1
+                    : 1;
+        Py_XDECREF(packets);
+        Py_XDECREF(octets);
+        Py_XDECREF(stamp);
+    }
+done:
+    Py_XDECREF(sent);
+    Py_XDECREF(munger);
+    Py_XDECREF(outbound);
+    Py_DECREF(path);
+    return taken;
+}
+
+/* forward(packet): RtpFanOut._forward, the receiver's on_rtp callback. */
+static PyObject *
+FanOut_forward(FanOut *self, PyObject *packet)
+{
+    PyObject *targets = PyObject_GetAttr(self->fan, s_native_targets);
+    PyObject *source = targets == NULL ? NULL : PyObject_GetAttr(self->fan, s_source_kw);
+    PyObject *now = source == NULL ? NULL : PyObject_GetAttr(packet, s_arrival_time);
+    PyObject *result = NULL;
+    if (now == NULL) {
+        goto done;
+    }
+    if (!PyTuple_Check(targets)) {
+        PyErr_SetString(PyExc_TypeError, "_native_targets must be a tuple");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(targets); i++) {
+        PyObject *target = PyTuple_GET_ITEM(targets, i);
+        if (!PyTuple_Check(target) || PyTuple_GET_SIZE(target) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a fan-out target is (sender, packer, hold)");
+            goto done;
+        }
+        PyObject *sender = PyTuple_GET_ITEM(target, 0), *packer = PyTuple_GET_ITEM(target, 1);
+        PyObject *hold = PyTuple_GET_ITEM(target, 2);
+        PyObject *returned;
+        if (packer != Py_None) {
+            returned = PyObject_CallMethodObjArgs(self->fan, s_forward_packed, sender, packer,
+                                                  packet, NULL);
+        } else {
+            int taken = 0;
+            if (hold != Py_None) {
+                long mode = PyLong_AsLong(hold);
+                if (mode == -1 && PyErr_Occurred()) {
+                    goto done;
+                }
+                taken = send_fast(self, sender, mode, packet, source, now);
+            }
+            if (taken < 0) {
+                goto done;
+            }
+            if (taken) {
+                continue;
+            }
+            /* sender.send_rtp(packet, source=source, now=now) */
+            PyObject *method = PyObject_GetAttr(sender, s_send_rtp);
+            if (method == NULL) {
+                goto done;
+            }
+            PyObject *call[4] = {NULL, packet, source, now};
+            returned = PyObject_Vectorcall(method, call + 1,
+                                           1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_source_now);
+            Py_DECREF(method);
+        }
+        if (returned == NULL) {
+            goto done;
+        }
+        Py_DECREF(returned);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(now);
+    Py_XDECREF(source);
+    Py_XDECREF(targets);
+    return result;
+}
+
+static PyMethodDef FanOut_methods[] = {
+    {"forward", (PyCFunction)FanOut_forward, METH_O,
+     "forward(packet): RtpFanOut._forward in C (the receiver's on_rtp callback)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FanOutType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "webrtc_ext._native.FanOut",
+    .tp_basicsize = sizeof(FanOut),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One RtpFanOut's forwarding (see webrtc_ext.native).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FanOut_init,
+    .tp_dealloc = (destructor)FanOut_dealloc,
+    .tp_traverse = (traverseproc)FanOut_traverse,
+    .tp_clear = (inquiry)FanOut_clear,
+    .tp_methods = FanOut_methods,
+};
+
 static PyMethodDef SendPath_methods[] = {
     {"send", (PyCFunction)(void (*)(void))SendPath_send, METH_FASTCALL,
      "send(outbound, packet, sequence_number, timestamp): write, protect, send and count one "
@@ -1647,7 +1874,24 @@ PyInit__native(void)
     INTERN(munger_names[M_SEQ_OFFSET], "_seq_offset");
     INTERN(munger_names[M_HIGH_OUT_SEQ], "_high_out_seq");
     INTERN(munger_names[M_HIGH_OUT_TS], "_high_out_ts");
-    if (PyType_Ready(&SendPathType) < 0 || PyType_Ready(&RecvPathType) < 0) {
+    INTERN(s_native_targets, "_native_targets");
+    INTERN(s_native, "_native");
+    INTERN(s_media_held, "_media_held");
+    INTERN(s_dtmf, "_dtmf");
+    INTERN(s_player, "_player");
+    INTERN(s_playing, "_playing");
+    INTERN(s_munger, "_munger");
+    INTERN(s_outbound, "_outbound");
+    INTERN(s_packets_dropped, "packets_dropped");
+    INTERN(s_send_rtp, "send_rtp");
+    INTERN(s_forward_packed, "_forward_packed");
+    INTERN(s_now, "now");
+    INTERN(s_source_kw, "source");
+    if ((kw_source_now = PyTuple_Pack(2, s_source_kw, s_now)) == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&SendPathType) < 0 || PyType_Ready(&RecvPathType) < 0
+        || PyType_Ready(&FanOutType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&native_module);
@@ -1656,8 +1900,10 @@ PyInit__native(void)
     }
     Py_INCREF(&SendPathType);
     Py_INCREF(&RecvPathType);
+    Py_INCREF(&FanOutType);
     if (PyModule_AddObject(module, "SendPath", (PyObject *)&SendPathType) < 0
-        || PyModule_AddObject(module, "RecvPath", (PyObject *)&RecvPathType) < 0) {
+        || PyModule_AddObject(module, "RecvPath", (PyObject *)&RecvPathType) < 0
+        || PyModule_AddObject(module, "FanOut", (PyObject *)&FanOutType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -43,7 +43,7 @@ from .srtp import FastSrtpSession
 from .stats.rtpcounters import RtpStatsInterceptor
 
 if TYPE_CHECKING:
-    from ._native import RecvPath, SendPath
+    from ._native import FanOut, RecvPath, SendPath
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +177,33 @@ def recv_path(
         receiver_type=receiver_type,
         failed=failed,
     )
+
+
+def media_hold(sender: Any) -> int | None:
+    """How ``sender`` holds media back, for the C fan-out: 0 never (the raw sender's
+    ``_media_may_send``), 1 while its DTMF sender plays a tone (``DtmfSenderMixin``'s), None if
+    another subclass decides (the C path then calls ``send_rtp`` for it)."""
+    from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
+    from .dtmf.sender import DtmfSenderMixin
+
+    method = getattr(type(sender), "_media_may_send", None)
+    if method is RTCRtpSender._media_may_send:
+        return 0
+    if method is DtmfSenderMixin._media_may_send:
+        return 1
+    return None
+
+
+def fan_out(fan: Any) -> FanOut | None:
+    """A :class:`~webrtc_ext._native.FanOut` forwarding for ``fan`` (an ``RtpFanOut``), or None.
+
+    Its ``forward`` is ``RtpFanOut._forward``: for each destination without Opus joining whose
+    sender has a C send path, ``send_rtp``'s checks (a hold to resume, a DTMF tone playing)
+    and its C part, then the sender-report counters ``_account`` keeps; ``send_rtp`` itself
+    for anything else, and ``RtpFanOut._forward_packed`` for destinations that join frames.
+    """
+    if not ENABLED:
+        return None
+    from ._vendor.aiortc.rtcrtpsender import SENDER_REPORT_MEMBERS
+
+    return _native.FanOut(fan=fan, report_names=SENDER_REPORT_MEMBERS)

@@ -42,7 +42,8 @@ from ._vendor.aiortc.rtcrtpsender import RTCRtpSender
 from .ice import IceConnection
 from .interceptor import ReceiverInterceptorChain, TransportInterceptorChain
 from .native import RETRY_AFTER as NATIVE_RETRY_AFTER
-from .native import recv_path
+from .native import fan_out as native_fan_out
+from .native import media_hold, recv_path
 from .native import stream_add as native_stream_add
 from .opus import OpusRepacketizer
 from .rtp import URI_AUDIO_LEVEL, RawRtpPacket, extension_id
@@ -448,7 +449,11 @@ class RtpFanOut:
         self._senders: list[RawRtpSenderMixin] = []
         self._packers: dict[RawRtpSenderMixin, OpusRepacketizer] = {}
         self._targets: tuple[tuple[RawRtpSenderMixin, OpusRepacketizer | None], ...] = ()
-        receiver.on_rtp(self._forward)
+        # The C path's view of the targets: (sender, packer, how the sender holds media).
+        self._native_targets: tuple[tuple[Any, ...], ...] = ()
+        native = native_fan_out(self)
+        self._callback: RtpCallback = self._forward if native is None else native.forward
+        receiver.on_rtp(self._callback)
 
     @property
     def senders(self) -> list[RawRtpSenderMixin]:
@@ -483,10 +488,14 @@ class RtpFanOut:
         self._senders.clear()
         self._packers.clear()
         self._targets = ()
-        self.receiver.remove_rtp_callback(self._forward)
+        self._native_targets = ()
+        self.receiver.remove_rtp_callback(self._callback)
 
     def _retarget(self) -> None:
         self._targets = tuple((sender, self._packers.get(sender)) for sender in self._senders)
+        self._native_targets = tuple(
+            (sender, packer, media_hold(sender)) for sender, packer in self._targets
+        )
 
     def _forward(self, packet: RawRtpPacket) -> None:
         now = packet.arrival_time
@@ -503,3 +512,14 @@ class RtpFanOut:
                 continue
             for joined in packer.push(packet):
                 sender.send_rtp(joined, source=source, now=now)
+
+    def _forward_packed(
+        self, sender: RawRtpSenderMixin, packer: OpusRepacketizer, packet: RawRtpPacket
+    ) -> None:
+        """One packet toward a destination that takes joined Opus frames (the C path's)."""
+        source, now = self.source, packet.arrival_time
+        if not self.receiver.is_opus(packet.payload_type):
+            sender.send_rtp(packet, source=source, now=now)
+            return
+        for joined in packer.push(packet):
+            sender.send_rtp(joined, source=source, now=now)

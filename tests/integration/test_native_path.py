@@ -16,6 +16,7 @@ import pytest
 from tests.integration.raw_support import connect, raw_receiver_of, sender_of
 from tests.support import LOOPBACK
 from webrtc_ext import RTCPeerConnection, RtpFanOut, native
+from webrtc_ext.interceptor import TransportInterceptor
 from webrtc_ext.rawrtp import RtpFastPathMixin
 from webrtc_ext.rtp import RawRtpPacket
 
@@ -65,8 +66,8 @@ def grown(
 async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str, Any]:
     monkeypatch.setattr(native, "ENABLED", enabled)
     source, relay_in = RTCPeerConnection(QUIET), RTCPeerConnection(QUIET)
-    outs = [RTCPeerConnection(QUIET) for _ in range(2)]
-    sinks = [RTCPeerConnection(QUIET) for _ in range(2)]
+    outs = [RTCPeerConnection(QUIET) for _ in range(3)]
+    sinks = [RTCPeerConnection(QUIET) for _ in range(3)]
     pcs = [source, relay_in, *outs, *sinks]
     try:
         source.addTransceiver("audio", direction="sendonly")
@@ -76,9 +77,10 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
         for out, sink in zip(outs, sinks, strict=True):
             await connect(out, sink)
         fan = RtpFanOut(raw_receiver_of(relay_in))
-        for out in outs:
-            fan.add(sender_of(out))
-        heard: list[list[RawRtpPacket]] = [[], []]
+        fan.add(sender_of(outs[0]))
+        fan.add(sender_of(outs[1]))
+        fan.add(sender_of(outs[2]), opus_frames=3)  # joined Opus frames, as to transcription
+        heard: list[list[RawRtpPacket]] = [[], [], []]
         for sink, packets in zip(sinks, heard, strict=True):
             raw_receiver_of(sink).on_rtp(packets.append)
         sender = sender_of(source)
@@ -96,7 +98,7 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
             if n % 10 == 9:
                 await asyncio.sleep(0.02)
         for _ in range(100):
-            if all(len(packets) == PACKETS for packets in heard):
+            if all(len(packets) == PACKETS for packets in heard[:2]) and heard[2]:
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
@@ -121,7 +123,8 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
                 relay_transport._native_recv is not None
                 and relay_transport._ice_connection is not None
                 and relay_transport._ice_connection.native_receive is relay_transport._native_recv,
-                [sender_of(out)._native is not None for out in outs],
+                [sender_of(out)._native is not None for out in outs[:2]],
+                fan._callback != fan._forward,
             ),
         }
     finally:
@@ -134,9 +137,10 @@ async def test_the_c_path_relays_and_counts_what_the_python_path_does(
 ) -> None:
     python = await relay_run(monkeypatch, enabled=False)
     c = await relay_run(monkeypatch, enabled=True)
-    assert python["native"] == (False, [False, False])
+    assert python["native"] == (False, [False, False], False)
     # (True: the relay's receive went socket → C → callbacks, its sends C all the way.)
-    assert c["native"] == (True, [True, True]), "the C path was used on the relay"
+    assert c["native"] == (True, [True, True], True), "the C path was used on the relay"
+    assert len(python["heard"][2]) == PACKETS // 3, "three frames a packet toward the third"
     assert len(python["heard"][0]) == PACKETS, "every packet arrived (loopback)"
     assert c["heard"] == python["heard"]
     assert [p[3] for p in c["heard"][0][:4]] == [None, 7, 14, None], "audio levels forwarded"
@@ -180,3 +184,52 @@ async def test_a_failing_callback_is_logged_and_the_others_still_get_every_packe
     finally:
         await source.close()
         await relay_in.close()
+
+
+async def test_media_pauses_while_a_tone_plays_on_a_destination_fed_in_c() -> None:
+    source, relay_in = RTCPeerConnection(QUIET), RTCPeerConnection(QUIET)
+    out, sink = RTCPeerConnection(QUIET), RTCPeerConnection(QUIET)
+    pcs = [source, relay_in, out, sink]
+    try:
+        source.addTransceiver("audio", direction="sendonly")
+        out.addTransceiver("audio", direction="sendonly")
+        await connect(source, relay_in)
+        await connect(out, sink)
+        fan = RtpFanOut(raw_receiver_of(relay_in))
+        relay_sender = sender_of(out)
+        fan.add(relay_sender)
+        kinds: list[int] = []
+        sink_transport = raw_receiver_of(sink).transport
+        assert isinstance(sink_transport, RtpFastPathMixin)
+        sink_transport.interceptors.add(Recorder(kinds))
+        sender = sender_of(source)
+        assert relay_sender.dtmf is not None
+        for n in range(60):
+            packet = RawRtpPacket.create(b"\x78voice", payload_type=111, sequence_number=n,
+                                         timestamp=960 * n)  # fmt: skip
+            assert sender.send_rtp(packet)
+            if n == 15:
+                assert relay_sender._native is not None, "the destination is fed in C"
+                relay_sender.dtmf.insertDTMF("1", duration=200)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert fan._callback != fan._forward
+        audio = relay_sender.codec.payloadType if relay_sender.codec else None
+        events = [i for i, pt in enumerate(kinds) if pt != audio]
+        assert events, "the tone was sent"
+        assert all(pt != audio for pt in kinds[events[0] : events[-1] + 1]), "no audio in a tone"
+        assert kinds[0] == audio and kinds[-1] == audio, "audio before and after"
+        assert relay_sender.packets_dropped >= 5, "the packets held back were counted"
+    finally:
+        for pc in pcs:
+            await pc.close()
+
+
+class Recorder(TransportInterceptor):
+    """A transport stage that notes the payload type of each RTP packet that arrives."""
+
+    def __init__(self, kinds: list[int]) -> None:
+        self.kinds = kinds
+
+    def rtp_received(self, data: bytes, now: float) -> None:
+        self.kinds.append(data[1] & 0x7F)

@@ -70,6 +70,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: webrtc_ext: the members ``_account`` and ``send_rtp`` keep for sender reports
+#: (packet and octet counts, the NTP / RTP timestamp pair), by their mangled names,
+#: for the C fan-out.
+SENDER_REPORT_MEMBERS = (
+    "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+)
+
 RTT_ALPHA = 0.85
 
 
