@@ -373,12 +373,12 @@ class IceConnection(Connection):
         self._send_route: tuple[CandidatePair, IceProtocol, tuple[str, int]] | None = None
         self.on_selected_pair_change: Callable[[IceCandidatePair], None] | None = None
         self.data_callback: Callable[[bytes, int], bool] | None = None
-        self.native_receive: RecvPath | None = None
-        """The C receive path of the DTLS transport over this connection, which sets it
-        (webrtc_ext.native): datagrams it takes skip ``data_received`` altogether."""
         """Fast path for received non-STUN datagrams: called with ``(data, component)`` as
         they arrive; returning ``True`` consumes the datagram, ``False`` queues it for
         ``recv()`` as usual."""
+        self.native_receive: RecvPath | None = None
+        """The C receive path of the DTLS transport over this connection, which sets it
+        (webrtc_ext.native): datagrams it takes skip ``data_received`` altogether."""
         self.gathering_errors: list[IceGatheringError] = [
             IceGatheringError(url, None, None, 701, reason) for url, reason in servers.rejected
         ]

@@ -2,15 +2,20 @@
 
 Forwarding one packet in Python is a chain of ~30 calls over ~40 objects: SRTP, the
 statistics, the header, the ICE socket, each a layer with its own checks. Their CPU is most of
-what a relayed call costs (docs/performance.md). The C extension does the same work in two
-calls, one per direction, with the same results:
+what a relayed call costs (docs/performance.md). The C extension does the same work in a few
+calls, with the same results:
 
 - :class:`~webrtc_ext._native.SendPath` (built by :func:`send_path` for one raw sender):
-  ``OutboundRtpStream.write``, ``RtpFastPathMixin.send_rtp_now`` (SRTP, the transport's
-  counters, the statistics) and ``IceProtocol.send_datagram`` (the pair's counters,
-  ``sendto``);
-- :class:`~webrtc_ext._native.RecvPath` (built by :func:`recv_path` for one transport): the
-  SRTP unprotect, counting and ``RawRtpPacket.parse`` of ``RtpFastPathMixin``'s receive path;
+  ``send_media`` is ``RtpMunger.munge``'s common case, ``OutboundRtpStream.write``,
+  ``RtpFastPathMixin.send_rtp_now`` (SRTP, the transport's counters, the statistics) and
+  ``IceProtocol.send_datagram`` (the pair's counters, ``sendto``);
+- :class:`~webrtc_ext._native.RecvPath` (built by :func:`recv_path` for one transport):
+  ``deliver`` takes a datagram from the ICE socket's callback to the raw receiver's ``on_rtp``
+  callbacks (the pair's counters, SRTP, the statistics, ``RawRtpPacket.parse``, the receiver's
+  stages, its stream statistics); ``receive`` unprotects, counts and parses a packet the Python
+  layers already hold;
+- :class:`~webrtc_ext._native.FanOut` (built by :func:`fan_out` for one ``RtpFanOut``): its
+  ``forward`` is the fan-out's ``on_rtp`` callback, ``send_rtp``'s work for each destination;
 - :data:`stream_add`: aiortc's ``StreamStatistics.add``, the receiver-report statistics of each
   raw packet a receiver delivers.
 
