@@ -1,19 +1,23 @@
 /*
  * webrtc_ext._native: the per-packet work of the raw RTP path, in C.
  *
- * Two objects, each the C form of a chain of Python calls the library runs for every
- * forwarded packet (see webrtc_ext/native.py, which builds them, and docs/performance.md):
+ * Each object is the C form of a chain of Python calls the library runs for every forwarded
+ * packet (see webrtc_ext/native.py, which builds them, and docs/performance.md):
  *
  * - SendPath: one raw sender's route to the wire. send(outbound, packet, seq, ts) writes the
  *   packet's header for the sender (OutboundRtpStream.write), protects it with the
  *   transport's libsrtp session, sends it with sendto(2) on the ICE socket of the selected
  *   pair, and counts it where the Python path counts it: the outgoing stream, the pair's
  *   counters, aiortc's transport counters and the statistics (RtpCounters.rtp_sent).
+ *   send_media() does RtpMunger.munge's common case first.
  * - RecvPath: one transport's SRTP reception. receive(data, arrival, audio_level_id)
  *   unprotects, counts (aiortc's transport counters, RtpCounters.rtp_received) and parses
- *   the packet into a RawRtpPacket (RawRtpPacket.parse).
+ *   the packet into a RawRtpPacket (RawRtpPacket.parse); deliver() takes a datagram from
+ *   the ICE socket's callback through to the raw receiver's on_rtp callbacks.
+ * - FanOut: an RtpFanOut's on_rtp callback, send_rtp's work for each destination.
+ * - stream_add(): aiortc's StreamStatistics.add.
  *
- * Neither owns any state of the stream: every counter stays in the Python object the rest
+ * None owns any state of the stream: every counter stays in the Python object the rest
  * of the library reads, and libsrtp's state stays in pylibsrtp's session, called through
  * the function pointers of pylibsrtp's own libsrtp. Each call first checks that what the
  * object was built for still holds (the transport connected with the same SRTP session,
@@ -488,6 +492,18 @@ count_sent(SendPath *self, const unsigned char *plain, Py_ssize_t length, Py_ssi
     return failed ? -1 : 0;
 }
 
+static unsigned int
+get16(const unsigned char *at)
+{
+    return ((unsigned int)at[0] << 8) | at[1];
+}
+
+static uint32_t
+get32(const unsigned char *at)
+{
+    return ((uint32_t)at[0] << 24) | ((uint32_t)at[1] << 16) | ((uint32_t)at[2] << 8) | at[3];
+}
+
 static void
 put16(unsigned char *at, unsigned int value)
 {
@@ -607,7 +623,7 @@ send_packet(SendPath *self, PyObject *outbound, PyObject *packet, long sequence,
     /* IceProtocol.send_datagram: count, then sendto; asyncio's transport if that fails. */
     if (add_to(self->peer_counters, s_packets_sent, 1) < 0
         || add_to(self->peer_counters, s_bytes_sent, protected_length) < 0
-        || set_double(self->peer_counters, s_last_sent, wall_clock()) < 0) {
+        || set_double(self->peer_counters, s_last_sent, wall) < 0) {
         return NULL;
     }
     /* Non-blocking: the GIL is kept (releasing it costs more than the call). */
@@ -662,7 +678,7 @@ SendPath_send(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
     return send_packet(self, outbound, packet, sequence, timestamp);
 }
 
-/* The munger members RtpMunger._in_segment reads, in the order of MUNGER_NAMES. */
+/* The munger members RtpMunger._in_segment reads (their names: munger_names). */
 enum {
     M_HIGH_IN_SEQ16,
     M_HIGH_IN_SEQ,
@@ -1187,7 +1203,7 @@ count_received(RecvPath *self, const unsigned char *plain, int length)
         if (length < header + 4) {
             malformed = 1;
         } else {
-            header += 4 + 4 * ((plain[header + 2] << 8) | plain[header + 3]);
+            header += 4 + 4 * get16(plain + header + 2);
         }
     }
     if (!malformed && (plain[0] & 0x20) && length > header) {
@@ -1196,9 +1212,8 @@ count_received(RecvPath *self, const unsigned char *plain, int length)
     if (malformed || header > length) {
         return add_to(self->stats, s_malformed, 1);
     }
-    unsigned int sequence = ((unsigned int)plain[2] << 8) | plain[3];
-    uint32_t ssrc = ((uint32_t)plain[8] << 24) | ((uint32_t)plain[9] << 16)
-                    | ((uint32_t)plain[10] << 8) | plain[11];
+    unsigned int sequence = get16(plain + 2);
+    uint32_t ssrc = get32(plain + 8);
     PyObject *now;
     if (read_clock(self->clock, &now) < 0) {
         return -1;
@@ -1276,8 +1291,8 @@ parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *a
             PyErr_SetString(PyExc_ValueError, "RTP header extension is truncated (RFC 3550 §5.3.1)");
             return NULL;
         }
-        unsigned int profile = ((unsigned int)plain[start] << 8) | plain[start + 1];
-        long words = ((long)plain[start + 2] << 8) | plain[start + 3];
+        unsigned int profile = get16(plain + start);
+        long words = (long)get16(plain + start + 2);
         long position = start + 4;
         start = start + 4 + 4 * words;
         if (start > end) {
@@ -1325,11 +1340,9 @@ parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *a
     values[0] = PyBytes_FromStringAndSize((const char *)plain, length);
     values[1] = PyLong_FromLong(second & 0x7F);
     values[2] = PyBool_FromLong(second & 0x80);
-    values[3] = PyLong_FromLong(((long)plain[2] << 8) | plain[3]);
-    values[4] = PyLong_FromUnsignedLong(((unsigned long)plain[4] << 24) | ((unsigned long)plain[5] << 16)
-                                        | ((unsigned long)plain[6] << 8) | plain[7]);
-    values[5] = PyLong_FromUnsignedLong(((unsigned long)plain[8] << 24) | ((unsigned long)plain[9] << 16)
-                                        | ((unsigned long)plain[10] << 8) | plain[11]);
+    values[3] = PyLong_FromLong((long)get16(plain + 2));
+    values[4] = PyLong_FromUnsignedLong(get32(plain + 4));
+    values[5] = PyLong_FromUnsignedLong(get32(plain + 8));
     values[6] = PyLong_FromLong(start);
     values[7] = PyLong_FromLong(end);
     if (level < 0) {
@@ -1357,6 +1370,15 @@ parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *a
 static PyObject *unprotect_packet(RecvPath *self, PyObject *data, PyObject *arrival,
                                   long audio_level_id);
 
+/* 1 if the transport still has the SRTP session and stages the path was built for, 0 if
+ * not, -1 on error. */
+static int
+RecvPath_valid(RecvPath *self)
+{
+    int same = attr_is(self->transport, s_rx_srtp, self->session);
+    return same == 1 ? attr_is(self->chain, s_stages, self->stages) : same;
+}
+
 /* receive(data, arrival, audio_level_id) -> RawRtpPacket, or None if the path no longer holds.
  * Raises pylibsrtp.Error if the packet does not verify, ValueError if it is malformed (after
  * counting it, as the Python path does). */
@@ -1376,10 +1398,9 @@ RecvPath_receive(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "packet must be bytes");
         return NULL;
     }
-    int same;
-    if ((same = attr_is(self->transport, s_rx_srtp, self->session)) != 1
-        || (same = attr_is(self->chain, s_stages, self->stages)) != 1) {
-        if (same < 0) {
+    int valid = RecvPath_valid(self);
+    if (valid <= 0) {
+        if (valid < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
@@ -1455,10 +1476,9 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     if (size < 12 || bytes[0] < 128 || bytes[0] > 191 || (bytes[1] > 191 && bytes[1] < 224)) {
         Py_RETURN_FALSE; /* not RTP: STUN, DTLS, RTCP, runts */
     }
-    int same;
-    if ((same = attr_is(self->transport, s_rx_srtp, self->session)) != 1
-        || (same = attr_is(self->chain, s_stages, self->stages)) != 1) {
-        if (same < 0) {
+    int valid = RecvPath_valid(self);
+    if (valid <= 0) {
+        if (valid < 0) {
             return NULL;
         }
         Py_RETURN_FALSE;
@@ -1479,8 +1499,7 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     /* The receiver the router knows the SSRC for (an unknown one is learnt in Python). */
-    uint32_t ssrc = ((uint32_t)bytes[8] << 24) | ((uint32_t)bytes[9] << 16)
-                    | ((uint32_t)bytes[10] << 8) | bytes[11];
+    uint32_t ssrc = get32(bytes + 8);
     PyObject *router = PyObject_GetAttr(self->transport, s_rtp_router);
     PyObject *table = router == NULL ? NULL : PyObject_GetAttr(router, s_ssrc_table);
     Py_XDECREF(router);
