@@ -72,20 +72,34 @@ stream_add: Callable[[Any, RawRtpPacket], None] | None = (
 )
 
 
-def _stats_stage(chain: Any) -> tuple[Any, Any] | None:
-    """``(RtpCounters or None, clock)`` for the chain's stages, or None if C cannot run them."""
-    stages = chain._stages
-    if not stages:
-        return None, time.time
-    if len(stages) == 1 and type(stages[0]) is RtpStatsInterceptor:
-        return stages[0].counters, stages[0]._clock
-    return None
-
-
-def _pointers(session: Any) -> tuple[int, int, int] | None:
+def _common(transport: Any, session: Any) -> tuple[dict[str, Any], tuple[int, int, int]] | None:
+    """What a send and a receive path of ``transport`` are both built with (its SRTP
+    ``session``, its interceptor stages and the statistics they feed), and the libsrtp
+    addresses ``(context, srtp_protect, srtp_unprotect)``; None if C cannot stand in."""
     if not isinstance(session, FastSrtpSession):
         return None
-    return srtp_native_pointers(session.session)
+    pointers = srtp_native_pointers(session.session)
+    chain = transport.interceptors
+    stages = chain._stages
+    if not stages:
+        stats, clock = None, time.time
+    elif len(stages) == 1 and type(stages[0]) is RtpStatsInterceptor:
+        stats, clock = stages[0].counters, stages[0]._clock
+    else:
+        return None  # another stage: the Python path, which calls it
+    if pointers is None:
+        return None
+    common = {
+        "transport": transport,
+        "session": session,
+        "chain": chain,
+        "stages": stages,
+        "stats": stats,
+        "clock": clock,
+        "error_type": pylibsrtp.Error,
+        "reasons": tuple(getattr(pylibsrtp, "ERRORS", ())),
+    }
+    return common, pointers
 
 
 def send_path(sender: Any, outbound: Any) -> SendPath | None:
@@ -98,28 +112,23 @@ def send_path(sender: Any, outbound: Any) -> SendPath | None:
     connection = getattr(transport, "_ice_connection", None)
     if not isinstance(connection, IceConnection) or transport._state is not State.CONNECTED:
         return None
-    session = transport._tx_srtp
-    pointers = _pointers(session)
-    stats = _stats_stage(transport.interceptors)
+    common = _common(transport, transport._tx_srtp)
     engine = connection._engine
     pair = engine.selected.get(1)
     protocol = getattr(pair, "local_socket", None)
-    if pointers is None or stats is None or not isinstance(protocol, IceProtocol):
+    if common is None or not isinstance(protocol, IceProtocol):
         return None
     assert pair is not None
     sock = protocol._socket
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
-    context, protect, _ = pointers
+    shared, (context, protect, _) = common
     tx_bytes, tx_packets = dtls_counter_names()[2:]
     address = pair.remote_addr
     try:
         return _native.SendPath(
-            transport=transport,
+            **shared,
             connected=State.CONNECTED,
-            session=session,
-            chain=transport.interceptors,
-            stages=transport.interceptors._stages,
             engine=engine,
             pair=pair,
             protocol=protocol,
@@ -130,10 +139,6 @@ def send_path(sender: Any, outbound: Any) -> SendPath | None:
             peer_counters=protocol.peer_counters(address),
             tx_bytes_name=tx_bytes,
             tx_packets_name=tx_packets,
-            stats=stats[0],
-            clock=stats[1],
-            error_type=pylibsrtp.Error,
-            reasons=tuple(getattr(pylibsrtp, "ERRORS", ())),
             protect=protect,
             context=context,
             ssrc=outbound.ssrc,
@@ -158,24 +163,15 @@ def recv_path(
     """
     if not ENABLED:
         return None
-    session = transport._rx_srtp
-    pointers = _pointers(session)
-    stats = _stats_stage(transport.interceptors)
-    if pointers is None or stats is None:
+    common = _common(transport, transport._rx_srtp)
+    if common is None:
         return None
-    context, _, unprotect = pointers
+    shared, (context, _, unprotect) = common
     rx_bytes, rx_packets = dtls_counter_names()[:2]
     return _native.RecvPath(
-        transport=transport,
-        session=session,
-        chain=transport.interceptors,
-        stages=transport.interceptors._stages,
+        **shared,
         rx_bytes_name=rx_bytes,
         rx_packets_name=rx_packets,
-        stats=stats[0],
-        clock=stats[1],
-        error_type=pylibsrtp.Error,
-        reasons=tuple(getattr(pylibsrtp, "ERRORS", ())),
         packet_type=RawRtpPacket,
         unprotect=unprotect,
         context=context,

@@ -500,23 +500,17 @@ class RtpFanOut:
     def _forward(self, packet: RawRtpPacket) -> None:
         now = packet.arrival_time
         source = self.source
-        opus = None
         for sender, packer in self._targets:
             if packer is None:
                 sender.send_rtp(packet, source=source, now=now)
-                continue
-            if opus is None:
-                opus = self.receiver.is_opus(packet.payload_type)
-            if not opus:
-                sender.send_rtp(packet, source=source, now=now)
-                continue
-            for joined in packer.push(packet):
-                sender.send_rtp(joined, source=source, now=now)
+            else:
+                self._forward_packed(sender, packer, packet)
 
     def _forward_packed(
         self, sender: RawRtpSenderMixin, packer: OpusRepacketizer, packet: RawRtpPacket
     ) -> None:
-        """One packet toward a destination that takes joined Opus frames (the C path's)."""
+        """One packet toward a destination that takes joined Opus frames (other codecs'
+        packets pass unchanged)."""
         source, now = self.source, packet.arrival_time
         if not self.receiver.is_opus(packet.payload_type):
             sender.send_rtp(packet, source=source, now=now)
