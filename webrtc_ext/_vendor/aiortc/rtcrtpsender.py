@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: webrtc_ext: the members ``_account`` and ``send_rtp`` keep for sender reports
+#: webrtc_ext: the members ``_account`` keeps for sender reports
 #: (packet and octet counts, the NTP / RTP timestamp pair), by their mangled names,
 #: for the C fan-out.
 SENDER_REPORT_MEMBERS = (
@@ -607,9 +607,7 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
                 if sent_at is False:
                     self.packets_dropped += 1
                     return False
-                self._account(outbound)
-                self.__ntp_timestamp = sent_at
-                self.__rtp_timestamp = outbound.last_timestamp
+                self._account(outbound, sent_at)
                 return True
         munged = munger.munge(
             packet.sequence_number, packet.timestamp, now, source, packet.ssrc
@@ -620,9 +618,7 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         if native is not None:
             sent_at = native.send(outbound, packet, munged[0], munged[1])
             if sent_at is not None:
-                self._account(outbound)
-                self.__ntp_timestamp = sent_at
-                self.__rtp_timestamp = munged[1]
+                self._account(outbound, sent_at)
                 return True
             self._native = None  # what it was built for changed: Python, then a new one
             self._native_retry = 0
@@ -633,11 +629,7 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         except ConnectionError:
             self.packets_dropped += 1
             return False
-        self._account(outbound)
-        # The sender report pairs the wall clock with the *media* timeline
-        # (RFC 3550 §6.4.1).
-        self.__ntp_timestamp = ntp
-        self.__rtp_timestamp = munged[1]
+        self._account(outbound, ntp)
         self._native_retry -= 1
         if self._native_retry <= 0:
             self._native = send_path(self, outbound)
@@ -657,10 +649,15 @@ class RTCRtpSender(aiortc.rtcrtpsender.RTCRtpSender):
         self._pending_sends.add(future)
         future.add_done_callback(self._pending_sends.discard)
 
-    def _account(self, outbound: OutboundRtpStream) -> None:
+    def _account(self, outbound: OutboundRtpStream, ntp: Optional[int] = None) -> None:
         # aiortc's RTCP loop builds sender reports from these (RFC 3550 §6.4.1).
         self.__packet_count = outbound.packet_count
         self.__octet_count = outbound.octet_count
+        if ntp is not None:
+            # A media packet sent at ``ntp``: the sender report pairs the wall clock
+            # with the *media* timeline (inserted packets leave the pair alone).
+            self.__ntp_timestamp = ntp
+            self.__rtp_timestamp = outbound.last_timestamp
 
     def send_rtp_inserted(
         self,
