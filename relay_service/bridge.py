@@ -44,7 +44,10 @@ class MediaBridge(Protocol):
     last_caller_audio: float
     on_first_caller_audio: Callable[[float], None] | None
     """Called once with the (monotonic) arrival time of the caller's first audio."""
-    caller_level: float
+
+    @property
+    def caller_level(self) -> float:
+        """The caller's audio level, on the 16-bit scale :func:`~relay_service.media.rms` gives."""
 
     @property
     def source(self) -> Source:

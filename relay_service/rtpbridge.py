@@ -82,18 +82,15 @@ class RtpMediaBridge:
 
     def __init__(self) -> None:
         self.to_whatsapp: MediaStreamTrack = RawFork()
-        self.last_caller_audio = time.monotonic()
+        self._caller_audio_floor = time.monotonic()
         self.on_first_caller_audio: Callable[[float], None] | None = None
         """Called once, with its arrival time, when the first packet from the caller arrives."""
-        self.caller_level = 0.0
-        self.agent_level: float | None = None
-        """The agent's level (RFC 6464, as :attr:`caller_level`); ``None`` until the browser
-        sends one."""
         self.assistant_packets = 0
         """Assistant packets that went out toward WhatsApp."""
         self._sender: RtpSender | None = None
         self._source = Source.SILENCE
         self._caller: RtpReceiver | None = None
+        self._agent: RtpReceiver | None = None
         self._caller_fan: RtpFanOut | None = None
         self._agent_fan: RtpFanOut | None = None
         self._caller_forks: dict[RawFork, RtpSender | None] = {}
@@ -115,6 +112,35 @@ class RtpMediaBridge:
         """The current source toward WhatsApp."""
         return self._source
 
+    # Nothing here runs per packet: the receivers keep their last packet, and the levels and
+    # the time of the caller's last audio are read from it when asked.
+
+    @property
+    def last_caller_audio(self) -> float:
+        """When (monotonic) the caller's last packet arrived, or the time it was last set
+        (the router sets it when it starts waiting for media), whichever is later."""
+        arrival = None if self._caller is None else self._caller.last_arrival
+        floor = self._caller_audio_floor
+        return floor if arrival is None or arrival < floor else arrival
+
+    @last_caller_audio.setter
+    def last_caller_audio(self, value: float) -> None:
+        self._caller_audio_floor = value
+
+    @property
+    def caller_level(self) -> float:
+        """The level of the caller's last packet (RFC 6464), on the 16-bit scale ``rms()``
+        gives; 0 before one carried a level."""
+        level = None if self._caller is None else self._caller.audio_level
+        return 0.0 if level is None else 32767 * level
+
+    @property
+    def agent_level(self) -> float | None:
+        """The agent's level (RFC 6464, as :attr:`caller_level`); ``None`` while no agent is
+        connected or the browser sends none."""
+        level = None if self._agent is None else self._agent.audio_level
+        return None if level is None else 32767 * level
+
     # -- the caller -------------------------------------------------------------------------
 
     def set_caller_track(
@@ -127,9 +153,10 @@ class RtpMediaBridge:
         if self._caller_fan is not None:
             self._caller_fan.close()
         if self._caller is not None:
-            self._caller.remove_rtp_callback(self._heard)
+            self._caller.remove_rtp_callback(self._first_heard)
+            self._caller_audio_floor = self.last_caller_audio  # the old receiver's last packet
         self._caller = receiver
-        receiver.on_rtp(self._heard)
+        receiver.on_rtp(self._first_heard)
         self._caller_fan = RtpFanOut(receiver)
         self._add_consumers(self._caller_fan, self._caller_forks)
 
@@ -139,17 +166,13 @@ class RtpMediaBridge:
             if sender is not None:
                 fan.add(sender, opus_frames=self._opus_frames.get(sender, 1))
 
-    def _heard(self, packet: RawRtpPacket) -> None:
-        self.last_caller_audio = packet.arrival_time
+    def _first_heard(self, packet: RawRtpPacket) -> None:
+        """Tell :attr:`on_first_caller_audio`, then stop listening (once it was told)."""
         if self.on_first_caller_audio is not None:
             first, self.on_first_caller_audio = self.on_first_caller_audio, None
+            if self._caller is not None:
+                self._caller.remove_rtp_callback(self._first_heard)
             first(packet.arrival_time)
-        if packet.audio_level is not None:  # -dBov (RFC 6464), as the 16-bit level rms() gives
-            self.caller_level = 32767 * 10 ** (-packet.audio_level / 20)
-
-    def _agent_heard(self, packet: RawRtpPacket) -> None:
-        if packet.audio_level is not None:
-            self.agent_level = 32767 * 10 ** (-packet.audio_level / 20)
 
     def caller_audio(self) -> MediaStreamTrack:
         """A placeholder for one consumer of the caller's audio; wire it with :meth:`feed`."""
@@ -308,7 +331,7 @@ class RtpMediaBridge:
             return
         if self._agent_fan is not None:
             self._agent_fan.close()
-        receiver.on_rtp(self._agent_heard)
+        self._agent = receiver
         self._agent_fan = RtpFanOut(receiver)
         if self._sender is not None:
             self._agent_fan.add(self._sender, switch=False)
@@ -320,7 +343,7 @@ class RtpMediaBridge:
         if self._agent_fan is not None:
             self._agent_fan.close()
             self._agent_fan = None
-        self.agent_level = None
+        self._agent = None
         if self._source is Source.AGENT:
             self.use(Source.SILENCE)
 
@@ -383,8 +406,10 @@ class RtpMediaBridge:
             if fan is not None:
                 fan.close()
         self._caller_fan = self._agent_fan = None
+        self._agent = None
         if self._caller is not None:
-            self._caller.remove_rtp_callback(self._heard)
+            self._caller.remove_rtp_callback(self._first_heard)
+            self._caller_audio_floor = self.last_caller_audio
             self._caller = None
         if self._assistant is not None:
             self._assistant.remove_rtp_callback(self._forward)

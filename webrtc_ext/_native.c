@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -832,6 +833,378 @@ SendPath_send_media(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
 /* ---------------------------------------------------------------------------------------- */
 /* FanOut                                                                                   */
 
+/* ---- OpusRepacketizer.push (webrtc_ext.opus), on the repacketizer's own attributes -------- */
+
+static PyObject *s_frames, *s_held, *s_toc, *s_bytes, *s_sequence, *s_packets_in, *s_packets_out;
+static PyObject *s_receiver, *s_mime_type, *s_negotiated_codecs;
+
+#define OPUS_MAX_PACKET_SAMPLES 5760 /* RFC 6716 §3.2.5: 120 ms */
+#define OPUS_MAX_FRAME_BYTES 1275    /* RFC 6716 §3.2.1 */
+#define OPUS_MAX_JOINED_BYTES 1100   /* webrtc_ext.opus.MAX_JOINED_BYTES */
+#define OPUS_MAX_HELD 48             /* frames in one code 3 packet */
+
+/* The header fields and payload bounds of one packet, read from its attributes. */
+typedef struct {
+    PyObject *data; /* borrowed from the packet's attribute while the packet is held */
+    long long start, end, payload_type, sequence, timestamp, ssrc;
+} PacketFields;
+
+/* 0 with `f` filled, 1 if the packet is not a plain one (not bytes, a field out of its
+ * range): the Python method takes it; -1 on error. Nothing is changed either way. */
+static int
+packet_fields(PyObject *packet, PacketFields *f)
+{
+    PyObject *names[6] = {s_payload_start, s_payload_end, s_payload_type,
+                          s_sequence_number, s_timestamp, s_ssrc};
+    long long *values[6] = {&f->start, &f->end, &f->payload_type,
+                            &f->sequence, &f->timestamp, &f->ssrc};
+    PyObject *data = PyObject_GetAttr(packet, s_data);
+    if (data == NULL) {
+        return -1;
+    }
+    int plain = PyBytes_CheckExact(data);
+    f->data = data;
+    Py_DECREF(data); /* the packet's __slots__ keeps it */
+    for (int i = 0; plain && i < 6; i++) {
+        PyObject *value = PyObject_GetAttr(packet, names[i]);
+        if (value == NULL) {
+            return -1;
+        }
+        plain = PyLong_CheckExact(value);
+        *values[i] = plain ? PyLong_AsLongLong(value) : -1;
+        Py_DECREF(value);
+        if (*values[i] == -1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* beyond 64 bits: not a plain packet */
+            plain = 0;
+        }
+    }
+    if (!plain) {
+        return 1;
+    }
+    return f->start >= 0 && f->start <= f->end && f->end <= PyBytes_GET_SIZE(f->data)
+                   && f->payload_type >= 0 && f->payload_type <= 127 && f->sequence >= 0
+                   && f->sequence <= 0xFFFF && f->timestamp >= 0 && f->timestamp <= 0xFFFFFFFFLL
+                   && f->ssrc >= 0 && f->ssrc <= 0xFFFFFFFFLL
+               ? 0
+               : 1;
+}
+
+/* webrtc_ext.opus.frame_samples */
+static long
+frame_samples(long toc)
+{
+    static const long silk[4] = {480, 960, 1920, 2880}, celt[4] = {120, 240, 480, 960};
+    long config = toc >> 3;
+    if (config < 12) {
+        return silk[config & 3];
+    }
+    if (config < 16) {
+        return (config & 1) ? 960 : 480;
+    }
+    return celt[config & 3];
+}
+
+/* A RawRtpPacket of `type` with `values` (new references, stolen: data, payload_type, marker,
+ * sequence_number, timestamp, ssrc, payload_start, payload_end, arrival_time, audio_level). */
+static PyObject *
+make_packet(PyObject *type, PyObject *values[10])
+{
+    static PyObject **names[10] = {&s_data, &s_payload_type, &s_marker, &s_sequence_number,
+                                   &s_timestamp, &s_ssrc, &s_payload_start, &s_payload_end,
+                                   &s_arrival_time, &s_audio_level};
+    PyObject *packet = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+    int failed = packet == NULL;
+    for (int i = 0; i < 10; i++) {
+        if (values[i] == NULL || (!failed && PyObject_SetAttr(packet, *names[i], values[i]) < 0)) {
+            failed = 1;
+        }
+        Py_XDECREF(values[i]);
+    }
+    if (failed) {
+        Py_XDECREF(packet);
+        return NULL;
+    }
+    return packet;
+}
+
+/* OpusRepacketizer._next_sequence */
+static PyObject *
+next_sequence(PyObject *packer)
+{
+    PyObject *sequence = PyObject_GetAttr(packer, s_sequence);
+    if (sequence == NULL) {
+        return NULL;
+    }
+    long long value = PyLong_AsLongLong(sequence);
+    if ((value == -1 && PyErr_Occurred()) || set_long(packer, s_sequence, (value + 1) & 0xFFFF) < 0) {
+        Py_DECREF(sequence);
+        return NULL;
+    }
+    return sequence;
+}
+
+/* OpusRepacketizer._renumbered: a copy of `packet` with the repacketizer's next number. */
+static PyObject *
+renumbered(PyObject *packer, PyObject *packet, PyObject *type)
+{
+    PyObject *sequence = next_sequence(packer);
+    if (sequence == NULL) {
+        return NULL;
+    }
+    PyObject *values[10] = {
+        PyObject_GetAttr(packet, s_data), PyObject_GetAttr(packet, s_payload_type),
+        PyObject_GetAttr(packet, s_marker), sequence,
+        PyObject_GetAttr(packet, s_timestamp), PyObject_GetAttr(packet, s_ssrc),
+        PyObject_GetAttr(packet, s_payload_start), PyObject_GetAttr(packet, s_payload_end),
+        PyObject_GetAttr(packet, s_arrival_time), PyObject_GetAttr(packet, s_audio_level),
+    };
+    PyObject *copy = make_packet(type, values);
+    if (copy == NULL || add_to(packer, s_packets_out, 1) < 0) {
+        Py_XDECREF(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+/* webrtc_ext.opus.join_frames, then RawRtpPacket.create around it: `count` packets (fields
+ * in `f`, objects in `held`) as one code 3 packet of configuration `toc`. */
+static PyObject *
+joined_packet(PyObject *packer, PyObject *held, const PacketFields *f, Py_ssize_t count,
+              long toc, PyObject *type)
+{
+    int cbr = 1;
+    Py_ssize_t frames_size = 0, lengths_size = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long long length = f[i].end - f[i].start - 1;
+        if (length < 0) {
+            PyErr_SetString(PyExc_ValueError, "an empty Opus packet cannot be joined");
+            return NULL;
+        }
+        cbr = cbr && length == f[0].end - f[0].start - 1;
+        frames_size += (Py_ssize_t)length;
+        if (i < count - 1) {
+            lengths_size += length < 252 ? 1 : 2;
+        }
+    }
+    Py_ssize_t payload_size = 2 + (cbr ? 0 : lengths_size) + frames_size;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, 12 + payload_size);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *first = PyList_GET_ITEM(held, 0);
+    PyObject *marker = PyObject_GetAttr(first, s_marker);
+    int marked = marker == NULL ? -1 : PyObject_IsTrue(marker);
+    PyObject *sequence = marked < 0 ? NULL : next_sequence(packer);
+    if (sequence == NULL) {
+        Py_XDECREF(marker);
+        Py_DECREF(data);
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    out[0] = 0x80;
+    out[1] = (unsigned char)((marked ? 0x80 : 0) | (f[0].payload_type & 0x7F));
+    put16(out + 2, (unsigned int)PyLong_AsLong(sequence) & 0xFFFF);
+    put32(out + 4, (uint32_t)f[0].timestamp);
+    put32(out + 8, (uint32_t)f[0].ssrc);
+    unsigned char *at = out + 12;
+    *at++ = (unsigned char)((toc & 0xFC) | 3);
+    *at++ = (unsigned char)(cbr ? count : 0x80 | count);
+    for (Py_ssize_t i = 0; !cbr && i < count - 1; i++) {
+        long length = (long)(f[i].end - f[i].start - 1);
+        if (length < 252) {
+            *at++ = (unsigned char)length;
+        } else {
+            long byte = 252 + (length & 3);
+            *at++ = (unsigned char)byte;
+            *at++ = (unsigned char)((length - byte) >> 2);
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *frame = PyBytes_AS_STRING(f[i].data) + f[i].start + 1;
+        size_t length = (size_t)(f[i].end - f[i].start - 1);
+        memcpy(at, frame, length);
+        at += length;
+    }
+    PyObject *values[10] = {
+        data, PyLong_FromLongLong(f[0].payload_type), marker, sequence,
+        PyLong_FromLongLong(f[0].timestamp), PyLong_FromLongLong(f[0].ssrc),
+        PyLong_FromLong(12), PyLong_FromSsize_t(12 + payload_size),
+        PyObject_GetAttr(PyList_GET_ITEM(held, count - 1), s_arrival_time),
+        PyObject_GetAttr(first, s_audio_level),
+    };
+    PyObject *joined = make_packet(type, values);
+    if (joined == NULL || add_to(packer, s_packets_out, 1) < 0) {
+        Py_XDECREF(joined);
+        return NULL;
+    }
+    return joined;
+}
+
+/* OpusRepacketizer._flush_into: the held frames (fields in `f`) onto `out`. */
+static int
+flush_into(PyObject *packer, PyObject *held, const PacketFields *f, long toc, PyObject *out,
+           PyObject *type)
+{
+    Py_ssize_t count = PyList_GET_SIZE(held);
+    if (count == 0) {
+        return 0;
+    }
+    PyObject *empty = PyList_New(0);
+    if (empty == NULL) {
+        return -1;
+    }
+    int result = PyObject_SetAttr(packer, s_held, empty);
+    Py_DECREF(empty);
+    if (result < 0) {
+        return -1;
+    }
+    PyObject *packet = count == 1 ? renumbered(packer, PyList_GET_ITEM(held, 0), type)
+                                  : joined_packet(packer, held, f, count, toc, type);
+    if (packet == NULL) {
+        return -1;
+    }
+    result = PyList_Append(out, packet);
+    Py_DECREF(packet);
+    return result;
+}
+
+/* OpusRepacketizer.push(packet) on `packer`'s attributes: a new list of the packets to send,
+ * or None, with nothing changed, if the Python method must take it (a packet or a held frame
+ * whose fields are not plain ints and bytes, a repacketizer in a state push never leaves). */
+static PyObject *
+opus_push_impl(PyObject *packer, PyObject *packet, PyObject *type)
+{
+    PacketFields fields[OPUS_MAX_HELD + 1];
+    PacketFields *f = &fields[OPUS_MAX_HELD];
+    PyObject *held = NULL, *out = NULL;
+    long long frames = 0, toc_held = 0, size = 0;
+    Py_ssize_t count = 0;
+    int status = (PyObject *)Py_TYPE(packet) == type ? packet_fields(packet, f) : 1;
+    if (status == 0) {
+        if (((frames = get_long(packer, s_frames)) == -1 && PyErr_Occurred())
+            || ((toc_held = get_long(packer, s_toc)) == -1 && PyErr_Occurred())
+            || ((size = get_long(packer, s_bytes)) == -1 && PyErr_Occurred())
+            || (held = PyObject_GetAttr(packer, s_held)) == NULL) {
+            return NULL;
+        }
+        count = PyList_CheckExact(held) ? PyList_GET_SIZE(held) : -1;
+        if (count < 0 || count >= OPUS_MAX_HELD || frames < 1 || frames > 6 || toc_held < 0
+            || toc_held > 255) {
+            status = 1;
+        }
+    }
+    for (Py_ssize_t i = 0; status == 0 && i < count; i++) {
+        PyObject *frame = PyList_GET_ITEM(held, i);
+        status = (PyObject *)Py_TYPE(frame) == type ? packet_fields(frame, &fields[i]) : 1;
+    }
+    if (status != 0) {
+        Py_XDECREF(held);
+        if (status < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    /* From here on, as OpusRepacketizer.push. */
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(f->data);
+    int single = f->end > f->start && (data[f->start] & 3) == 0
+                 && f->end - f->start - 1 <= OPUS_MAX_FRAME_BYTES;
+    if ((out = PyList_New(0)) == NULL || add_to(packer, s_packets_in, 1) < 0) {
+        goto failed;
+    }
+    if (!single || frames == 1) {
+        PyObject *copy = NULL;
+        if (flush_into(packer, held, fields, (long)toc_held, out, type) < 0
+            || (copy = renumbered(packer, packet, type)) == NULL || PyList_Append(out, copy) < 0) {
+            Py_XDECREF(copy);
+            goto failed;
+        }
+        Py_DECREF(copy);
+        Py_DECREF(held);
+        return out;
+    }
+    long toc = data[f->start];
+    if (count) {
+        const PacketFields *last = &fields[count - 1];
+        long frame = frame_samples((long)toc_held);
+        if (f->ssrc != last->ssrc || f->payload_type != last->payload_type
+            || (toc & 0xFC) != (toc_held & 0xFC) || f->sequence != ((last->sequence + 1) & 0xFFFF)
+            || f->timestamp != ((last->timestamp + frame) & 0xFFFFFFFFLL)
+            || (count + 1) * frame > OPUS_MAX_PACKET_SAMPLES
+            || size + (f->end - f->start) + 2 > OPUS_MAX_JOINED_BYTES) {
+            if (flush_into(packer, held, fields, (long)toc_held, out, type) < 0) {
+                goto failed;
+            }
+            count = 0;
+        }
+    }
+    if (count == 0) {
+        Py_SETREF(held, PyObject_GetAttr(packer, s_held)); /* the list flush_into left */
+        if (held == NULL || !PyList_CheckExact(held)) {
+            if (held != NULL) {
+                PyErr_SetString(PyExc_TypeError, "OpusRepacketizer._held must be a list");
+            }
+            goto failed;
+        }
+        toc_held = toc;
+        size = 2; /* the TOC and frame count bytes */
+        if (set_long(packer, s_toc, toc) < 0) {
+            goto failed;
+        }
+    }
+    size += f->end - f->start + 1; /* the frame, and its length if the packet is VBR */
+    if (PyList_Append(held, packet) < 0 || set_long(packer, s_bytes, size) < 0) {
+        goto failed;
+    }
+    fields[count] = *f;
+    if (count + 1 >= frames
+        && flush_into(packer, held, fields, (long)toc_held, out, type) < 0) {
+        goto failed;
+    }
+    Py_DECREF(held);
+    return out;
+failed:
+    Py_XDECREF(held);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* opus_push(packer, packet, packet_type): opus_push_impl, for the tests. */
+static PyObject *
+opus_push(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "opus_push(packer, packet, packet_type)");
+        return NULL;
+    }
+    return opus_push_impl(args[0], args[1], args[2]);
+}
+
+/* RtpFanOut.receiver.is_opus(packet.payload_type), from the receiver's negotiated codecs:
+ * 1, 0, or -1 on error. */
+static int
+is_opus(PyObject *receiver, PyObject *packet)
+{
+    PyObject *codecs = PyObject_GetAttr(receiver, s_negotiated_codecs);
+    PyObject *type = codecs == NULL ? NULL : PyObject_GetAttr(packet, s_payload_type);
+    PyObject *codec = type == NULL || !PyDict_Check(codecs) ? NULL
+                                                           : PyDict_GetItemWithError(codecs, type);
+    int opus = codec == NULL ? (PyErr_Occurred() ? -1 : 0) : 0;
+    if (codec != NULL) {
+        PyObject *mime = PyObject_GetAttr(codec, s_mime_type);
+        if (mime == NULL) {
+            opus = -1;
+        } else if (PyUnicode_Check(mime)) {
+            Py_ssize_t length;
+            const char *text = PyUnicode_AsUTF8AndSize(mime, &length);
+            opus = text == NULL ? -1 : length == 10 && strncasecmp(text, "audio/opus", 10) == 0;
+        }
+        Py_XDECREF(mime);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(codecs);
+    return opus;
+}
+
 static PyTypeObject SendPathType;
 static PyObject *s_native_targets, *s_native, *s_media_held, *s_dtmf, *s_player, *s_playing;
 static PyObject *s_munger, *s_outbound, *s_packets_dropped, *s_send_rtp, *s_forward_packed;
@@ -841,12 +1214,14 @@ typedef struct {
     PyObject_HEAD
     PyObject *fan;          /* the RtpFanOut */
     PyObject *report_names; /* the sender's (packet count, octet count, NTP, RTP timestamp) */
+    PyObject *packet_type;  /* RawRtpPacket: what joined Opus frames are sent as */
 } FanOut;
 
 static int
 FanOut_traverse(FanOut *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->fan);
+    Py_VISIT(self->packet_type);
     return 0;
 }
 
@@ -855,6 +1230,7 @@ FanOut_clear(FanOut *self)
 {
     Py_CLEAR(self->fan);
     Py_CLEAR(self->report_names);
+    Py_CLEAR(self->packet_type);
     return 0;
 }
 
@@ -869,9 +1245,10 @@ FanOut_dealloc(FanOut *self)
 static int
 FanOut_init(FanOut *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"fan", "report_names", NULL};
-    PyObject *fan, *names;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!", keywords, &fan, &PyTuple_Type, &names)) {
+    static char *keywords[] = {"fan", "report_names", "packet_type", NULL};
+    PyObject *fan, *names, *packet_type;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!", keywords, &fan, &PyTuple_Type, &names,
+                                     &PyType_Type, &packet_type)) {
         return -1;
     }
     if (PyTuple_GET_SIZE(names) != 4) {
@@ -883,6 +1260,8 @@ FanOut_init(FanOut *self, PyObject *args, PyObject *kwargs)
     self->fan = fan;
     Py_INCREF(names);
     self->report_names = names;
+    Py_INCREF(packet_type);
+    self->packet_type = packet_type;
     return 0;
 }
 
@@ -971,6 +1350,66 @@ done:
     return taken;
 }
 
+/* sender.send_rtp(packet, source=source, now=now), its common case in C (send_fast) where
+ * `hold` says how; 0 once sent, -1 on error. */
+static int
+send_one(FanOut *self, PyObject *sender, PyObject *hold, PyObject *packet, PyObject *source,
+         PyObject *now)
+{
+    int taken = 0;
+    if (hold != Py_None) {
+        long mode = PyLong_AsLong(hold);
+        if (mode == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        taken = send_fast(self, sender, mode, packet, source, now);
+    }
+    if (taken) {
+        return taken < 0 ? -1 : 0;
+    }
+    PyObject *method = PyObject_GetAttr(sender, s_send_rtp);
+    if (method == NULL) {
+        return -1;
+    }
+    PyObject *call[4] = {NULL, packet, source, now};
+    PyObject *returned = PyObject_Vectorcall(method, call + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                             kw_source_now);
+    Py_DECREF(method);
+    Py_XDECREF(returned);
+    return returned == NULL ? -1 : 0;
+}
+
+/* RtpFanOut._forward_packed for one destination that takes joined Opus frames: the
+ * repacketizer's push and each packet it gives sent as above; 0, or -1 on error. */
+static int
+send_packed(FanOut *self, PyObject *sender, PyObject *packer, PyObject *hold, PyObject *packet,
+            PyObject *source, PyObject *now)
+{
+    PyObject *receiver = PyObject_GetAttr(self->fan, s_receiver);
+    int opus = receiver == NULL ? -1 : is_opus(receiver, packet);
+    Py_XDECREF(receiver);
+    if (opus <= 0) {
+        return opus < 0 ? -1 : send_one(self, sender, hold, packet, source, now);
+    }
+    PyObject *out = opus_push_impl(packer, packet, self->packet_type);
+    if (out == NULL) {
+        return -1;
+    }
+    if (out == Py_None) { /* not a plain packet: the Python method, which pushes it too */
+        Py_DECREF(out);
+        PyObject *returned = PyObject_CallMethodObjArgs(self->fan, s_forward_packed, sender,
+                                                        packer, packet, NULL);
+        Py_XDECREF(returned);
+        return returned == NULL ? -1 : 0;
+    }
+    int result = 0;
+    for (Py_ssize_t i = 0; result == 0 && i < PyList_GET_SIZE(out); i++) {
+        result = send_one(self, sender, hold, PyList_GET_ITEM(out, i), source, now);
+    }
+    Py_DECREF(out);
+    return result;
+}
+
 /* forward(packet): RtpFanOut._forward, the receiver's on_rtp callback. */
 static PyObject *
 FanOut_forward(FanOut *self, PyObject *packet)
@@ -994,39 +1433,11 @@ FanOut_forward(FanOut *self, PyObject *packet)
         }
         PyObject *sender = PyTuple_GET_ITEM(target, 0), *packer = PyTuple_GET_ITEM(target, 1);
         PyObject *hold = PyTuple_GET_ITEM(target, 2);
-        PyObject *returned;
-        if (packer != Py_None) {
-            returned = PyObject_CallMethodObjArgs(self->fan, s_forward_packed, sender, packer,
-                                                  packet, NULL);
-        } else {
-            int taken = 0;
-            if (hold != Py_None) {
-                long mode = PyLong_AsLong(hold);
-                if (mode == -1 && PyErr_Occurred()) {
-                    goto done;
-                }
-                taken = send_fast(self, sender, mode, packet, source, now);
-            }
-            if (taken < 0) {
-                goto done;
-            }
-            if (taken) {
-                continue;
-            }
-            /* sender.send_rtp(packet, source=source, now=now) */
-            PyObject *method = PyObject_GetAttr(sender, s_send_rtp);
-            if (method == NULL) {
-                goto done;
-            }
-            PyObject *call[4] = {NULL, packet, source, now};
-            returned = PyObject_Vectorcall(method, call + 1,
-                                           1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_source_now);
-            Py_DECREF(method);
-        }
-        if (returned == NULL) {
+        if ((packer == Py_None ? send_one(self, sender, hold, packet, source, now)
+                               : send_packed(self, sender, packer, hold, packet, source, now))
+            < 0) {
             goto done;
         }
-        Py_DECREF(returned);
     }
     result = Py_None;
     Py_INCREF(result);
@@ -1098,6 +1509,7 @@ typedef struct {
     PyObject *packet_type;   /* RawRtpPacket */
     PyObject *receiver_type; /* RawRtpReceiverMixin: only its raw receivers are delivered */
     PyObject *failed;        /* failed(callback, exception): logs a callback that raised */
+    PyObject *event_stage_type; /* TelephoneEventInterceptor, or None */
     srtp_function unprotect;
     void *context;
 } RecvPath;
@@ -1116,6 +1528,7 @@ RecvPath_traverse(RecvPath *self, visitproc visit, void *arg)
     Py_VISIT(self->packet_type);
     Py_VISIT(self->receiver_type);
     Py_VISIT(self->failed);
+    Py_VISIT(self->event_stage_type);
     return 0;
 }
 
@@ -1135,6 +1548,7 @@ RecvPath_clear(RecvPath *self)
     Py_CLEAR(self->packet_type);
     Py_CLEAR(self->receiver_type);
     Py_CLEAR(self->failed);
+    Py_CLEAR(self->event_stage_type);
     return 0;
 }
 
@@ -1152,16 +1566,17 @@ RecvPath_init(RecvPath *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"transport", "session", "chain", "stages", "rx_bytes_name",
                                "rx_packets_name", "stats", "clock", "error_type", "reasons",
                                "packet_type", "unprotect", "context", "receiver_type",
-                               "failed", NULL};
+                               "failed", "event_stage_type", NULL};
     PyObject *transport, *session, *chain, *stages, *rx_bytes_name, *rx_packets_name, *stats;
     PyObject *clock, *error_type, *reasons, *packet_type;
-    PyObject *receiver_type = Py_None, *failed = Py_None;
+    PyObject *receiver_type = Py_None, *failed = Py_None, *event_stage_type = Py_None;
     unsigned long long unprotect, context;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!UUOOOO!O!KK|OO", keywords, &transport,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!UUOOOO!O!KK|OOO", keywords, &transport,
                                      &session, &chain, &PyTuple_Type, &stages, &rx_bytes_name,
                                      &rx_packets_name, &stats, &clock, &error_type,
                                      &PyTuple_Type, &reasons, &PyType_Type, &packet_type,
-                                     &unprotect, &context, &receiver_type, &failed)) {
+                                     &unprotect, &context, &receiver_type, &failed,
+                                     &event_stage_type)) {
         return -1;
     }
     if (unprotect == 0 || context == 0) {
@@ -1183,6 +1598,7 @@ RecvPath_init(RecvPath *self, PyObject *args, PyObject *kwargs)
     KEEP(packet_type);
     KEEP(receiver_type);
     KEEP(failed);
+    KEEP(event_stage_type);
 #undef KEEP
     self->unprotect = (srtp_function)(uintptr_t)unprotect;
     self->context = (void *)(uintptr_t)context;
@@ -1441,8 +1857,27 @@ unprotect_packet(RecvPath *self, PyObject *data, PyObject *arrival, long audio_l
 static PyObject *stream_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *s_counters, *s_packets_received_ice, *s_bytes_received, *s_rtp_router;
 static PyObject *s_ssrc_table, *s_raw, *s_enabled, *s_rtp_queues, *s_interceptors;
-static PyObject *s_audio_level_id, *s_negotiated_codecs, *s_stream_statistics;
-static PyObject *s_rtp_callbacks, *s_deliver_raw;
+static PyObject *s_audio_level_id, *s_stream_statistics;
+static PyObject *s_rtp_callbacks, *s_deliver_raw, *s_last_packet, *s_clock_rates;
+
+/* 1 if the TelephoneEventInterceptor `stage` passes `packet` of a raw receiver untouched (its
+ * payload type is not a telephone-event one), 0 if the stage must see it, -1 on error. */
+static int
+event_stage_passes(PyObject *stage, PyObject *packet)
+{
+    PyObject *rates = PyObject_GetAttr(stage, s_clock_rates);
+    PyObject *type = rates == NULL ? NULL : PyObject_GetAttr(packet, s_payload_type);
+    int passes = -1;
+    if (type != NULL) {
+        passes = PyDict_Check(rates) ? !PyDict_Contains(rates, type) : 0;
+        if (PyErr_Occurred()) {
+            passes = -1;
+        }
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(rates);
+    return passes;
+}
 
 static double
 monotonic_clock(void)
@@ -1571,7 +2006,22 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     PyObject *chain_stages = PyObject_GetAttr(stages, s_stages);
-    if (chain_stages == NULL || (PyTuple_Check(chain_stages) && PyTuple_GET_SIZE(chain_stages))) {
+    int skip = 0;
+    if (chain_stages != NULL && PyTuple_Check(chain_stages) && PyTuple_GET_SIZE(chain_stages) == 1
+        && self->event_stage_type != Py_None
+        && (PyObject *)Py_TYPE(PyTuple_GET_ITEM(chain_stages, 0)) == self->event_stage_type) {
+        /* TelephoneEventInterceptor.rtp_received on a raw receiver passes every packet
+         * whose payload type is not one of its telephone-event types, doing nothing. */
+        skip = event_stage_passes(PyTuple_GET_ITEM(chain_stages, 0), packet);
+        if (skip < 0) {
+            Py_DECREF(chain_stages);
+            Py_DECREF(stages);
+            Py_DECREF(arrival);
+            goto done;
+        }
+    }
+    if (!skip && (chain_stages == NULL
+                  || (PyTuple_Check(chain_stages) && PyTuple_GET_SIZE(chain_stages)))) {
         PyObject *kept = chain_stages == NULL
                              ? NULL
                              : PyObject_CallMethodObjArgs(stages, s_rtp_received, packet, arrival,
@@ -1639,8 +2089,14 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     if (callbacks == NULL) {
         goto done;
     }
-    for (Py_ssize_t i = 0; PyList_Check(callbacks) && i < PyList_GET_SIZE(callbacks); i++) {
-        PyObject *callback = PyList_GET_ITEM(callbacks, i);
+    /* RawRtpReceiverMixin._last_packet (its last_arrival and audio_level read it). */
+    if (PyObject_SetAttr(receiver, s_last_packet, packet) < 0) {
+        Py_DECREF(callbacks);
+        goto done;
+    }
+    /* A tuple, replaced when a callback is added or removed: iterated as it was. */
+    for (Py_ssize_t i = 0; PyTuple_Check(callbacks) && i < PyTuple_GET_SIZE(callbacks); i++) {
+        PyObject *callback = PyTuple_GET_ITEM(callbacks, i);
         Py_INCREF(callback);
         PyObject *returned = PyObject_CallOneArg(callback, packet);
         if (returned == NULL) {
@@ -1791,6 +2247,10 @@ stream_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef native_functions[] = {
+    {"opus_push", (PyCFunction)(void (*)(void))opus_push, METH_FASTCALL,
+     "opus_push(packer, packet, packet_type): OpusRepacketizer.push(packet) on the "
+     "repacketizer's attributes, as the fan-out does it; None (nothing done) if the Python "
+     "method must take the packet."},
     {"stream_add", (PyCFunction)(void (*)(void))stream_add, METH_FASTCALL,
      "stream_add(stream, packet[, now]): aiortc's StreamStatistics.add(packet), in C."},
     {NULL, NULL, 0, NULL},
@@ -1868,6 +2328,17 @@ PyInit__native(void)
     INTERN(s_stream_statistics, "_stream_statistics");
     INTERN(s_rtp_callbacks, "_rtp_callbacks");
     INTERN(s_deliver_raw, "_deliver_raw");
+    INTERN(s_last_packet, "_last_packet");
+    INTERN(s_clock_rates, "_clock_rates");
+    INTERN(s_frames, "frames");
+    INTERN(s_held, "_held");
+    INTERN(s_toc, "_toc");
+    INTERN(s_bytes, "_bytes");
+    INTERN(s_sequence, "_sequence");
+    INTERN(s_packets_in, "packets_in");
+    INTERN(s_packets_out, "packets_out");
+    INTERN(s_receiver, "receiver");
+    INTERN(s_mime_type, "mimeType");
     INTERN(s_max_seq, "max_seq");
     INTERN(s_packets_received, "packets_received");
     INTERN(s_base_seq, "base_seq");

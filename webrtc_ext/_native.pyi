@@ -3,6 +3,7 @@
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from .opus import OpusRepacketizer
 from .rtp import RawRtpPacket
 
 class SendPath:
@@ -62,14 +63,24 @@ class RecvPath:
         context: int,
         receiver_type: type | None = None,
         failed: Callable[..., None] | None = None,
+        event_stage_type: type | None = None,
     ) -> None: ...
     def receive(
         self, data: bytes, arrival: float, audio_level_id: int, /
     ) -> RawRtpPacket | None: ...
     def deliver(self, protocol: Any, data: bytes, addr: tuple[Any, ...], /) -> bool: ...
 
+def opus_push(
+    packer: OpusRepacketizer, packet: RawRtpPacket, packet_type: type[RawRtpPacket], /
+) -> list[RawRtpPacket] | None: ...
 def stream_add(stream: Any, packet: RawRtpPacket, now: float = ..., /) -> None: ...
 
 class FanOut:
-    def __init__(self, *, fan: Any, report_names: tuple[str, str, str, str]) -> None: ...
+    def __init__(
+        self,
+        *,
+        fan: Any,
+        report_names: tuple[str, str, str, str],
+        packet_type: type[RawRtpPacket],
+    ) -> None: ...
     def forward(self, packet: RawRtpPacket, /) -> None: ...

@@ -12,8 +12,10 @@ calls, with the same results:
 - :class:`~webrtc_ext._native.RecvPath` (built by :func:`recv_path` for one transport):
   ``deliver`` takes a datagram from the ICE socket's callback to the raw receiver's ``on_rtp``
   callbacks (the pair's counters, SRTP, the statistics, ``RawRtpPacket.parse``, the receiver's
-  stages, its stream statistics); ``receive`` unprotects, counts and parses a packet the Python
-  layers already hold;
+  stages, its stream statistics); a receiver whose one stage is DTMF reception
+  (``TelephoneEventInterceptor``) has its audio packets passed in C, as that stage passes
+  them on a raw receiver without looking further; ``receive`` unprotects, counts and parses
+  a packet the Python layers already hold;
 - :class:`~webrtc_ext._native.FanOut` (built by :func:`fan_out` for one ``RtpFanOut``): its
   ``forward`` is the fan-out's ``on_rtp`` callback, ``send_rtp``'s work for each destination;
 - :data:`stream_add`: aiortc's ``StreamStatistics.add``, the receiver-report statistics of each
@@ -166,6 +168,8 @@ def recv_path(
     common = _common(transport, transport._rx_srtp)
     if common is None:
         return None
+    from .dtmf.receiver import TelephoneEventInterceptor
+
     shared, (context, _, unprotect) = common
     rx_bytes, rx_packets = dtls_counter_names()[:2]
     return _native.RecvPath(
@@ -177,6 +181,7 @@ def recv_path(
         context=context,
         receiver_type=receiver_type,
         failed=failed,
+        event_stage_type=TelephoneEventInterceptor,
     )
 
 
@@ -207,4 +212,4 @@ def fan_out(fan: Any) -> FanOut | None:
         return None
     from ._vendor.aiortc.rtcrtpsender import SENDER_REPORT_MEMBERS
 
-    return _native.FanOut(fan=fan, report_names=SENDER_REPORT_MEMBERS)
+    return _native.FanOut(fan=fan, report_names=SENDER_REPORT_MEMBERS, packet_type=RawRtpPacket)

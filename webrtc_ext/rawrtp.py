@@ -74,7 +74,10 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)
         self._raw = False
-        self._rtp_callbacks: list[RtpCallback] = []
+        # A tuple, replaced on each change: a callback that adds or removes one (itself,
+        # say) while a packet is delivered never makes another callback miss that packet.
+        self._rtp_callbacks: tuple[RtpCallback, ...] = ()
+        self._last_packet: RawRtpPacket | None = None
         self._rtp_queues: list[asyncio.Queue[RawRtpPacket | None]] = []
         self._audio_level_id = 0
         self._receiving = False
@@ -89,6 +92,25 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
         """Whether packets are delivered raw (and the decoder does not run)."""
         return self._raw
 
+    @property
+    def last_arrival(self) -> float | None:
+        """When (``time.monotonic()``) the last packet was delivered raw; None before one."""
+        packet = self._last_packet
+        return None if packet is None else packet.arrival_time
+
+    @property
+    def audio_level(self) -> float | None:
+        """The level of the last packet delivered raw, from its RFC 6464 header extension,
+        linear from 0 to 1.0 (0 dBov) as the W3C ``audioLevel``; None if it carried none.
+
+        It is read from the last packet when asked, so watching a level costs nothing per
+        packet (a callback that computes one costs a Python call on every packet).
+        """
+        packet = self._last_packet
+        if packet is None or packet.audio_level is None:
+            return None
+        return float(10 ** (-(packet.audio_level & 0x7F) / 20))
+
     def enable_raw(self) -> None:
         """Deliver packets raw from now on and stop the decoder (if it was started)."""
         if not self._raw:
@@ -99,7 +121,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
     def on_rtp(self, callback: RtpCallback) -> RtpCallback:
         """Call ``callback(packet)`` for every RTP packet received; usable as a decorator."""
         self.enable_raw()
-        self._rtp_callbacks.append(callback)
+        self._rtp_callbacks = (*self._rtp_callbacks, callback)
         return callback
 
     def is_opus(self, payload_type: int) -> bool:
@@ -109,8 +131,10 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
 
     def remove_rtp_callback(self, callback: RtpCallback) -> None:
         """Stop calling ``callback``."""
-        if callback in self._rtp_callbacks:
-            self._rtp_callbacks.remove(callback)
+        callbacks = list(self._rtp_callbacks)
+        if callback in callbacks:
+            callbacks.remove(callback)
+            self._rtp_callbacks = tuple(callbacks)
 
     async def rtp_packets(self) -> AsyncIterator[RawRtpPacket]:
         """The RTP packets received from now on, until the receiver stops."""
@@ -176,6 +200,7 @@ class RawRtpReceiverMixin(RTCRtpReceiver):
             native_stream_add(stream, packet)  # the same as stream.add(packet), in C
         else:
             stream.add(packet)
+        self._last_packet = packet
         for callback in self._rtp_callbacks:
             try:
                 callback(packet)

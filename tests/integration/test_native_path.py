@@ -93,7 +93,8 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
                 timestamp=960 * n,
                 marker=n % 40 == 0,
             )
-            packet.audio_level = (n * 7) % 128 if n % 3 else None
+            # RFC 6464: the level in -dBov, with the voice activity bit on odd packets.
+            packet.audio_level = (n * 7) % 128 | (n % 2) << 7 if n % 3 else None
             assert sender.send_rtp(packet)
             if n % 10 == 9:
                 await asyncio.sleep(0.02)
@@ -119,6 +120,11 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
                 for packets in heard
             ],
             "stats": grown(before, await snapshot(pcs)),
+            "levels": [raw_receiver_of(sink).audio_level for sink in sinks],
+            "last": [
+                raw_receiver_of(sink).last_arrival == packets[-1].arrival_time
+                for sink, packets in zip(sinks, heard, strict=True)
+            ],
             "native": (
                 relay_transport._native_recv is not None
                 and relay_transport._ice_connection is not None
@@ -143,8 +149,13 @@ async def test_the_c_path_relays_and_counts_what_the_python_path_does(
     assert len(python["heard"][2]) == PACKETS // 3, "three frames a packet toward the third"
     assert len(python["heard"][0]) == PACKETS, "every packet arrived (loopback)"
     assert c["heard"] == python["heard"]
-    assert [p[3] for p in c["heard"][0][:4]] == [None, 7, 14, None], "audio levels forwarded"
+    assert [p[3] for p in c["heard"][0][:4]] == [None, 135, 14, None], "audio levels forwarded"
     assert c["stats"] == python["stats"]
+    # The last packet's level (119 * 7 % 128 = 65 -dBov; its voice activity bit is not part
+    # of the level), read when asked, on both paths.
+    assert c["levels"][0] == python["levels"][0] == pytest.approx(10 ** (-65 / 20))
+    assert c["levels"] == python["levels"]
+    assert c["last"] == python["last"] == [True, True, True]
     assert c["stats"][1]["inbound-rtp"][0] == PACKETS, "the relay counted every packet"
 
 

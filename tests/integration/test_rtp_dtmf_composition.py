@@ -11,7 +11,8 @@ from aiortc import AudioStreamTrack
 
 from tests.integration.raw_support import connect, raw_receiver_of, sender_of
 from tests.support import LOOPBACK
-from webrtc_ext import RTCDtlsTransport, RTCPeerConnection, TelephoneEvent
+from webrtc_ext import RTCDtlsTransport, RTCPeerConnection, TelephoneEvent, native
+from webrtc_ext.ice import IceConnection
 from webrtc_ext.rawrtp import RtpFanOut, RtpFastPathMixin
 from webrtc_ext.rtp import RawRtpPacket
 
@@ -27,8 +28,14 @@ async def wait_for(condition: object, timeout: float = 15.0) -> None:
     raise AssertionError("timed out")
 
 
-async def test_raw_relay_forwards_audio_and_decodes_dtmf_from_one_sequence() -> None:
+@pytest.mark.parametrize("c_path", [False, True], ids=["python", "c"])
+async def test_raw_relay_forwards_audio_and_decodes_dtmf_from_one_sequence(
+    monkeypatch: pytest.MonkeyPatch, c_path: bool
+) -> None:
     # caller --(audio track + DTMF)--> relay_in ==raw fan-out==> relay_out --> agent
+    if c_path and not native.AVAILABLE:
+        pytest.skip("webrtc_ext._native not built")
+    monkeypatch.setattr(native, "ENABLED", c_path)
     caller, relay_in = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
     relay_out, agent = RTCPeerConnection(LOOPBACK), RTCPeerConnection(LOOPBACK)
     forwarded: list[RawRtpPacket] = []
@@ -63,6 +70,10 @@ async def test_raw_relay_forwards_audio_and_decodes_dtmf_from_one_sequence() -> 
         await wait_for(lambda: len(events) >= 3)
         audio_after_tones = len(relayed)
         await wait_for(lambda: len(relayed) >= audio_after_tones + 10)  # audio resumed
+        assert isinstance(transport._ice_connection, IceConnection)
+        # With the C path, audio went socket → C → callbacks past the DTMF stage.
+        assert (transport._ice_connection.native_receive is not None) is c_path
+        assert receiver.last_arrival == relayed[-1].arrival_time
     finally:
         await caller.close()
         await relay_in.close()

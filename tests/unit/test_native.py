@@ -28,6 +28,7 @@ from webrtc_ext import native
 from webrtc_ext._internals import dtls_counter_names
 from webrtc_ext.ice import _PeerCounters
 from webrtc_ext.interceptor import TransportInterceptor, TransportInterceptorChain
+from webrtc_ext.opus import OpusRepacketizer, frame_samples
 from webrtc_ext.rtp import (
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
@@ -531,3 +532,110 @@ def test_stream_add_counts_as_aiortcs_stream_statistics(
         reference.packets_lost,
         reference.fraction_lost,
     )
+
+
+# -- Opus repacketization (the fan-out's joined-frames destinations) ---------------------------
+
+#: TOC bytes: one frame of SILK 20 ms, the same stereo, SILK 60 ms, hybrid 10 ms, CELT 2.5 and
+#: 20 ms; then two frames (code 1) and an arbitrary count (code 3): passed on as they came.
+TOCS = [0x08, 0x0C, 0x18, 0x60, 0x80, 0x98, 0xF8, 0x09, 0x0B]
+
+
+@st.composite
+def opus_streams(draw: st.DrawFn) -> list[RawRtpPacket]:
+    """One stream's packets as a fan-out receives them: mostly consecutive 20 ms frames, with
+    losses, reordering, DTX gaps, new SSRCs, payload types and configurations, and sizes up
+    to past the 1275-byte frame limit, at the numbers' wrap-around too."""
+    sequence = draw(st.sampled_from([0, 65533]))
+    timestamp = draw(st.sampled_from([0, 2**32 - 1920]))
+    packets = []
+    toc = draw(st.sampled_from(TOCS[:7]))
+    for _ in range(draw(st.integers(1, 24))):
+        if not draw(st.integers(0, 3)):  # a change of configuration now and then
+            toc = draw(
+                st.sampled_from(TOCS[:7]) if draw(st.integers(0, 5)) else st.sampled_from(TOCS)
+            )
+        size = draw(st.sampled_from([0, 1, 60, 251, 252, 500, 1275, 1276]) | st.integers(0, 300))
+        prefix = draw(st.sampled_from([12, 16]))
+        padding = draw(st.sampled_from([0, 0, 3]))
+        data = bytes([0x90 if prefix == 16 else 0x80]) + bytes(prefix - 1)
+        data += bytes([toc]) + bytes([size % 256]) * size + bytes(padding)
+        packet = RawRtpPacket(
+            data,
+            payload_type=draw(st.sampled_from([111, 111, 111, 63])),
+            marker=draw(st.booleans()),
+            sequence_number=sequence,
+            timestamp=timestamp,
+            ssrc=draw(st.sampled_from([7, 7, 7, 2**32 - 1])),
+            payload_start=prefix,
+            payload_end=len(data) - padding,
+            arrival_time=draw(st.floats(0, 1e6, allow_nan=False)),
+            audio_level=draw(st.none() | st.integers(0, 255)),
+        )
+        packets.append(packet)
+        sequence = (sequence + draw(st.sampled_from([1, 1, 1, 1, 2, 0, -1]))) & 0xFFFF
+        step = frame_samples(toc)
+        timestamp = (timestamp + draw(st.sampled_from([step, step, step, 2 * step, 0]))) % 2**32
+    return packets
+
+
+def opus_frame(n: int, size: int, toc: int = 0x78) -> RawRtpPacket:
+    """The ``n``-th packet of a stream of one-frame packets of ``size`` bytes (with the TOC)."""
+    return RawRtpPacket.create(bytes([toc]) + b"a" * (size - 1), payload_type=111,
+                               sequence_number=n, timestamp=frame_samples(toc) * n)  # fmt: skip
+
+
+def packer_state(packer: Any) -> tuple[Any, ...]:
+    return (
+        [id(p) for p in packer._held],
+        packer._toc,
+        packer._bytes,
+        packer._sequence,
+        packer.packets_in,
+        packer.packets_out,
+    )
+
+
+def packet_fields(packet: RawRtpPacket) -> tuple[Any, ...]:
+    return tuple((name, getattr(packet, name)) for name in RawRtpPacket.__slots__)
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(opus_streams(), st.integers(1, 6))
+@example([opus_frame(n, 1099) for n in range(3)], 3)
+@example([opus_frame(0, 548), opus_frame(1, 547), opus_frame(2, 1)], 3)  # 1100 bytes: joined
+@example([opus_frame(n, 9, toc=0x18) for n in range(4)], 6)  # 60 ms frames: 120 ms at most
+def test_opus_push_joins_frames_as_the_python_repacketizer_does(
+    packets: list[RawRtpPacket], frames: int
+) -> None:
+    python, c = OpusRepacketizer(frames), OpusRepacketizer(frames)
+    for packet in packets:
+        expected = python.push(packet)
+        out = native._native.opus_push(c, packet, RawRtpPacket)
+        assert out is not None, "a plain packet is pushed in C"
+        assert [packet_fields(p) for p in out] == [packet_fields(p) for p in expected]
+        assert packer_state(c) == packer_state(python)
+    assert [packet_fields(p) for p in c.flush()] == [packet_fields(p) for p in python.flush()]
+
+
+@needs_native
+def test_opus_push_leaves_what_is_not_plain_to_the_python_method() -> None:
+    class Tagged(RawRtpPacket):
+        __slots__ = ()
+
+    def frame(n: int, kind: type[RawRtpPacket] = RawRtpPacket) -> RawRtpPacket:
+        data = bytes(12) + b"\x78ab"
+        return kind(data, payload_type=111, marker=False, sequence_number=n,
+                    timestamp=960 * n, ssrc=0, payload_start=12, payload_end=15)  # fmt: skip
+
+    packer = OpusRepacketizer(3)
+    assert native._native.opus_push(packer, frame(0), RawRtpPacket) == []
+    before = packer_state(packer)
+    odd = [frame(1, Tagged), frame(1)]
+    odd[1].sequence_number = 2**70  # not a 16-bit number: Python decides what that means
+    for packet in odd:
+        assert native._native.opus_push(packer, packet, RawRtpPacket) is None
+        assert packer_state(packer) == before, "nothing was changed"
+    packer._held.append(odd[0])  # a held frame that is not plain
+    assert native._native.opus_push(packer, frame(2), RawRtpPacket) is None
