@@ -263,7 +263,7 @@ class RTCPeerConnection(DtmfPeerConnectionMixin, aiortc.RTCPeerConnection):
     async def getStats(self) -> RTCStatsReport:
         """W3C webrtc-stats of the whole connection (see docs/stats.md for the types and ids)."""
         snapshot = self._stats.snapshot(self.getTransceivers(), pc_private(self, "certificates"))
-        return build_stats_report(snapshot)
+        return build_stats_report(snapshot, self._stats.static_stats)
 
     def createDataChannel(self, label: str, *args: Any, **kwargs: Any) -> aiortc.RTCDataChannel:
         """aiortc's ``createDataChannel``, with the channel counted in ``data-channel`` stats."""

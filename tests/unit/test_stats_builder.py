@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aioice import Candidate
 from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 
 from webrtc_ext.ice import CandidatePairInfo
 from webrtc_ext.stats.builder import (
+    STATIC_CACHE_SIZE,
     CertificateInput,
     CodecInput,
     DataChannelInput,
     PeerConnectionInput,
     ReceiverInput,
     SenderInput,
+    StaticStatsCache,
     TransportInput,
     build_stats_report,
     relay_protocol,
@@ -153,3 +157,42 @@ def test_relay_protocol_follows_the_local_preference() -> None:
 
     assert [relay_protocol(relay(p)) for p in (3, 2, 1)] == ["udp", "tcp", "tls"]
     assert relay_protocol(candidate("127.0.0.1", 1)) is None
+
+
+def as_lists(report: object) -> list[tuple[str, list[tuple[str, object]]]]:
+    """A report as ordered (id, ordered fields) pairs: what a dump or a viewer reads."""
+    return [(stats_id, list(stats.items())) for stats_id, stats in report.items()]  # type: ignore[attr-defined]
+
+
+def test_a_connections_cache_gives_the_reports_built_without_it() -> None:
+    cache: StaticStatsCache = {}
+    samples = [snapshot(RtpCounters(), 1.0), snapshot(traffic(), 2.0), snapshot(traffic(), 3.5)]
+    # A fourth sample after an ICE restart: other candidates, another remote certificate.
+    restarted = snapshot(traffic(), 4.0)
+    transport = dataclasses.replace(
+        restarted.transports[0],
+        local_candidates=[candidate("127.0.0.1", 5002)],
+        remote_candidates=[candidate("127.0.0.1", 6002, "relay", 16777215)],
+        pairs=[],
+        remote_certificate=CertificateInput("EE:FF", "sha-256", "MIID"),
+    )
+    samples.append(dataclasses.replace(restarted, transports=[transport]))
+    built = [build_stats_report(sample, cache) for sample in samples]
+    for report, sample in zip(built, samples, strict=True):
+        assert as_lists(report) == as_lists(build_stats_report(sample))
+        assert all(s.timestamp == sample.timestamp for s in report.values())
+    assert built[0]["CFAA:BB"] is not built[1]["CFAA:BB"], "each report has its own objects"
+    assert built[2]["CFCC:DD"].timestamp == 3.5 and built[1]["CFCC:DD"].timestamp == 2.0
+    assert len(cache) == 10, "3 certificates, 2 codecs, 3 + 2 candidates: made once each"
+
+
+def test_a_cache_that_fills_up_starts_over() -> None:
+    cache: StaticStatsCache = {}
+    for port in range(STATIC_CACHE_SIZE + 10):
+        sample = snapshot(RtpCounters(), float(port))
+        transport = dataclasses.replace(
+            sample.transports[0], remote_candidates=[candidate("127.0.0.1", 10000 + port)]
+        )
+        sample = dataclasses.replace(sample, transports=[transport])
+        assert as_lists(build_stats_report(sample, cache)) == as_lists(build_stats_report(sample))
+        assert len(cache) <= STATIC_CACHE_SIZE

@@ -9,7 +9,7 @@ Chromium's (``T01``, ``CPxxxx_yyyy``, ``OT01A<ssrc>``, ``RIA<ssrc>``...).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +131,7 @@ def transport_id(number: int) -> str:
 
 def candidate_id(candidate: Candidate, local: bool) -> str:
     """A stable id for a candidate: ``I`` (local) or ``R`` (remote) and a short digest."""
-    key = f"{candidate.component}|{candidate.transport}|{candidate.host}|{candidate.port}|"
-    key += f"{candidate.type}|{candidate.foundation}"
-    return ("I" if local else "R") + hashlib.sha1(key.encode()).hexdigest()[:8]
+    return _candidate_id(_candidate_key(candidate), local)
 
 
 def relay_protocol(candidate: Candidate) -> str | None:
@@ -142,9 +140,37 @@ def relay_protocol(candidate: Candidate) -> str | None:
     webrtc_ext.ice gives relay candidates the local preference ``preference << 13 - index``
     with preference 3 (UDP), 2 (TCP) or 1 (TLS), following RFC 8445 §5.1.2.1.
     """
-    if candidate.type != "relay":
+    return _relay_protocol(candidate.type, candidate.priority)
+
+
+#: A candidate's fields as its stats read them: its value, and the caches' key.
+_CandidateKey = tuple[int, str, str, int, str, str, int, str | None, int | None]
+
+
+def _candidate_key(candidate: Candidate) -> _CandidateKey:
+    return (
+        candidate.component,
+        candidate.transport,
+        candidate.host,
+        candidate.port,
+        candidate.type,
+        candidate.foundation,
+        candidate.priority,
+        candidate.related_address,
+        candidate.related_port,
+    )
+
+
+def _candidate_id(key: _CandidateKey, local: bool) -> str:
+    component, transport, host, port, kind, foundation = key[:6]
+    text = f"{component}|{transport}|{host}|{port}|{kind}|{foundation}"
+    return ("I" if local else "R") + hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _relay_protocol(kind: str, priority: int) -> str | None:
+    if kind != "relay":
         return None
-    preference = ((candidate.priority >> 8) & 0xFFFF) >> 13
+    preference = ((priority >> 8) & 0xFFFF) >> 13
     return {3: "udp", 2: "tcp", 1: "tls"}.get(preference, "udp")
 
 
@@ -157,12 +183,91 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _stats(type: str, id: str, timestamp: float, **fields: Any) -> RTCStats:
-    values = {k: v for k, v in fields.items() if v is not None}
-    return RTCStats(id=id, type=type, timestamp=timestamp, **values)
+    stats = RTCStats(id=id, type=type, timestamp=timestamp)
+    for name, value in fields.items():
+        if value is not None:
+            stats[name] = value
+    return stats
 
 
-def build_stats_report(snapshot: PeerConnectionInput) -> RTCStatsReport:
-    """The W3C stats report of one connection snapshot."""
+# Objects that do not change over a connection's life (certificates, codecs, candidates) are
+# built once per connection: each sample copies their fields and sets its timestamp.
+
+#: A connection's static objects by their inputs' values (see :func:`build_stats_report`).
+StaticStatsCache = dict[tuple[Any, ...], RTCStats]
+#: Past this many, a connection's cache starts over (candidates come and go on ICE restarts).
+STATIC_CACHE_SIZE = 256
+
+
+def _static(
+    cache: StaticStatsCache | None, key: tuple[Any, ...], make: Callable[[], RTCStats], now: float
+) -> RTCStats:
+    """A new stats object taken ``now`` with the fields ``make()`` gives (made once per key)."""
+    fields = None if cache is None else cache.get(key)
+    if fields is None:
+        fields = make()
+        if cache is not None:
+            if len(cache) >= STATIC_CACHE_SIZE:
+                cache.clear()
+            cache[key] = fields
+    stats = RTCStats(fields)
+    stats["timestamp"] = now
+    return stats
+
+
+def _certificate_fields(cert: CertificateInput) -> RTCStats:
+    return _stats(
+        "certificate",
+        "CF" + cert.fingerprint,
+        0.0,
+        fingerprint=cert.fingerprint,
+        fingerprintAlgorithm=cert.fingerprintAlgorithm,
+        base64Certificate=cert.base64Certificate,
+    )
+
+
+def _codec_fields(codec: CodecInput, tid: str, inbound: bool) -> RTCStats:
+    return _stats(
+        "codec",
+        f"C{'I' if inbound else 'O'}{tid}_{codec.payloadType}",
+        0.0,
+        transportId=tid,
+        payloadType=codec.payloadType,
+        mimeType=codec.mimeType,
+        clockRate=codec.clockRate,
+        channels=codec.channels,
+        sdpFmtpLine=codec.sdpFmtpLine or None,
+    )
+
+
+def _candidate_fields(key: _CandidateKey, local: bool, tid: str) -> RTCStats:
+    _, transport, host, port, kind, foundation, priority, related, related_port = key
+    return _stats(
+        "local-candidate" if local else "remote-candidate",
+        _candidate_id(key, local),
+        0.0,
+        transportId=tid,
+        address=host,
+        port=port,
+        protocol=transport.lower(),
+        candidateType=kind,
+        priority=priority,
+        foundation=foundation,
+        relayProtocol=_relay_protocol(kind, priority) if local else None,
+        relatedAddress=related,
+        relatedPort=related_port,
+    )
+
+
+def build_stats_report(
+    snapshot: PeerConnectionInput, cache: StaticStatsCache | None = None
+) -> RTCStatsReport:
+    """The W3C stats report of one connection snapshot.
+
+    ``cache`` (an empty dict at first, then the same dict for every report of one connection)
+    keeps the objects that do not change (certificates, codecs, candidates) from being built
+    again on every sample.
+    """
     report = RTCStatsReport()
     now = snapshot.timestamp
     report.add(
@@ -191,39 +296,37 @@ def build_stats_report(snapshot: PeerConnectionInput) -> RTCStatsReport:
             )
         )
     for transport in snapshot.transports:
-        _add_transport(report, transport, now)
+        _add_transport(report, transport, now, cache)
     return report
 
 
-def _certificate(report: RTCStatsReport, cert: CertificateInput | None, now: float) -> str | None:
+def _certificate(
+    report: RTCStatsReport,
+    cert: CertificateInput | None,
+    now: float,
+    cache: StaticStatsCache | None,
+) -> str | None:
     if cert is None:
         return None
-    stats_id = "CF" + cert.fingerprint
-    report.add(
-        _stats(
-            "certificate",
-            stats_id,
-            now,
-            fingerprint=cert.fingerprint,
-            fingerprintAlgorithm=cert.fingerprintAlgorithm,
-            base64Certificate=cert.base64Certificate,
-        )
-    )
-    return stats_id
+    stats = _static(cache, ("certificate", cert), lambda: _certificate_fields(cert), now)
+    report.add(stats)
+    return stats.id
 
 
-def _add_transport(report: RTCStatsReport, t: TransportInput, now: float) -> None:
+def _add_transport(
+    report: RTCStatsReport, t: TransportInput, now: float, cache: StaticStatsCache | None
+) -> None:
     tid = transport_id(t.number)
     selected = next((p for p in t.pairs if p.selected), None)
     selected_id = None
     for pair in t.pairs:
-        pair_id = _add_pair(report, pair, tid, now)
+        pair_id = _add_pair(report, pair, tid, now, cache)
         if pair is selected:
             selected_id = pair_id
     for candidate in t.local_candidates:
-        _add_candidate(report, candidate, True, tid, now)
+        _add_candidate(report, candidate, True, tid, now, cache)
     for candidate in t.remote_candidates:
-        _add_candidate(report, candidate, False, tid, now)
+        _add_candidate(report, candidate, False, tid, now, cache)
     report.add(
         _stats(
             "transport",
@@ -240,43 +343,41 @@ def _add_transport(report: RTCStatsReport, t: TransportInput, now: float) -> Non
             dtlsRole=t.dtls_role,
             selectedCandidatePairId=selected_id,
             selectedCandidatePairChanges=t.selected_candidate_pair_changes,
-            localCertificateId=_certificate(report, t.local_certificate, now),
-            remoteCertificateId=_certificate(report, t.remote_certificate, now),
+            localCertificateId=_certificate(report, t.local_certificate, now, cache),
+            remoteCertificateId=_certificate(report, t.remote_certificate, now, cache),
         )
     )
     for sender in t.senders:
-        _add_outbound(report, sender, t.rtp, tid, now)
+        _add_outbound(report, sender, t.rtp, tid, now, cache)
     for receiver in t.receivers:
-        _add_inbound(report, receiver, t.rtp, tid, now)
+        _add_inbound(report, receiver, t.rtp, tid, now, cache)
 
 
 def _add_candidate(
-    report: RTCStatsReport, candidate: Candidate, local: bool, tid: str, now: float
+    report: RTCStatsReport,
+    candidate: Candidate,
+    local: bool,
+    tid: str,
+    now: float,
+    cache: StaticStatsCache | None,
 ) -> str:
-    stats_id = candidate_id(candidate, local)
-    report.add(
-        _stats(
-            "local-candidate" if local else "remote-candidate",
-            stats_id,
-            now,
-            transportId=tid,
-            address=candidate.host,
-            port=candidate.port,
-            protocol=candidate.transport.lower(),
-            candidateType=candidate.type,
-            priority=candidate.priority,
-            foundation=candidate.foundation,
-            relayProtocol=relay_protocol(candidate) if local else None,
-            relatedAddress=candidate.related_address,
-            relatedPort=candidate.related_port,
-        )
+    key = _candidate_key(candidate)
+    stats = _static(
+        cache, ("candidate", key, local, tid), lambda: _candidate_fields(key, local, tid), now
     )
-    return stats_id
+    report.add(stats)
+    return stats.id
 
 
-def _add_pair(report: RTCStatsReport, pair: CandidatePairInfo, tid: str, now: float) -> str:
-    local_id = _add_candidate(report, pair.local, True, tid, now)
-    remote_id = _add_candidate(report, pair.remote, False, tid, now)
+def _add_pair(
+    report: RTCStatsReport,
+    pair: CandidatePairInfo,
+    tid: str,
+    now: float,
+    cache: StaticStatsCache | None,
+) -> str:
+    local_id = _add_candidate(report, pair.local, True, tid, now, cache)
+    remote_id = _add_candidate(report, pair.remote, False, tid, now, cache)
     stats_id = f"CP{local_id[1:]}_{remote_id[1:]}"
     report.add(
         _stats(
@@ -308,29 +409,29 @@ def _add_pair(report: RTCStatsReport, pair: CandidatePairInfo, tid: str, now: fl
 
 
 def _add_codec(
-    report: RTCStatsReport, codec: CodecInput | None, tid: str, inbound: bool, now: float
+    report: RTCStatsReport,
+    codec: CodecInput | None,
+    tid: str,
+    inbound: bool,
+    now: float,
+    cache: StaticStatsCache | None,
 ) -> str | None:
     if codec is None:
         return None
-    stats_id = f"C{'I' if inbound else 'O'}{tid}_{codec.payloadType}"
-    report.add(
-        _stats(
-            "codec",
-            stats_id,
-            now,
-            transportId=tid,
-            payloadType=codec.payloadType,
-            mimeType=codec.mimeType,
-            clockRate=codec.clockRate,
-            channels=codec.channels,
-            sdpFmtpLine=codec.sdpFmtpLine or None,
-        )
+    stats = _static(
+        cache, ("codec", codec, tid, inbound), lambda: _codec_fields(codec, tid, inbound), now
     )
-    return stats_id
+    report.add(stats)
+    return stats.id
 
 
 def _add_outbound(
-    report: RTCStatsReport, sender: SenderInput, rtp: RtpCounters, tid: str, now: float
+    report: RTCStatsReport,
+    sender: SenderInput,
+    rtp: RtpCounters,
+    tid: str,
+    now: float,
+    cache: StaticStatsCache | None,
 ) -> None:
     media = rtp.sent.get(sender.ssrc)
     if media is None:
@@ -340,7 +441,7 @@ def _add_outbound(
     rtx_bytes = rtx.payload_bytes - RTX_HEADER_BYTES * rtx.packets if rtx else 0
     letter = _kind_letter(sender.kind)
     stats_id = f"O{tid}{letter}{sender.ssrc}"
-    codec_id = _add_codec(report, sender.codec, tid, False, now)
+    codec_id = _add_codec(report, sender.codec, tid, False, now, cache)
     remote_id = None
     if sender.ssrc in rtp.reception_reports:
         remote_id = _add_remote_inbound(report, sender, rtp, tid, codec_id, now)
@@ -369,7 +470,12 @@ def _add_outbound(
 
 
 def _add_inbound(
-    report: RTCStatsReport, receiver: ReceiverInput, rtp: RtpCounters, tid: str, now: float
+    report: RTCStatsReport,
+    receiver: ReceiverInput,
+    rtp: RtpCounters,
+    tid: str,
+    now: float,
+    cache: StaticStatsCache | None,
 ) -> None:
     letter = _kind_letter(receiver.kind)
     repaired_by = {media: rtx for rtx, media in receiver.rtx_ssrcs.items()}
@@ -383,7 +489,7 @@ def _add_inbound(
         rtx_packets = rtx.packets if rtx else 0
         rtx_bytes = rtx.payload_bytes - RTX_HEADER_BYTES * rtx.packets if rtx else 0
         stats_id = f"I{tid}{letter}{ssrc}"
-        codec_id = _add_codec(report, receiver.codec, tid, True, now)
+        codec_id = _add_codec(report, receiver.codec, tid, True, now, cache)
         remote_id = None
         if ssrc in rtp.sender_reports:
             remote_id = _add_remote_outbound(report, receiver, rtp, ssrc, tid, codec_id, now)

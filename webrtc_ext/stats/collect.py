@@ -30,6 +30,7 @@ from .builder import (
     PeerConnectionInput,
     ReceiverInput,
     SenderInput,
+    StaticStatsCache,
     TransportInput,
 )
 from .rtpcounters import RtpCounters, RtpStatsInterceptor
@@ -70,6 +71,8 @@ class PeerConnectionStats(DataChannelInterceptor):
         self._configured_certificate: CertificateInput | None = None
         self.data_channels_opened = 0
         self.data_channels_closed = 0
+        self.static_stats: StaticStatsCache = {}
+        """The connection's stats objects that do not change (``build_stats_report``'s cache)."""
 
     def transport_created(self, dtls_transport: RTCDtlsTransport) -> None:
         """Start counting the RTP/RTCP of a new DTLS transport."""
