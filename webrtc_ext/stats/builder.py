@@ -199,10 +199,15 @@ StaticStatsCache = dict[tuple[Any, ...], RTCStats]
 STATIC_CACHE_SIZE = 256
 
 
-def _static(
-    cache: StaticStatsCache | None, key: tuple[Any, ...], make: Callable[[], RTCStats], now: float
-) -> RTCStats:
-    """A new stats object taken ``now`` with the fields ``make()`` gives (made once per key)."""
+def _add_static(
+    report: RTCStatsReport,
+    cache: StaticStatsCache | None,
+    key: tuple[Any, ...],
+    make: Callable[[], RTCStats],
+    now: float,
+) -> str:
+    """Add a new stats object taken ``now`` with the fields ``make()`` gives (made once per
+    key); returns its id."""
     fields = None if cache is None else cache.get(key)
     if fields is None:
         fields = make()
@@ -212,7 +217,8 @@ def _static(
             cache[key] = fields
     stats = RTCStats(fields)
     stats["timestamp"] = now
-    return stats
+    report.add(stats)
+    return stats.id
 
 
 def _certificate_fields(cert: CertificateInput) -> RTCStats:
@@ -308,9 +314,7 @@ def _certificate(
 ) -> str | None:
     if cert is None:
         return None
-    stats = _static(cache, ("certificate", cert), lambda: _certificate_fields(cert), now)
-    report.add(stats)
-    return stats.id
+    return _add_static(report, cache, ("certificate", cert), lambda: _certificate_fields(cert), now)
 
 
 def _add_transport(
@@ -362,11 +366,13 @@ def _add_candidate(
     cache: StaticStatsCache | None,
 ) -> str:
     key = _candidate_key(candidate)
-    stats = _static(
-        cache, ("candidate", key, local, tid), lambda: _candidate_fields(key, local, tid), now
+    return _add_static(
+        report,
+        cache,
+        ("candidate", key, local, tid),
+        lambda: _candidate_fields(key, local, tid),
+        now,
     )
-    report.add(stats)
-    return stats.id
 
 
 def _add_pair(
@@ -418,11 +424,13 @@ def _add_codec(
 ) -> str | None:
     if codec is None:
         return None
-    stats = _static(
-        cache, ("codec", codec, tid, inbound), lambda: _codec_fields(codec, tid, inbound), now
+    return _add_static(
+        report,
+        cache,
+        ("codec", codec, tid, inbound),
+        lambda: _codec_fields(codec, tid, inbound),
+        now,
     )
-    report.add(stats)
-    return stats.id
 
 
 def _add_outbound(
