@@ -29,6 +29,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +60,90 @@ static PyObject *s_dict, *s_send_rtp_now;
 static PyObject *s_sent, *s_received, *s_rtp_sent, *s_rtp_received, *s_transport, *s_sendto;
 static PyObject *s_payload_type, *s_sequence_number, *s_timestamp, *s_ssrc, *s_arrival_time;
 
+/* Attribute access for the per-packet work. A plain __slots__ member (a T_OBJECT_EX member
+ * descriptor on a type with the generic getattr and setattr) is read and written at its
+ * offset, found once per (type, name) and kept while the type's version tag holds (any
+ * change to the type or its bases gives it a new tag); everything else, and an unset slot,
+ * goes through PyObject_GetAttr / PyObject_SetAttr, so the result is always theirs. */
+#define SLOT_CACHE_SIZE 512
+typedef struct {
+    PyTypeObject *type; /* compared only against a live object's type: never dereferenced */
+    PyObject *name;     /* a strong reference, so its address is not reused while cached */
+    unsigned int version;
+    Py_ssize_t offset; /* 0: not a plain slot */
+} SlotEntry;
+static SlotEntry slot_cache[SLOT_CACHE_SIZE];
+
+static int
+version_valid(PyTypeObject *type)
+{
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+#endif
+    return type->tp_version_tag != 0;
+}
+
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name)
+{
+    uintptr_t key = ((uintptr_t)type >> 4) ^ (((uintptr_t)name >> 4) * 0x9E3779B1u);
+    SlotEntry *entry = &slot_cache[(key ^ (key >> 11)) & (SLOT_CACHE_SIZE - 1)];
+    if (entry->type == type && entry->name == name && entry->version == type->tp_version_tag
+        && version_valid(type)) {
+        return entry->offset;
+    }
+    Py_ssize_t offset = 0;
+    if (type->tp_getattro == PyObject_GenericGetAttr
+        && type->tp_setattro == PyObject_GenericSetAttr && PyUnicode_CheckExact(name)) {
+        PyObject *descriptor = _PyType_Lookup(type, name); /* borrowed; sets the version tag */
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+                offset = member->offset;
+            }
+        }
+    }
+    if (version_valid(type)) {
+        Py_INCREF(name);
+        Py_XSETREF(entry->name, name);
+        entry->type = type;
+        entry->version = type->tp_version_tag;
+        entry->offset = offset;
+    }
+    return offset;
+}
+
+/* obj.name, a new reference (NULL with an exception on error). */
+static PyObject *
+fast_get(PyObject *obj, PyObject *name)
+{
+    Py_ssize_t offset = slot_offset(Py_TYPE(obj), name);
+    if (offset > 0) {
+        PyObject *value = *(PyObject **)((char *)obj + offset);
+        if (value != NULL) {
+            Py_INCREF(value);
+            return value;
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+/* obj.name = value; -1 with an exception on error. */
+static int
+fast_set(PyObject *obj, PyObject *name, PyObject *value)
+{
+    Py_ssize_t offset = value == NULL ? 0 : slot_offset(Py_TYPE(obj), name);
+    if (offset > 0) {
+        PyObject **slot = (PyObject **)((char *)obj + offset);
+        Py_INCREF(value);
+        Py_XSETREF(*slot, value);
+        return 0;
+    }
+    return PyObject_SetAttr(obj, name, value);
+}
+
 static double
 wall_clock(void)
 {
@@ -71,7 +156,7 @@ wall_clock(void)
 static int
 add_to(PyObject *obj, PyObject *name, long long delta)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = fast_get(obj, name);
     if (value == NULL) {
         return -1;
     }
@@ -86,7 +171,7 @@ add_to(PyObject *obj, PyObject *name, long long delta)
     if (sum == NULL) {
         return -1;
     }
-    int result = PyObject_SetAttr(obj, name, sum);
+    int result = fast_set(obj, name, sum);
     Py_DECREF(sum);
     return result;
 }
@@ -98,7 +183,7 @@ set_long(PyObject *obj, PyObject *name, long long value)
     if (number == NULL) {
         return -1;
     }
-    int result = PyObject_SetAttr(obj, name, number);
+    int result = fast_set(obj, name, number);
     Py_DECREF(number);
     return result;
 }
@@ -110,7 +195,7 @@ set_double(PyObject *obj, PyObject *name, double value)
     if (number == NULL) {
         return -1;
     }
-    int result = PyObject_SetAttr(obj, name, number);
+    int result = fast_set(obj, name, number);
     Py_DECREF(number);
     return result;
 }
@@ -119,7 +204,7 @@ set_double(PyObject *obj, PyObject *name, double value)
 static int
 attr_is(PyObject *obj, PyObject *name, PyObject *expected)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = fast_get(obj, name);
     if (value == NULL) {
         return -1;
     }
@@ -132,7 +217,7 @@ attr_is(PyObject *obj, PyObject *name, PyObject *expected)
 static long long
 get_long(PyObject *obj, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = fast_get(obj, name);
     if (value == NULL) {
         return -1;
     }
@@ -399,7 +484,7 @@ SendPath_valid(SendPath *self, PyObject *outbound)
         return same;
     }
     /* send_rtp_now replaced on the transport (a test's capture or loss): it sees everything. */
-    PyObject *instance = PyObject_GetAttr(self->transport, s_dict);
+    PyObject *instance = fast_get(self->transport, s_dict);
     if (instance == NULL) {
         return -1;
     }
@@ -408,7 +493,7 @@ SendPath_valid(SendPath *self, PyObject *outbound)
     if (same || PyErr_Occurred()) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *selected = PyObject_GetAttr(self->engine, s_selected);
+    PyObject *selected = fast_get(self->engine, s_selected);
     if (selected == NULL) {
         return -1;
     }
@@ -438,7 +523,7 @@ count_sent(SendPath *self, const unsigned char *plain, Py_ssize_t length, Py_ssi
     if (read_clock(self->clock, &now) < 0) {
         return -1;
     }
-    PyObject *streams = PyObject_GetAttr(self->stats, s_sent);
+    PyObject *streams = fast_get(self->stats, s_sent);
     if (streams == NULL) {
         Py_DECREF(now);
         return -1;
@@ -467,10 +552,10 @@ count_sent(SendPath *self, const unsigned char *plain, Py_ssize_t length, Py_ssi
     long long payload = length - header;
     int failed = add_to(stream, s_packets, 1) < 0 || add_to(stream, s_payload_bytes, payload) < 0
                  || add_to(stream, s_header_bytes, header) < 0
-                 || PyObject_SetAttr(stream, s_last_sent, now) < 0;
+                 || fast_set(stream, s_last_sent, now) < 0;
     Py_DECREF(now);
     if (!failed) {
-        PyObject *highest = PyObject_GetAttr(stream, s_highest_sequence);
+        PyObject *highest = fast_get(stream, s_highest_sequence);
         if (highest == NULL) {
             failed = 1;
         } else {
@@ -528,7 +613,7 @@ send_packet(SendPath *self, PyObject *outbound, PyObject *packet, long sequence,
             unsigned long long timestamp)
 {
     /* The packet's payload and the header fields this sender keeps. */
-    PyObject *data = PyObject_GetAttr(packet, s_data);
+    PyObject *data = fast_get(packet, s_data);
     if (data == NULL) {
         return NULL;
     }
@@ -539,8 +624,8 @@ send_packet(SendPath *self, PyObject *outbound, PyObject *packet, long sequence,
     }
     long long start = get_long(packet, s_payload_start);
     long long end = start == -1 && PyErr_Occurred() ? -1 : get_long(packet, s_payload_end);
-    PyObject *marker = end == -1 && PyErr_Occurred() ? NULL : PyObject_GetAttr(packet, s_marker);
-    PyObject *level = marker == NULL ? NULL : PyObject_GetAttr(packet, s_audio_level);
+    PyObject *marker = end == -1 && PyErr_Occurred() ? NULL : fast_get(packet, s_marker);
+    PyObject *level = marker == NULL ? NULL : fast_get(packet, s_audio_level);
     int marked = level == NULL ? -1 : PyObject_IsTrue(marker);
     Py_XDECREF(marker);
     if (marked < 0) {
@@ -633,7 +718,7 @@ send_packet(SendPath *self, PyObject *outbound, PyObject *packet, long sequence,
     if (sent < 0) {
         PyObject *datagram = PyBytes_FromStringAndSize((const char *)buffer, protected_length);
         PyObject *asyncio_transport =
-            datagram == NULL ? NULL : PyObject_GetAttr(self->protocol, s_transport);
+            datagram == NULL ? NULL : fast_get(self->protocol, s_transport);
         PyObject *result = asyncio_transport == NULL
                                ? NULL
                                : PyObject_CallMethodObjArgs(asyncio_transport, s_sendto, datagram,
@@ -707,7 +792,7 @@ munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long
                  long long timestamp, PyObject *now, long *out_sequence,
                  unsigned long long *out_timestamp)
 {
-    PyObject *value = PyObject_GetAttr(munger, s_segment_started);
+    PyObject *value = fast_get(munger, s_segment_started);
     if (value == NULL) {
         return -1;
     }
@@ -717,7 +802,7 @@ munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long
         return 2;
     }
     int same;
-    if ((value = PyObject_GetAttr(munger, s_source)) == NULL) {
+    if ((value = fast_get(munger, s_source)) == NULL) {
         return -1;
     }
     same = PyObject_RichCompareBool(source, value, Py_EQ);
@@ -725,7 +810,7 @@ munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long
     if (same != 1) {
         return same < 0 ? -1 : 2;
     }
-    if ((value = PyObject_GetAttr(munger, s_segment_ssrc)) == NULL) {
+    if ((value = fast_get(munger, s_segment_ssrc)) == NULL) {
         return -1;
     }
     same = PyObject_RichCompareBool(packet_ssrc, value, Py_EQ);
@@ -736,7 +821,7 @@ munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long
     long long m[M_COUNT];
     for (int i = 0; i < M_COUNT; i++) {
         int overflow = 0;
-        if ((value = PyObject_GetAttr(munger, munger_names[i])) == NULL) {
+        if ((value = fast_get(munger, munger_names[i])) == NULL) {
             return -1;
         }
         m[i] = PyLong_Check(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : 0;
@@ -777,7 +862,7 @@ munge_in_segment(PyObject *munger, PyObject *source, PyObject *packet_ssrc, long
     }
     if (out_ts > m[M_HIGH_OUT_TS]
         && (set_long(munger, munger_names[M_HIGH_OUT_TS], out_ts) < 0
-            || PyObject_SetAttr(munger, s_high_out_time, now) < 0)) {
+            || fast_set(munger, s_high_out_time, now) < 0)) {
         return -1;
     }
     *out_sequence = (long)(out_seq & 0xFFFF);
@@ -804,7 +889,7 @@ SendPath_send_media(SendPath *self, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
-    PyObject *ssrc = PyObject_GetAttr(packet, s_ssrc);
+    PyObject *ssrc = fast_get(packet, s_ssrc);
     if (ssrc == NULL) {
         return NULL;
     }
@@ -858,7 +943,7 @@ packet_fields(PyObject *packet, PacketFields *f)
                           s_sequence_number, s_timestamp, s_ssrc};
     long long *values[6] = {&f->start, &f->end, &f->payload_type,
                             &f->sequence, &f->timestamp, &f->ssrc};
-    PyObject *data = PyObject_GetAttr(packet, s_data);
+    PyObject *data = fast_get(packet, s_data);
     if (data == NULL) {
         return -1;
     }
@@ -866,7 +951,7 @@ packet_fields(PyObject *packet, PacketFields *f)
     f->data = data;
     Py_DECREF(data); /* the packet's __slots__ keeps it */
     for (int i = 0; plain && i < 6; i++) {
-        PyObject *value = PyObject_GetAttr(packet, names[i]);
+        PyObject *value = fast_get(packet, names[i]);
         if (value == NULL) {
             return -1;
         }
@@ -915,7 +1000,7 @@ make_packet(PyObject *type, PyObject *values[10])
     PyObject *packet = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
     int failed = packet == NULL;
     for (int i = 0; i < 10; i++) {
-        if (values[i] == NULL || (!failed && PyObject_SetAttr(packet, *names[i], values[i]) < 0)) {
+        if (values[i] == NULL || (!failed && fast_set(packet, *names[i], values[i]) < 0)) {
             failed = 1;
         }
         Py_XDECREF(values[i]);
@@ -931,7 +1016,7 @@ make_packet(PyObject *type, PyObject *values[10])
 static PyObject *
 next_sequence(PyObject *packer)
 {
-    PyObject *sequence = PyObject_GetAttr(packer, s_sequence);
+    PyObject *sequence = fast_get(packer, s_sequence);
     if (sequence == NULL) {
         return NULL;
     }
@@ -952,11 +1037,11 @@ renumbered(PyObject *packer, PyObject *packet, PyObject *type)
         return NULL;
     }
     PyObject *values[10] = {
-        PyObject_GetAttr(packet, s_data), PyObject_GetAttr(packet, s_payload_type),
-        PyObject_GetAttr(packet, s_marker), sequence,
-        PyObject_GetAttr(packet, s_timestamp), PyObject_GetAttr(packet, s_ssrc),
-        PyObject_GetAttr(packet, s_payload_start), PyObject_GetAttr(packet, s_payload_end),
-        PyObject_GetAttr(packet, s_arrival_time), PyObject_GetAttr(packet, s_audio_level),
+        fast_get(packet, s_data), fast_get(packet, s_payload_type),
+        fast_get(packet, s_marker), sequence,
+        fast_get(packet, s_timestamp), fast_get(packet, s_ssrc),
+        fast_get(packet, s_payload_start), fast_get(packet, s_payload_end),
+        fast_get(packet, s_arrival_time), fast_get(packet, s_audio_level),
     };
     PyObject *copy = make_packet(type, values);
     if (copy == NULL || add_to(packer, s_packets_out, 1) < 0) {
@@ -992,7 +1077,7 @@ joined_packet(PyObject *packer, PyObject *held, const PacketFields *f, Py_ssize_
         return NULL;
     }
     PyObject *first = PyList_GET_ITEM(held, 0);
-    PyObject *marker = PyObject_GetAttr(first, s_marker);
+    PyObject *marker = fast_get(first, s_marker);
     int marked = marker == NULL ? -1 : PyObject_IsTrue(marker);
     PyObject *sequence = marked < 0 ? NULL : next_sequence(packer);
     if (sequence == NULL) {
@@ -1029,8 +1114,8 @@ joined_packet(PyObject *packer, PyObject *held, const PacketFields *f, Py_ssize_
         data, PyLong_FromLongLong(f[0].payload_type), marker, sequence,
         PyLong_FromLongLong(f[0].timestamp), PyLong_FromLongLong(f[0].ssrc),
         PyLong_FromLong(12), PyLong_FromSsize_t(12 + payload_size),
-        PyObject_GetAttr(PyList_GET_ITEM(held, count - 1), s_arrival_time),
-        PyObject_GetAttr(first, s_audio_level),
+        fast_get(PyList_GET_ITEM(held, count - 1), s_arrival_time),
+        fast_get(first, s_audio_level),
     };
     PyObject *joined = make_packet(type, values);
     if (joined == NULL || add_to(packer, s_packets_out, 1) < 0) {
@@ -1053,7 +1138,7 @@ flush_into(PyObject *packer, PyObject *held, const PacketFields *f, long toc, Py
     if (empty == NULL) {
         return -1;
     }
-    int result = PyObject_SetAttr(packer, s_held, empty);
+    int result = fast_set(packer, s_held, empty);
     Py_DECREF(empty);
     if (result < 0) {
         return -1;
@@ -1084,7 +1169,7 @@ opus_push_impl(PyObject *packer, PyObject *packet, PyObject *type)
         if (((frames = get_long(packer, s_frames)) == -1 && PyErr_Occurred())
             || ((toc_held = get_long(packer, s_toc)) == -1 && PyErr_Occurred())
             || ((size = get_long(packer, s_bytes)) == -1 && PyErr_Occurred())
-            || (held = PyObject_GetAttr(packer, s_held)) == NULL) {
+            || (held = fast_get(packer, s_held)) == NULL) {
             return NULL;
         }
         count = PyList_CheckExact(held) ? PyList_GET_SIZE(held) : -1;
@@ -1138,7 +1223,7 @@ opus_push_impl(PyObject *packer, PyObject *packet, PyObject *type)
         }
     }
     if (count == 0) {
-        Py_SETREF(held, PyObject_GetAttr(packer, s_held)); /* the list flush_into left */
+        Py_SETREF(held, fast_get(packer, s_held)); /* the list flush_into left */
         if (held == NULL || !PyList_CheckExact(held)) {
             if (held != NULL) {
                 PyErr_SetString(PyExc_TypeError, "OpusRepacketizer._held must be a list");
@@ -1184,13 +1269,13 @@ opus_push(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static int
 is_opus(PyObject *receiver, PyObject *packet)
 {
-    PyObject *codecs = PyObject_GetAttr(receiver, s_negotiated_codecs);
-    PyObject *type = codecs == NULL ? NULL : PyObject_GetAttr(packet, s_payload_type);
+    PyObject *codecs = fast_get(receiver, s_negotiated_codecs);
+    PyObject *type = codecs == NULL ? NULL : fast_get(packet, s_payload_type);
     PyObject *codec = type == NULL || !PyDict_Check(codecs) ? NULL
                                                            : PyDict_GetItemWithError(codecs, type);
     int opus = codec == NULL ? (PyErr_Occurred() ? -1 : 0) : 0;
     if (codec != NULL) {
-        PyObject *mime = PyObject_GetAttr(codec, s_mime_type);
+        PyObject *mime = fast_get(codec, s_mime_type);
         if (mime == NULL) {
             opus = -1;
         } else if (PyUnicode_Check(mime)) {
@@ -1273,7 +1358,7 @@ static int
 send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject *source,
           PyObject *now)
 {
-    PyObject *path = PyObject_GetAttr(sender, s_native);
+    PyObject *path = fast_get(sender, s_native);
     if (path == NULL) {
         return -1;
     }
@@ -1283,7 +1368,7 @@ send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject 
     }
     int taken = 0;
     PyObject *value = NULL, *munger = NULL, *outbound = NULL, *sent = NULL;
-    if ((value = PyObject_GetAttr(sender, s_media_held)) == NULL) {
+    if ((value = fast_get(sender, s_media_held)) == NULL) {
         taken = -1;
         goto done;
     }
@@ -1293,11 +1378,11 @@ send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject 
         goto done; /* resuming after a hold starts a segment: send_rtp does it */
     }
     if (hold == 1) {
-        PyObject *object = PyObject_GetAttr(sender, s_dtmf);
+        PyObject *object = fast_get(sender, s_dtmf);
         if (object != NULL && object != Py_None) {
-            Py_SETREF(object, PyObject_GetAttr(object, s_player));
+            Py_SETREF(object, fast_get(object, s_player));
             if (object != NULL && object != Py_None) {
-                Py_SETREF(object, PyObject_GetAttr(object, s_playing));
+                Py_SETREF(object, fast_get(object, s_playing));
                 held = object != NULL && object != Py_None;
             }
         }
@@ -1310,8 +1395,8 @@ send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject 
             goto done; /* a tone plays: send_rtp holds the packet back and counts it */
         }
     }
-    munger = PyObject_GetAttr(sender, s_munger);
-    outbound = munger == NULL ? NULL : PyObject_GetAttr(sender, s_outbound);
+    munger = fast_get(sender, s_munger);
+    outbound = munger == NULL ? NULL : fast_get(sender, s_outbound);
     if (outbound == NULL) {
         taken = -1;
         goto done;
@@ -1328,14 +1413,14 @@ send_fast(FanOut *self, PyObject *sender, long hold, PyObject *packet, PyObject 
     } else if (sent != Py_None) {
         /* RTCRtpSender._account, then the sender report's wall clock / media time pair. */
         PyObject *names = self->report_names;
-        PyObject *packets = PyObject_GetAttr(outbound, s_packet_count);
-        PyObject *octets = packets == NULL ? NULL : PyObject_GetAttr(outbound, s_octet_count);
-        PyObject *stamp = octets == NULL ? NULL : PyObject_GetAttr(outbound, s_last_timestamp);
+        PyObject *packets = fast_get(outbound, s_packet_count);
+        PyObject *octets = packets == NULL ? NULL : fast_get(outbound, s_octet_count);
+        PyObject *stamp = octets == NULL ? NULL : fast_get(outbound, s_last_timestamp);
         taken = stamp == NULL
-                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 0), packets) < 0
-                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 1), octets) < 0
-                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 2), sent) < 0
-                        || PyObject_SetAttr(sender, PyTuple_GET_ITEM(names, 3), stamp) < 0
+                        || fast_set(sender, PyTuple_GET_ITEM(names, 0), packets) < 0
+                        || fast_set(sender, PyTuple_GET_ITEM(names, 1), octets) < 0
+                        || fast_set(sender, PyTuple_GET_ITEM(names, 2), sent) < 0
+                        || fast_set(sender, PyTuple_GET_ITEM(names, 3), stamp) < 0
                     ? -1
                     : 1;
         Py_XDECREF(packets);
@@ -1367,7 +1452,7 @@ send_one(FanOut *self, PyObject *sender, PyObject *hold, PyObject *packet, PyObj
     if (taken) {
         return taken < 0 ? -1 : 0;
     }
-    PyObject *method = PyObject_GetAttr(sender, s_send_rtp);
+    PyObject *method = fast_get(sender, s_send_rtp);
     if (method == NULL) {
         return -1;
     }
@@ -1385,7 +1470,7 @@ static int
 send_packed(FanOut *self, PyObject *sender, PyObject *packer, PyObject *hold, PyObject *packet,
             PyObject *source, PyObject *now)
 {
-    PyObject *receiver = PyObject_GetAttr(self->fan, s_receiver);
+    PyObject *receiver = fast_get(self->fan, s_receiver);
     int opus = receiver == NULL ? -1 : is_opus(receiver, packet);
     Py_XDECREF(receiver);
     if (opus <= 0) {
@@ -1414,9 +1499,9 @@ send_packed(FanOut *self, PyObject *sender, PyObject *packer, PyObject *hold, Py
 static PyObject *
 FanOut_forward(FanOut *self, PyObject *packet)
 {
-    PyObject *targets = PyObject_GetAttr(self->fan, s_native_targets);
-    PyObject *source = targets == NULL ? NULL : PyObject_GetAttr(self->fan, s_source_kw);
-    PyObject *now = source == NULL ? NULL : PyObject_GetAttr(packet, s_arrival_time);
+    PyObject *targets = fast_get(self->fan, s_native_targets);
+    PyObject *source = targets == NULL ? NULL : fast_get(self->fan, s_source_kw);
+    PyObject *now = source == NULL ? NULL : fast_get(packet, s_arrival_time);
     PyObject *result = NULL;
     if (now == NULL) {
         goto done;
@@ -1634,7 +1719,7 @@ count_received(RecvPath *self, const unsigned char *plain, int length)
     if (read_clock(self->clock, &now) < 0) {
         return -1;
     }
-    PyObject *streams = PyObject_GetAttr(self->stats, s_received);
+    PyObject *streams = fast_get(self->stats, s_received);
     PyObject *key = streams == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
     PyObject *stream = key == NULL || !PyDict_Check(streams)
                            ? NULL
@@ -1660,10 +1745,10 @@ count_received(RecvPath *self, const unsigned char *plain, int length)
     int failed = add_to(stream, s_packets, 1) < 0
                  || add_to(stream, s_payload_bytes, length - header) < 0
                  || add_to(stream, s_header_bytes, header) < 0
-                 || PyObject_SetAttr(stream, s_last_received, now) < 0;
+                 || fast_set(stream, s_last_received, now) < 0;
     Py_DECREF(now);
     if (!failed) {
-        PyObject *base = PyObject_GetAttr(stream, s_base_sequence);
+        PyObject *base = fast_get(stream, s_base_sequence);
         long long highest = base == NULL ? -1 : get_long(stream, s_highest_sequence);
         if (base == NULL || (highest == -1 && PyErr_Occurred())) {
             failed = 1;
@@ -1771,12 +1856,12 @@ parse_packet(RecvPath *self, const unsigned char *plain, int length, PyObject *a
                           s_ssrc, s_payload_start, s_payload_end, s_audio_level};
     int failed = 0;
     for (int i = 0; i < 9; i++) {
-        if (values[i] == NULL || (!failed && PyObject_SetAttr(packet, names[i], values[i]) < 0)) {
+        if (values[i] == NULL || (!failed && fast_set(packet, names[i], values[i]) < 0)) {
             failed = 1;
         }
         Py_XDECREF(values[i]);
     }
-    if (failed || PyObject_SetAttr(packet, s_arrival_time, arrival) < 0) {
+    if (failed || fast_set(packet, s_arrival_time, arrival) < 0) {
         Py_DECREF(packet);
         return NULL;
     }
@@ -1865,8 +1950,8 @@ static PyObject *s_rtp_callbacks, *s_deliver_raw, *s_last_packet, *s_clock_rates
 static int
 event_stage_passes(PyObject *stage, PyObject *packet)
 {
-    PyObject *rates = PyObject_GetAttr(stage, s_clock_rates);
-    PyObject *type = rates == NULL ? NULL : PyObject_GetAttr(packet, s_payload_type);
+    PyObject *rates = fast_get(stage, s_clock_rates);
+    PyObject *type = rates == NULL ? NULL : fast_get(packet, s_payload_type);
     int passes = -1;
     if (type != NULL) {
         passes = PyDict_Check(rates) ? !PyDict_Contains(rates, type) : 0;
@@ -1919,7 +2004,7 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     /* The pair's counters (IceProtocol.peer_counters: made by the Python path's first). */
-    PyObject *all_counters = PyObject_GetAttr(protocol, s_counters);
+    PyObject *all_counters = fast_get(protocol, s_counters);
     if (all_counters == NULL) {
         return NULL;
     }
@@ -1935,8 +2020,8 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     }
     /* The receiver the router knows the SSRC for (an unknown one is learnt in Python). */
     uint32_t ssrc = get32(bytes + 8);
-    PyObject *router = PyObject_GetAttr(self->transport, s_rtp_router);
-    PyObject *table = router == NULL ? NULL : PyObject_GetAttr(router, s_ssrc_table);
+    PyObject *router = fast_get(self->transport, s_rtp_router);
+    PyObject *table = router == NULL ? NULL : fast_get(router, s_ssrc_table);
     Py_XDECREF(router);
     PyObject *key = table == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
     PyObject *receiver = key == NULL || !PyDict_Check(table) ? NULL
@@ -1954,12 +2039,12 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int raw = PyObject_IsInstance(receiver, self->receiver_type);
     if (raw == 1) {
-        value = PyObject_GetAttr(receiver, s_raw);
+        value = fast_get(receiver, s_raw);
         raw = value == NULL ? -1 : value == Py_True;
         Py_XDECREF(value);
     }
     if (raw == 1) {
-        queues = PyObject_GetAttr(receiver, s_rtp_queues);
+        queues = fast_get(receiver, s_rtp_queues);
         raw = queues == NULL ? -1 : (PyList_Check(queues) && PyList_GET_SIZE(queues) == 0);
     }
     if (raw != 1) {
@@ -1988,7 +2073,7 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     /* RawRtpReceiverMixin._deliver: enabled, then the receiver's stages (which may consume). */
-    value = PyObject_GetAttr(receiver, s_enabled);
+    value = fast_get(receiver, s_enabled);
     int enabled = value == NULL ? -1 : PyObject_IsTrue(value);
     Py_XDECREF(value);
     if (enabled != 1) {
@@ -1999,13 +2084,13 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         }
         goto done;
     }
-    PyObject *stages = PyObject_GetAttr(receiver, s_interceptors);
+    PyObject *stages = fast_get(receiver, s_interceptors);
     int passed = 1;
     if (stages == NULL) {
         Py_DECREF(arrival);
         goto done;
     }
-    PyObject *chain_stages = PyObject_GetAttr(stages, s_stages);
+    PyObject *chain_stages = fast_get(stages, s_stages);
     int skip = 0;
     if (chain_stages != NULL && PyTuple_Check(chain_stages) && PyTuple_GET_SIZE(chain_stages) == 1
         && self->event_stage_type != Py_None
@@ -2040,11 +2125,11 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     /* RawRtpReceiverMixin._deliver_raw: a negotiated payload type, the stream's statistics. */
-    PyObject *codecs = PyObject_GetAttr(receiver, s_negotiated_codecs);
+    PyObject *codecs = fast_get(receiver, s_negotiated_codecs);
     if (codecs == NULL) {
         goto done;
     }
-    value = PyObject_GetAttr(packet, s_payload_type);
+    value = fast_get(packet, s_payload_type);
     PyObject *codec = value == NULL || !PyDict_Check(codecs) ? NULL
                                                             : PyDict_GetItemWithError(codecs, value);
     Py_XDECREF(value);
@@ -2056,7 +2141,7 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
         }
         goto done;
     }
-    PyObject *streams = PyObject_GetAttr(receiver, s_stream_statistics);
+    PyObject *streams = fast_get(receiver, s_stream_statistics);
     PyObject *ssrc_key = streams == NULL ? NULL : PyLong_FromUnsignedLong(ssrc);
     PyObject *stream = ssrc_key == NULL || !PyDict_Check(streams)
                            ? NULL
@@ -2085,12 +2170,12 @@ RecvPath_deliver(RecvPath *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(added);
     /* The callbacks, each on its own: one that raises is logged and the others still run. */
-    PyObject *callbacks = PyObject_GetAttr(receiver, s_rtp_callbacks);
+    PyObject *callbacks = fast_get(receiver, s_rtp_callbacks);
     if (callbacks == NULL) {
         goto done;
     }
     /* RawRtpReceiverMixin._last_packet (its last_arrival and audio_level read it). */
-    if (PyObject_SetAttr(receiver, s_last_packet, packet) < 0) {
+    if (fast_set(receiver, s_last_packet, packet) < 0) {
         Py_DECREF(callbacks);
         goto done;
     }
@@ -2179,7 +2264,7 @@ stream_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int covered = 1;
     for (int i = 0; i < 8 && covered; i++) {
         PyObject *name = i < 6 ? names[i] : (i == 6 ? s_last_arrival : s_last_stamp);
-        PyObject *value = PyObject_GetAttr(stream, name);
+        PyObject *value = fast_get(stream, name);
         if (value == NULL) {
             return NULL;
         }

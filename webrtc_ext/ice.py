@@ -218,6 +218,10 @@ class _PeerCounters:
 class IceProtocol(StunProtocol):
     """A local socket: demultiplexes by first byte (RFC 7983) and never lets bad input escape."""
 
+    # In slots: the C path (webrtc_ext._native) reads these for every packet at their
+    # offsets rather than in the instance dictionary; the rest stays in ``__dict__``.
+    __slots__ = ("_socket", "counters")
+
     receiver: IceConnection
 
     def __init__(self, receiver: IceConnection) -> None:

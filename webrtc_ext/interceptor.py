@@ -82,6 +82,10 @@ StageT = TypeVar("StageT")
 class InterceptorChain(Generic[StageT]):
     """An ordered list of stages; adding or removing one never disturbs a packet in flight."""
 
+    # In slots: the C path (webrtc_ext._native) reads ``_stages`` for every packet at its
+    # offset rather than in the instance dictionary; the rest stays in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "_stages")
+
     def __init__(self) -> None:
         # A tuple, replaced on each change: dispatch iterates a snapshot without copying.
         self._stages: tuple[StageT, ...] = ()

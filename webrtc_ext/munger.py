@@ -37,6 +37,33 @@ class RtpMunger:
     numbers would collide with what was already sent.
     """
 
+    # Slots: the C send path (webrtc_ext._native) reads and writes these at their offsets.
+    __slots__ = (
+        "_first_in_seq",
+        "_high_in_seq",
+        "_high_in_seq16",
+        "_high_in_ts",
+        "_high_in_ts32",
+        "_high_out_seq",
+        "_high_out_time",
+        "_high_out_ts",
+        "_newest_seen",
+        "_retired_ssrcs",
+        "_seen_at_switch",
+        "_segment_floor_ts",
+        "_segment_ssrc",
+        "_segment_started",
+        "_sent_any",
+        "_seq_offset",
+        "_source",
+        "_ts_offset",
+        "clock_rate",
+        "dropped",
+        "frame_ticks",
+        "initial_sequence_number",
+        "initial_timestamp",
+    )
+
     def __init__(
         self,
         clock_rate: int,

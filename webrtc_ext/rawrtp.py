@@ -35,6 +35,7 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
 )
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from ._internals import dtls_count_received, dtls_count_sent, receiver_private
@@ -216,9 +217,27 @@ def _callback_failed(callback: RtpCallback, exception: BaseException | None) -> 
 
 
 def _stream_statistics(clock_rate: int) -> Any:
-    from aiortc.rtcrtpreceiver import StreamStatistics
+    return _SlottedStreamStatistics(clock_rate)
 
-    return StreamStatistics(clock_rate)
+
+class _SlottedStreamStatistics(StreamStatistics):
+    """aiortc's ``StreamStatistics`` with its members in slots: the same object to aiortc and
+    the statistics, and the C path (``stream_add``) reads and writes them at their offsets
+    rather than through the instance dictionary. A member a later aiortc adds lands in the
+    ``__dict__`` the base class keeps."""
+
+    __slots__ = (
+        "_clockrate",
+        "_expected_prior",
+        "_jitter_q4",
+        "_last_arrival",
+        "_last_timestamp",
+        "_received_prior",
+        "base_seq",
+        "cycles",
+        "max_seq",
+        "packets_received",
+    )
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[Any], item: Any) -> None:
@@ -467,6 +486,10 @@ class RtpFanOut:
     that many to a packet (:class:`~webrtc_ext.opus.OpusRepacketizer`): fewer packets, each
     up to ``opus_frames - 1`` frames later, for consumers that need no 20 ms latency.
     """
+
+    # In slots: the C fan-out (webrtc_ext._native) reads these for every packet at their
+    # offsets rather than in the instance dictionary; the rest stays in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "_native_targets", "source")
 
     def __init__(self, receiver: RawRtpReceiverMixin, source: Hashable = None) -> None:
         self.receiver = receiver

@@ -191,6 +191,20 @@ class OutboundRtpStream:
     the recent packets for retransmission.
     """
 
+    # Slots: the C send path (webrtc_ext._native) reads and writes these at their offsets.
+    __slots__ = (
+        "_abs_send_time_id",
+        "_audio_level_id",
+        "_mid_element",
+        "history",
+        "history_size",
+        "last_timestamp",
+        "octet_count",
+        "packet_count",
+        "payload_type",
+        "ssrc",
+    )
+
     def __init__(
         self,
         *,

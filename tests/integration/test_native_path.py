@@ -105,7 +105,32 @@ async def relay_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> dict[str,
         await asyncio.sleep(0.1)
         relay_transport = relay_in.getTransceivers()[0].receiver.transport
         assert isinstance(relay_transport, RtpFastPathMixin)
+        connection = relay_transport._ice_connection
+        assert connection is not None
+        # What the C path reads for every packet, in slots: every slot of every object it
+        # reads on the relay holds a value (a misspelt slot name would hold none).
+        reached = [
+            raw_receiver_of(relay_in),
+            relay_transport,
+            relay_transport.interceptors,
+            relay_transport.interceptors._stages[0].counters,
+            connection._engine,
+            connection._engine.selected[1].local_socket,
+            fan,
+            *(sender_of(out) for out in outs),
+            *(sender_of(out)._outbound for out in outs),
+            *(sender_of(out)._munger for out in outs),
+            *raw_receiver_of(relay_in)._stream_statistics.values(),
+        ]
+        unset = [
+            (type(obj).__name__, name)
+            for obj in reached
+            for klass in type(obj).__mro__
+            for name in getattr(klass, "__slots__", ())
+            if name not in ("__dict__", "__weakref__") and not hasattr(obj, name)
+        ]
         return {
+            "unset_slots": unset,
             "heard": [
                 [
                     (
@@ -157,6 +182,7 @@ async def test_the_c_path_relays_and_counts_what_the_python_path_does(
     assert c["levels"] == python["levels"]
     assert c["last"] == python["last"] == [True, True, True]
     assert c["stats"][1]["inbound-rtp"][0] == PACKETS, "the relay counted every packet"
+    assert c["unset_slots"] == python["unset_slots"] == []
 
 
 async def test_a_failing_callback_is_logged_and_the_others_still_get_every_packet(

@@ -48,6 +48,14 @@ EXTENSIONS = [
 ]
 
 
+def state(obj: object) -> dict[str, Any]:
+    """Every attribute an object holds, in its slots (what C writes at their offsets) and in
+    its ``__dict__``."""
+    slots = [name for klass in type(obj).__mro__ for name in getattr(klass, "__slots__", ())]
+    values = {name: getattr(obj, name) for name in slots if hasattr(obj, name)}
+    return values | getattr(obj, "__dict__", {})
+
+
 def test_the_extension_is_built() -> None:
     assert native.AVAILABLE, "webrtc_ext._native was not built: a C compiler is needed to install"
 
@@ -485,9 +493,9 @@ def test_send_media_munges_as_rtp_munger_does(
             assert expected is not None
             with pytest.raises(pylibsrtp.Error):
                 reference_srtp.protect(reference.write(packet, *expected, 1))
-            assert vars(c_munger) == vars(reference_munger)
+            assert state(c_munger) == state(reference_munger)
             continue
-        assert vars(c_munger) == vars(reference_munger)
+        assert state(c_munger) == state(reference_munger)
         if expected is None:
             assert sent is False
             continue

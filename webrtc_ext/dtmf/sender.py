@@ -51,6 +51,9 @@ class RTCDTMFSender(AsyncIOEventEmitter):
     """The W3C ``RTCDTMFSender`` of an audio sender: ``insertDTMF``, ``toneBuffer``,
     ``canInsertDTMF``, ``ontonechange`` (also emitted as the ``tonechange`` event)."""
 
+    # In a slot: the C fan-out (webrtc_ext._native) reads it for every packet at its offset.
+    __slots__ = ("_player",)
+
     def __init__(self, sender: DtmfSenderMixin) -> None:
         super().__init__()
         self._sender = sender

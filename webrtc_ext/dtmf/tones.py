@@ -59,6 +59,10 @@ class _Playing:
 class TonePlayer:
     """The playout state of one ``RTCDTMFSender``."""
 
+    # In a slot: the C fan-out (webrtc_ext._native) reads it for every packet at its offset;
+    # the rest stays in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "_playing")
+
     def __init__(self, clock_rate: int = 8000, interval: float = 0.05, volume: int = 10) -> None:
         self.clock_rate = clock_rate
         self.interval = interval

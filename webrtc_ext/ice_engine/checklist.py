@@ -75,6 +75,10 @@ class IceCheckList:
     Every method that takes ``now`` returns the actions to run, in order.
     """
 
+    # In slots: the C path (webrtc_ext._native) reads ``selected`` for every packet at its
+    # offset rather than in the instance dictionary; the rest stays in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "selected")
+
     def __init__(
         self,
         *,

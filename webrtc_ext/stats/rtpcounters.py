@@ -37,7 +37,7 @@ def is_rtcp(data: bytes) -> bool:
     return len(data) >= 2 and 192 <= data[1] <= 223
 
 
-@dataclass
+@dataclass(slots=True)
 class SentStream:
     """What we sent on one SSRC."""
 
@@ -51,7 +51,7 @@ class SentStream:
     last_sent: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ReceivedStream:
     """What arrived on one SSRC, with the RFC 3550 §A.3 extended sequence range."""
 
@@ -103,6 +103,10 @@ def _ntp_middle(ntp: int) -> int:
 
 class RtpCounters:
     """Counters for every SSRC seen on one transport, fed with plaintext RTP/RTCP datagrams."""
+
+    # In slots: the C path (webrtc_ext._native) reads these for every packet at their
+    # offsets rather than in the instance dictionary; the rest stays in ``__dict__``.
+    __slots__ = ("__dict__", "__weakref__", "received", "sent")
 
     def __init__(self) -> None:
         self.sent: dict[int, SentStream] = {}
