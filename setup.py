@@ -1,4 +1,5 @@
-"""The optional C part of webrtc_ext (the raw RTP path's per-packet work, webrtc_ext/_native.c).
+"""The optional C parts: webrtc_ext's raw RTP path (webrtc_ext/_native.c) and the service's
+relay_service/_pools.c (free Python memory given back).
 
 Everything else is in pyproject.toml. ``optional=True``: without a C compiler or Python's
 headers the package installs without it, and webrtc_ext runs the same path in Python.
@@ -13,6 +14,13 @@ setup(
             ["webrtc_ext/_native.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
-        )
+        ),
+        # The service's: gives CPython's free small-object pools back (relay_service/memory.py).
+        Extension(
+            "relay_service._pools",
+            ["relay_service/_pools.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
+        ),
     ]
 )

@@ -170,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return migrate(settings.database_url)
         from .app import run  # the media stack loads only for the commands that serve
-        from .memory import limit_malloc_arenas
+        from .memory import limit_malloc_arenas, watch_python_arenas
 
         with contextlib.suppress(KeyboardInterrupt):
             limit_malloc_arenas()  # before the service starts any thread
+            watch_python_arenas()
             asyncio.run(run(settings, sign_in_hint=hint))
     return 0
 

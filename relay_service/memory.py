@@ -6,6 +6,11 @@ as a single object lives in it, so :func:`return_free_memory` gives back only wh
 and larger Python objects freed. ``PYTHONMALLOC=malloc`` would put every object in glibc's heap;
 measured, it costs more than it returns (docs/performance.md, fifth round).
 
+CPython's arenas themselves keep their free pools resident: after a burst of calls, a few
+long-lived objects made during the calls keep most of the arenas the calls took. With the
+optional ``relay_service._pools`` extension built, :func:`watch_python_arenas` (at start) and
+:func:`release_free_pools` (when calls end) give those free pools' pages back.
+
 glibc gives each thread that allocates while another holds the main arena an arena of its
 own (up to 8 per core), and keeps it for the life of the process. The service's threads
 (SQLite connections, the executor that writes diagnostic files and checks passwords)
@@ -66,3 +71,32 @@ def return_free_memory() -> bool:
         return False
     _malloc_trim(0)
     return True
+
+
+try:
+    from . import _pools
+except ImportError:  # built by pip install when a C compiler is there (setup.py)
+    _pools = None  # type: ignore[assignment]
+
+
+def watch_python_arenas() -> bool:
+    """Note where CPython's small-object arenas are from now on (``relay_service._pools``),
+    so :func:`release_free_pools` can reach their free pools; false if it is not built."""
+    return _pools is not None and bool(_pools.install())
+
+
+def release_free_pools() -> int:
+    """Give back the pages of CPython's free pymalloc pools in the arenas made since
+    :func:`watch_python_arenas`; the bytes given back (0 if not watching).
+
+    A free pool's header page stays and the pool is marked unused, so the allocator sets it
+    up afresh when it needs it; the rest of its 16 KiB read as zeros when touched again.
+    """
+    if _pools is None:
+        return 0
+    try:
+        _pools_count, released = _pools.release()
+    except ValueError:
+        logger.warning("CPython's allocator is not laid out as expected: nothing released")
+        return 0
+    return int(released)
