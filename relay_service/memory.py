@@ -95,7 +95,7 @@ def release_free_pools() -> int:
     if _pools is None:
         return 0
     try:
-        _pools_count, released = _pools.release()
+        _, released = _pools.release()
     except ValueError:
         logger.warning("CPython's allocator is not laid out as expected: nothing released")
         return 0
